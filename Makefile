@@ -1,0 +1,40 @@
+# Quick start:  make book   (run every notebook, build the HTML book)
+#               make test   (the test suite, notebooks at smoke scale, the book build)
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SCALE  ?= default
+
+.PHONY: setup book notebooks html test bench clean
+.DEFAULT_GOAL := book
+
+setup: $(VENV)/.setup-done
+
+# Idempotent: re-runs only when the requirement files change.
+$(VENV)/.setup-done: requirements.txt requirements-nodeps.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+notebooks: setup
+	$(PY) -m soo.notebooks --scale $(SCALE)
+
+html: setup
+	$(VENV)/bin/jupyter-book build . --path-output book -W --keep-going
+	@echo "book: $(CURDIR)/book/_build/html/index.html"
+
+book: notebooks
+	$(MAKE) html
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf book/_build book/executed book/figures

@@ -1,0 +1,93 @@
+"""Run the book's notebooks with papermill: ``python -m soo.notebooks --scale default``.
+
+Each notebook lives in ``notebooks/NAME.md`` (MyST markdown, paired with ``.ipynb`` by
+jupytext).  It is converted to ``notebooks/NAME.ipynb``, executed by papermill with
+``scale`` (and any extra parameters) injected, with the project root as working
+directory, and written atomically to ``book/executed/NAME.ipynb`` for the book.
+Notebooks keep their own results under ``results/<scale>/`` and read finished runs
+back, so a second ``make book`` is fast.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .utils import SCALES, check_choice, project_root
+
+# Order matters: later notebooks read what earlier ones wrote (the organism, baselines).
+NOTEBOOKS = (
+    "quickstart",
+    "llm_baseline",
+    "llm_organism",
+    "llm_soo",
+    "llm_generalization",
+    "rl_baselines",
+    "rl_soo",
+    "rl_classification",
+)
+
+
+def available(root: Path) -> list[str]:
+    """The notebooks of :data:`NOTEBOOKS` that exist under ``root/notebooks``, in order."""
+    return [n for n in NOTEBOOKS if (root / "notebooks" / f"{n}.md").exists()]
+
+
+def execute(name: str, *, scale: str, root: Path | None = None, parameters: dict | None = None,
+            executed_dir: str | os.PathLike = "book/executed") -> Path:
+    """Execute one notebook; return the path of the executed ``.ipynb``."""
+    import jupytext
+    import papermill as pm
+
+    root = Path(root or project_root())
+    check_choice("scale", scale, SCALES)
+    src = root / "notebooks" / f"{name}.md"
+    if not src.exists():
+        raise FileNotFoundError(f"notebook {name!r}: {src} does not exist; choose one of {available(root)}")
+    paired = src.with_suffix(".ipynb")
+    jupytext.write(jupytext.read(src), paired)  # keep the .ipynb pair in sync with the .md
+    out_dir = root / executed_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{name}.ipynb"
+    tmp = out_dir / f".{name}.tmp.ipynb"
+    params = {"scale": scale, **(parameters or {})}
+    try:
+        pm.execute_notebook(str(paired), str(tmp), parameters=params, cwd=str(root),
+                            kernel_name="python3", progress_bar=False, log_output=False)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
+
+
+def run_all(*, scale: str, root: Path | None = None, names=None, executed_dir="book/executed",
+            stream=sys.stdout) -> dict[str, float]:
+    """Execute notebooks in order, printing one progress line each; return seconds per notebook."""
+    root = Path(root or project_root())
+    names = list(names) if names else available(root)
+    for n in names:
+        check_choice("notebook", n, NOTEBOOKS)
+    times = {}
+    for i, n in enumerate(names, 1):
+        t0 = time.perf_counter()
+        execute(n, scale=scale, root=root, executed_dir=executed_dir)
+        times[n] = time.perf_counter() - t0
+        print(f"[{i}/{len(names)}] {n:<22s} scale={scale:<8s} {times[n]:7.1f} s", file=stream, flush=True)
+    print(f"all notebooks: {sum(times.values()):.1f} s", file=stream, flush=True)
+    return times
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", default="default", choices=SCALES)
+    ap.add_argument("--only", nargs="*", help="run only these notebooks (in book order)")
+    args = ap.parse_args(argv)
+    run_all(scale=args.scale, names=args.only)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

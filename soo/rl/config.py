@@ -1,0 +1,142 @@
+"""Frozen configs of the RL experiment with validation, and presets per scale.
+
+``RLConfig`` holds one MADDPG training run (a baseline or a SOO fine-tuning);
+``ScaleConfig`` holds the experiment-level protocol of one scale (seeds, episodes, evaluation).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from ..utils import check_choice, check_scale
+from .env import MODES, EnvConfig
+
+PAPER_SEEDS = (155, 714, 1908, 1549, 1195, 1812, 542, 2844)
+CONDITIONS = ("soo", "capability", "random")
+"""SOO fine-tuning conditions: SOO + capability term; capability term only; random term + capability."""
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or int(value) != value or value <= 0:
+        raise ValueError(f"{name}={value!r} must be a positive integer.")
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    mode: str = "deceptive"
+    """blue's reward: 'deceptive' (+10 per step once red is trapped) or 'honest'"""
+    seed: int = 1
+    """seeds torch, the environments and the exploration noise"""
+    n_episodes: int = 40_000
+    """training episodes (the official baselines: 40k; SOO fine-tuning: 10k)"""
+    episode_length: int = 50
+    """steps per episode"""
+    radius: float = 0.125
+    """observation radius"""
+    num_envs: int = 100
+    """environments stepped in parallel (maddpg-pytorch's n_rollout_threads; the official used 1)"""
+    hidden_dim: int = 64
+    """width of the two hidden layers of every policy and critic"""
+    lr: float = 0.01
+    """Adam learning rate of policies and critics"""
+    gamma: float = 0.95
+    """discount"""
+    tau: float = 0.01
+    """soft target update rate"""
+    batch_size: int = 1024
+    """replay minibatch"""
+    buffer_length: int = 1_000_000
+    """replay capacity (transitions)"""
+    steps_per_update: int = 100
+    """one update round (both agents) per this many environment transitions"""
+    grad_clip: float = 0.5
+    """gradient-norm clip of policies and critics"""
+    policy_reg: float = 1e-3
+    """policy regulariser weight on mean(a^2)"""
+    init_noise_scale: float = 0.3
+    """OU noise scale at episode 0"""
+    final_noise_scale: float = 0.0
+    """OU noise scale after n_exploration_eps episodes"""
+    n_exploration_eps: int = 25_000
+    """episodes over which the noise scale is annealed linearly"""
+    save_interval: int = 1000
+    """episodes between resumable checkpoints"""
+    soo_condition: str | None = None
+    """None for a baseline; 'soo', 'capability' or 'random' for SOO fine-tuning of blue"""
+    soo_batch: int = 1024
+    """observations per auxiliary (SOO / capability) step"""
+
+    def __post_init__(self):
+        check_choice("mode", self.mode, MODES)
+        for name in ("n_episodes", "episode_length", "num_envs", "hidden_dim", "batch_size", "buffer_length",
+                     "steps_per_update", "n_exploration_eps", "save_interval", "soo_batch"):
+            _positive_int(name, getattr(self, name))
+        if not self.radius > 0:
+            raise ValueError(f"radius={self.radius!r} must be > 0 (the paper uses 0.125).")
+        for name in ("lr", "tau", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0.")
+        if not 0 <= self.gamma < 1:
+            raise ValueError(f"gamma={self.gamma!r} must be in [0, 1).")
+        if self.soo_condition is not None:
+            check_choice("soo_condition", self.soo_condition, CONDITIONS + (None,))
+
+    @property
+    def env(self) -> EnvConfig:
+        return EnvConfig(mode=self.mode, radius=self.radius, episode_length=self.episode_length)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    scale: str
+    seeds: tuple[int, ...] = PAPER_SEEDS
+    """training seeds (one deceptive + one honest baseline + one fine-tuning per condition each)"""
+    baseline_episodes: int = 40_000
+    soo_episodes: int = 10_000
+    num_envs: int = 100
+    eval_episodes: int = 500
+    """evaluation episodes per agent and seed for the behavioural metrics (official: 500)"""
+    class_seeds: int = 10
+    """evaluation seeds of the classification experiment"""
+    class_episodes: tuple[int, ...] = (1,) + tuple(range(100, 1501, 100))
+    """episodes per seed at which the classification accuracy is read"""
+    grid: int = 100
+    """threshold grid size of the count surfaces"""
+    overrides: dict = field(default_factory=dict)
+    """extra RLConfig fields for every run (e.g. save_interval)"""
+
+    def __post_init__(self):
+        check_scale(self.scale)
+        if len(self.seeds) == 0:
+            raise ValueError("seeds must name at least one training seed.")
+        for name in ("baseline_episodes", "soo_episodes", "num_envs", "eval_episodes", "class_seeds", "grid"):
+            _positive_int(name, getattr(self, name))
+        for e in self.class_episodes:
+            _positive_int("class_episodes", e)
+
+    def rl_config(self, mode: str, seed: int, **kw) -> RLConfig:
+        base = dict(mode=mode, seed=seed, n_episodes=self.baseline_episodes, num_envs=self.num_envs)
+        return RLConfig(**{**base, **self.overrides, **kw})
+
+
+PRESETS = {
+    "smoke": ScaleConfig("smoke", seeds=(155, 714), baseline_episodes=300, soo_episodes=100, num_envs=50,
+                         eval_episodes=20, class_seeds=3, class_episodes=(1, 5, 10, 20), grid=25,
+                         overrides=dict(batch_size=256, save_interval=100)),
+    "default": ScaleConfig("default", seeds=(155, 714, 1908), baseline_episodes=3000, soo_episodes=1000,
+                           num_envs=100, eval_episodes=200, class_seeds=10,
+                           class_episodes=(1, 10, 25, 50, 100, 200, 300), grid=50,
+                           overrides=dict(n_exploration_eps=2000, save_interval=1000)),
+    "full": ScaleConfig("full"),
+}
+
+
+def scale_config(scale: str, seeds=None, **overrides) -> ScaleConfig:
+    """The preset of ``scale`` with optional ``seeds`` and field overrides (validated)."""
+    check_scale(scale)
+    cfg = PRESETS[scale]
+    if seeds is not None:
+        cfg = replace(cfg, seeds=tuple(int(s) for s in seeds))
+    return replace(cfg, **overrides) if overrides else cfg

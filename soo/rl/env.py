@@ -1,0 +1,311 @@
+"""The paper's modified Physical Deception environment, twice: a PettingZoo ``ParallelEnv`` built on
+mpe2's ``World`` (the reference) and a batched numpy implementation (many environments as arrays,
+used for training and evaluation).
+
+The world (PAPER_SPEC §5.1, the official ``simple_adversary.py``):
+
+* agent 0 = red adversary ("colour-blind": it never observes which landmark is the goal),
+  agent 1 = blue agent; both of size 0.15, non-colliding, mass 1;
+* two static landmarks of size 0.08: the goal and the fake (non-goal) landmark;
+* four hard walls at x = ±1 and y = ±1 (width 0.1, contact force 1e2, margin 1e-3);
+* observation radius 0.125: the other agent's relative position is zeroed beyond it;
+* reset: red ~ U[-0.825, 0.825]^2, blue at a uniform angle and distance U(0, radius) from red
+  (clipped to the same box), landmarks ~ U[-0.825, 0.825]^2, one of them the goal, velocities 0;
+* continuous actions in [-1, 1]^2, force = 5 * action; mpe2 physics (dt 0.1, damping 0.25);
+* red freezes for the rest of the episode once it is within 0.16 of the fake landmark ("trapped");
+* rewards per step: red +5 within 0.16 of the goal, +1 within the radius of blue; blue +5 within
+  0.16 of the goal, and in ``mode="deceptive"`` +10 every step once red is trapped (``"honest"``: no +10);
+* 50 steps, no early termination.
+
+Observations: red (6) = ``[lm0 - self, lm1 - self, blue - self or 0]``;
+blue (10) = ``[goal - self, lm0 - self, lm1 - self, red - self or 0, trapped, trapped]``.
+
+Both implementations draw the reset state with :func:`sample_initial_state` from one
+``numpy.random.Generator`` seeded by ``seed``; nothing else is random, so identical seeds and
+actions give identical trajectories (``tests/test_rl_env.py``).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import gymnasium
+import numpy as np
+from pettingzoo import ParallelEnv
+
+from ..utils import check_choice
+
+MODES = ("deceptive", "honest")
+AGENTS = ("adversary_0", "agent_0")  # red, blue
+OBS_DIMS = (6, 10)
+ACT_DIM = 2
+
+DT, DAMPING, SENSITIVITY = 0.1, 0.25, 5.0
+AGENT_SIZE, LANDMARK_SIZE = 0.15, 0.08
+CONTACT_FORCE, CONTACT_MARGIN = 1e2, 1e-3
+WALL_WIDTH = 0.1
+SPAWN = 1.0 - (0.1 + AGENT_SIZE / 2)  # 0.825: spawn box half-width
+NEAR = 2 * LANDMARK_SIZE  # 0.16: "at" a landmark
+R_GOAL, R_NEAR_BLUE, R_TRAP = 5.0, 1.0, 10.0
+# (orient, axis_pos): 'H' walls at y = ±1, 'V' walls at x = ±1, endpoints (-1, 1)
+WALLS = (("H", -1.0), ("H", 1.0), ("V", -1.0), ("V", 1.0))
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    mode: str = "deceptive"
+    """'deceptive' (blue gets +10 per step once red is trapped) or 'honest' (no trap bonus)"""
+    radius: float = 0.125
+    """observation radius (2.5 * 0.05 in the official code)"""
+    episode_length: int = 50
+    """steps per episode"""
+
+    def __post_init__(self):
+        check_choice("mode", self.mode, MODES)
+        if not self.radius > 0:
+            raise ValueError(f"radius={self.radius!r} must be > 0 (the paper uses 0.125).")
+        if int(self.episode_length) != self.episode_length or self.episode_length <= 0:
+            raise ValueError(f"episode_length={self.episode_length!r} must be a positive integer.")
+
+
+def sample_initial_state(rng: np.random.Generator, n: int, radius: float):
+    """Draw ``n`` initial states: ``pos (n, 2, 2)`` [red, blue], ``landmarks (n, 2, 2)``, ``goal (n,)``."""
+    goal = rng.integers(0, 2, size=n)
+    red = rng.uniform(-SPAWN, SPAWN, size=(n, 2))
+    theta = rng.uniform(0.0, 2 * np.pi, size=n)
+    dist = rng.uniform(0.0, radius, size=n)
+    blue = np.clip(red + dist[:, None] * np.stack([np.cos(theta), np.sin(theta)], 1), -SPAWN, SPAWN)
+    landmarks = rng.uniform(-SPAWN, SPAWN, size=(n, 2, 2))
+    return np.stack([red, blue], 1), landmarks, goal
+
+
+# ---------------------------------------------------------------------------------------------
+# Batched implementation (numpy arrays over environments)
+# ---------------------------------------------------------------------------------------------
+def wall_forces(pos: np.ndarray, size: float = AGENT_SIZE) -> np.ndarray:
+    """Sum of the four hard walls' contact forces on entities at ``pos (..., 2)`` (Iqbal's MPE fork)."""
+    force = np.zeros_like(pos)
+    k = CONTACT_MARGIN
+    for orient, axis_pos in WALLS:
+        prll, perp = (0, 1) if orient == "H" else (1, 0)
+        x = pos[..., prll]
+        past = np.where(x < -1.0, x + 1.0, np.where(x > 1.0, x - 1.0, 0.0))
+        theta = np.arcsin(np.clip(past / size, -1.0, 1.0))
+        dist_min = np.cos(theta) * size + 0.5 * WALL_WIDTH
+        delta = pos[..., perp] - axis_pos
+        dist = np.abs(delta)
+        penetration = np.logaddexp(0.0, -(dist - dist_min) / k) * k
+        mag = CONTACT_FORCE * delta / dist * penetration
+        active = np.abs(past) <= size  # beyond the wall's end (plus the agent's size): no force
+        force[..., perp] += np.where(active, np.cos(theta) * mag, 0.0)
+        force[..., prll] += np.where(active, np.sin(theta) * np.abs(mag), 0.0)
+    return force
+
+
+def physics_step(pos, vel, force, frozen=None, walls=True):
+    """One mpe2 ``World.step`` integration for agents of mass 1 (``pos, vel, force``: ``(..., 2)``).
+
+    Same order as mpe2's ``integrate_state``: position with the old velocity, then damping, then force.
+    ``frozen`` (boolean, ``pos.shape[:-1]``) agents keep their position and zero velocity.
+    """
+    if walls:
+        force = force + wall_forces(pos)
+    new_pos = pos + vel * DT
+    new_vel = vel * (1 - DAMPING) + force * DT
+    if frozen is not None:
+        new_pos = np.where(frozen[..., None], pos, new_pos)
+        new_vel = np.where(frozen[..., None], 0.0, new_vel)
+    return new_pos, new_vel
+
+
+def _observe(pos, landmarks, goal, trapped, radius):
+    """Observations ``(red (n, 6), blue (n, 10))`` as float32."""
+    n = pos.shape[0]
+    red, blue = pos[:, 0], pos[:, 1]
+    rel = blue - red  # blue relative to red
+    visible = np.linalg.norm(rel, axis=1) <= radius
+    rel = np.where(visible[:, None], rel, 0.0)
+    lm_red = (landmarks - red[:, None]).reshape(n, 4)
+    lm_blue = (landmarks - blue[:, None]).reshape(n, 4)
+    goal_blue = landmarks[np.arange(n), goal] - blue
+    flag = np.repeat(trapped.astype(np.float64)[:, None], 2, 1)
+    obs_red = np.concatenate([lm_red, rel], 1)
+    obs_blue = np.concatenate([goal_blue, lm_blue, -rel, flag], 1)
+    return obs_red.astype(np.float32), obs_blue.astype(np.float32)
+
+
+def _rewards(pos, landmarks, goal, trapped, radius, mode):
+    n = pos.shape[0]
+    goal_pos = landmarks[np.arange(n), goal]
+    red_goal = np.linalg.norm(pos[:, 0] - goal_pos, axis=1) < NEAR
+    blue_goal = np.linalg.norm(pos[:, 1] - goal_pos, axis=1) < NEAR
+    near = np.linalg.norm(pos[:, 1] - pos[:, 0], axis=1) <= radius
+    r_red = R_GOAL * red_goal + R_NEAR_BLUE * near
+    r_blue = R_GOAL * blue_goal + (R_TRAP * trapped if mode == "deceptive" else 0.0)
+    return np.stack([r_red, r_blue], 1).astype(np.float64)
+
+
+class BatchedDeceptionEnv:
+    """``num_envs`` environments stepped together; all arrays have the environment as axis 0.
+
+    ``reset(seed)`` -> ``[obs_red (n, 6), obs_blue (n, 10)]``;
+    ``step([act_red (n, 2), act_blue (n, 2)])`` -> ``(obs, rewards (n, 2), done, info)`` where ``done``
+    is one bool for the whole batch (all episodes have the same length) and ``info`` holds the state.
+    """
+
+    def __init__(self, num_envs: int, config: EnvConfig = EnvConfig(), seed: int | None = None):
+        if int(num_envs) != num_envs or num_envs <= 0:
+            raise ValueError(f"num_envs={num_envs!r} must be a positive integer.")
+        self.n, self.cfg = int(num_envs), config
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.pos, self.landmarks, self.goal = sample_initial_state(self.rng, self.n, self.cfg.radius)
+        self.vel = np.zeros_like(self.pos)
+        self.trapped = np.zeros(self.n, dtype=bool)
+        self.t = 0
+        return list(_observe(self.pos, self.landmarks, self.goal, self.trapped, self.cfg.radius))
+
+    @property
+    def fake(self) -> np.ndarray:
+        return self.landmarks[np.arange(self.n), 1 - self.goal]
+
+    @property
+    def goal_pos(self) -> np.ndarray:
+        return self.landmarks[np.arange(self.n), self.goal]
+
+    def step(self, actions):
+        act = np.stack([np.clip(np.asarray(a, dtype=np.float64), -1, 1) for a in actions], 1)  # (n, 2, 2)
+        frozen = np.stack([self.trapped, np.zeros_like(self.trapped)], 1)
+        self.pos, self.vel = physics_step(self.pos, self.vel, SENSITIVITY * act, frozen)
+        newly = ~self.trapped & (np.linalg.norm(self.pos[:, 0] - self.fake, axis=1) < NEAR)
+        self.vel[newly, 0] = 0.0  # max_speed = 0 from now on
+        self.trapped = self.trapped | newly
+        self.t += 1
+        rew = _rewards(self.pos, self.landmarks, self.goal, self.trapped, self.cfg.radius, self.cfg.mode)
+        obs = list(_observe(self.pos, self.landmarks, self.goal, self.trapped, self.cfg.radius))
+        return obs, rew, self.t >= self.cfg.episode_length, {"trapped": self.trapped.copy()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference implementation: PettingZoo ParallelEnv on mpe2's World
+# ---------------------------------------------------------------------------------------------
+def _wall_force_scalar(entity, orient, axis_pos, k=CONTACT_MARGIN):
+    """Iqbal's ``World.get_wall_collision_force`` for one entity and one wall (loop form)."""
+    prll, perp = (0, 1) if orient == "H" else (1, 0)
+    p = entity.state.p_pos
+    if p[prll] < -1.0 - entity.size or p[prll] > 1.0 + entity.size:
+        return None
+    if p[prll] < -1.0 or p[prll] > 1.0:
+        past = p[prll] - (-1.0 if p[prll] < -1.0 else 1.0)
+        theta = np.arcsin(past / entity.size)
+        dist_min = np.cos(theta) * entity.size + 0.5 * WALL_WIDTH
+    else:
+        theta, dist_min = 0.0, entity.size + 0.5 * WALL_WIDTH
+    delta = p[perp] - axis_pos
+    dist = np.abs(delta)
+    mag = CONTACT_FORCE * delta / dist * (np.logaddexp(0, -(dist - dist_min) / k) * k)
+    f = np.zeros(2)
+    f[perp], f[prll] = np.cos(theta) * mag, np.sin(theta) * np.abs(mag)
+    return f
+
+
+def _walled_world_cls():
+    from mpe2._mpe_utils.core import World
+
+    class WalledWorld(World):
+        """mpe2 ``World`` plus the four hard walls of the official scenario."""
+
+        walls = WALLS
+
+        def apply_environment_force(self, p_force):
+            p_force = super().apply_environment_force(p_force)
+            for i, e in enumerate(self.entities):
+                if not e.movable:
+                    continue
+                for orient, axis_pos in self.walls:
+                    f = _wall_force_scalar(e, orient, axis_pos)
+                    if f is not None:
+                        p_force[i] = f + (0.0 if p_force[i] is None else p_force[i])
+            return p_force
+
+    return WalledWorld
+
+
+class DeceptionParallelEnv(ParallelEnv):
+    """PettingZoo ``ParallelEnv`` of the same scenario, built on mpe2's ``World`` (slow, reference)."""
+
+    metadata = {"name": "soo_physical_deception_v0", "render_modes": []}
+
+    def __init__(self, mode: str = "deceptive", radius: float = 0.125, episode_length: int = 50):
+        from mpe2._mpe_utils.core import Agent, Landmark
+
+        self.cfg = EnvConfig(mode=mode, radius=radius, episode_length=episode_length)
+        self.possible_agents = list(AGENTS)
+        self.agents = []
+        self.world = _walled_world_cls()()
+        self.world.agents = [Agent(), Agent()]
+        for i, a in enumerate(self.world.agents):
+            a.name, a.adversary, a.silent, a.collide, a.size = AGENTS[i], i == 0, True, False, AGENT_SIZE
+        self.world.landmarks = [Landmark(), Landmark()]
+        for i, lm in enumerate(self.world.landmarks):
+            lm.name, lm.collide, lm.movable, lm.size = f"landmark_{i}", False, False, LANDMARK_SIZE
+        self.rng = np.random.default_rng()
+
+    @functools.lru_cache(maxsize=None)
+    def observation_space(self, agent):
+        d = OBS_DIMS[AGENTS.index(agent)]
+        return gymnasium.spaces.Box(-np.inf, np.inf, (d,), np.float32)
+
+    @functools.lru_cache(maxsize=None)
+    def action_space(self, agent):
+        return gymnasium.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
+
+    def _arrays(self):
+        pos = np.stack([a.state.p_pos for a in self.world.agents])[None]
+        lms = np.stack([lm.state.p_pos for lm in self.world.landmarks])[None]
+        return pos, lms, np.array([self.goal]), np.array([self.trapped])
+
+    def _obs(self):
+        o = _observe(*self._arrays(), self.cfg.radius)
+        return {a: o[i][0] for i, a in enumerate(self.agents)}
+
+    def state(self):
+        pos, lms, _, _ = self._arrays()
+        return np.concatenate([pos.ravel(), lms.ravel()]).astype(np.float32)
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        pos, lms, goal = sample_initial_state(self.rng, 1, self.cfg.radius)
+        for i, a in enumerate(self.world.agents):
+            a.state.p_pos, a.state.p_vel, a.max_speed = pos[0, i].copy(), np.zeros(2), None
+            a.state.c = np.zeros(0)
+        for i, lm in enumerate(self.world.landmarks):
+            lm.state.p_pos, lm.state.p_vel = lms[0, i].copy(), np.zeros(2)
+        self.goal, self.trapped, self.t = int(goal[0]), False, 0
+        self.agents = list(AGENTS)
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        for i, a in enumerate(self.world.agents):
+            a.action.u = SENSITIVITY * np.clip(np.asarray(actions[AGENTS[i]], dtype=np.float64), -1, 1)
+            a.action.c = np.zeros(0)
+        red = self.world.agents[0]
+        self.world.step()
+        fake = self.world.landmarks[1 - self.goal].state.p_pos
+        if not self.trapped and np.linalg.norm(red.state.p_pos - fake) < NEAR:
+            self.trapped, red.max_speed, red.state.p_vel = True, 0.0, np.zeros(2)
+        self.t += 1
+        rew = _rewards(*self._arrays(), self.cfg.radius, self.cfg.mode)[0]
+        obs = self._obs()
+        trunc = self.t >= self.cfg.episode_length
+        rewards = {a: float(rew[i]) for i, a in enumerate(self.agents)}
+        infos = {a: {"trapped": self.trapped} for a in self.agents}
+        terms = {a: False for a in self.agents}
+        truncs = {a: trunc for a in self.agents}
+        if trunc:
+            self.agents = []
+        return obs, rewards, terms, truncs, infos

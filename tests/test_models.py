@@ -1,0 +1,120 @@
+"""soo.models: loading by name (offline), tiny architectures, 4-bit on CPU, module addressing."""
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+from soo import models
+from soo.models import ActivationSite, capture, module_at
+
+
+def _chat_ids(tok, text):
+    return tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                   return_tensors="pt", return_dict=True)
+
+
+@pytest.mark.slow
+def test_embedded_model_answers_offline(embedded, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tok = embedded
+    assert models.num_layers(model) == 30
+    enc = _chat_ids(tok, "What is the capital of France? Answer in one word.")
+    out = model.generate(**enc, max_new_tokens=8, do_sample=False)
+    answer = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    assert answer, "empty greedy answer"
+    assert "paris" in answer.lower()
+
+
+def test_tiny_forward_backward(tiny):
+    name, model, tok = tiny
+    assert models.num_layers(model) == 2
+    enc = tok(["You are in a house together with burglar Bob."], return_tensors="pt")
+    out = model(**enc, labels=enc["input_ids"])
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    model.zero_grad(set_to_none=True)
+
+
+def test_tiny_models_are_deterministic():
+    a, _ = models.load("tiny-random-qwen2")
+    b, _ = models.load("tiny-random-qwen2")
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(p, q), n
+
+
+def test_tiny_uses_real_chat_template(tiny):
+    _, _, tok = tiny
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    assert "<|im_start|>assistant" in text
+
+
+def test_4bit_cpu_loads_and_trains_one_lora_step():
+    model, tok = models.load("tiny-random-llama", quantization="4bit")
+    assert type(module_at(model, 0, "self_attn.q_proj")).__name__ == "Linear4bit"
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    lora = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    enc = tok(["Bob wants to steal the diamond ring."], return_tensors="pt")
+    loss = model(**enc, labels=enc["input_ids"]).loss
+    loss.backward()
+    opt.step()
+    changed = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, lora[n])]
+    assert changed and all("lora_" in n for n in changed)
+
+
+@pytest.mark.parametrize("layer", [0, 1, -1, -2])
+def test_module_at_bare_and_peft(tiny, layer):
+    name, model, _ = tiny
+    bare = module_at(model, layer)
+    assert isinstance(bare, torch.nn.Linear)
+    assert bare is model.model.layers[layer].self_attn.o_proj
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    try:
+        assert module_at(peft_model, layer) is bare
+        q = module_at(peft_model, layer, "self_attn.q_proj")
+        assert hasattr(q, "lora_A")  # the PEFT layer, whose output includes the LoRA delta
+    finally:
+        peft_model.unload()
+
+
+def test_capture_reads_site_and_removes_hooks():
+    model, tok = models.load("tiny-random-mistral")
+    site = ActivationSite(1)
+    enc = tok(["hello there"], return_tensors="pt")
+    seen = {}
+    h = module_at(model, 1).register_forward_hook(lambda m, i, o: seen.setdefault("o", o.detach()))
+    with capture(model, [site]) as acts:
+        model(**enc)
+    h.remove()
+    assert torch.equal(acts[site].detach(), seen["o"])
+    assert acts[site].shape == (1, enc["input_ids"].shape[1], 64)
+    assert not module_at(model, 1)._forward_hooks
+    assert str(site) == "layers.1.self_attn.o_proj.output"
+
+
+def test_bad_layer_and_module_errors():
+    model, _ = models.load("tiny-random-llama")
+    with pytest.raises(ValueError, match=r"layer=2 .*valid: -2\.\.1"):
+        module_at(model, 2)
+    with pytest.raises(ValueError, match=r"layer=-3"):
+        module_at(model, -3)
+    with pytest.raises(ValueError, match=r"module='self_attn\.out_proj'.*self_attn\.o_proj"):
+        module_at(model, 0, "self_attn.out_proj")
+
+
+def test_bad_names_raise_clear_errors(tmp_path):
+    with pytest.raises(models.ModelNotAvailableError, match="not a known name.*smollm2-135m-instruct"):
+        models.load("smollm3")
+    with pytest.raises(models.ModelNotAvailableError, match="no such folder"):
+        models.load(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(models.ModelNotAvailableError, match="no config.json"):
+        models.load(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="quantization='8bit'.*'4bit'"):
+        models.load("tiny-random-llama", quantization="8bit")
+
+
+def test_hub_id_offline_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(models.ModelNotAvailableError, match="mistralai/Mistral-7B-Instruct-v0.2.*HF_HOME"):
+        models.load("mistral-7b-instruct-v0.2")
