@@ -304,6 +304,13 @@ def capture(model: nn.Module, sites):
             h.remove()
 
 
+def autocast(enabled: bool = True):
+    """bf16 autocast on the model's device type (CUDA, or CPU where bf16 matmuls are fast);
+    a no-op context when ``enabled`` is False. The paper computed in bf16."""
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=bool(enabled))
+
+
 def input_device(model: nn.Module) -> torch.device:
     """The device of the input embeddings (right even with ``device_map="auto"``)."""
     return model.get_input_embeddings().weight.device

@@ -11,12 +11,13 @@ def test_parallel_api():
     parallel_api_test(DeceptionParallelEnv(), num_cycles=120)
 
 
-@pytest.mark.parametrize("seed,push", [(3, 0.0), (11, 1.0), (42, 1.0)])
-def test_batched_matches_parallel_env(seed, push):
+@pytest.mark.parametrize("seed,push,integrator", [(3, 0.0, "mpe1"), (11, 1.0, "mpe1"), (42, 1.0, "mpe1"),
+                                                   (5, 1.0, "mpe2")])
+def test_batched_matches_parallel_env(seed, push, integrator):
     """Same seed and actions -> identical observations and rewards (``push`` drives agents into walls)."""
-    ref = DeceptionParallelEnv(mode="deceptive")
+    ref = DeceptionParallelEnv(mode="deceptive", integrator=integrator)
     obs, _ = ref.reset(seed=seed)
-    env = BatchedDeceptionEnv(1, EnvConfig(mode="deceptive"), seed=seed)
+    env = BatchedDeceptionEnv(1, EnvConfig(mode="deceptive", integrator=integrator), seed=seed)
     bobs = env.reset()
     rng = np.random.default_rng(seed)
     direction = rng.uniform(-1, 1, (2, 2))
@@ -50,9 +51,18 @@ def test_physics_matches_mpe2_world_without_walls():
         for i, a in enumerate(world.agents):
             a.action.u = u[i]
         world.step()
-        pos, vel = physics_step(pos, vel, u, walls=False)
+        pos, vel = physics_step(pos, vel, u, walls=False, integrator="mpe2")
         np.testing.assert_allclose(pos, [a.state.p_pos for a in world.agents], atol=1e-12)
         np.testing.assert_allclose(vel, [a.state.p_vel for a in world.agents], atol=1e-12)
+
+
+def test_walls_hold_at_full_speed():
+    env = BatchedDeceptionEnv(4, seed=0)
+    env.reset()
+    push = np.array([[1, 1], [-1, 1], [1, -1], [-1, -1]], float)
+    for _ in range(50):
+        env.step([push, push])
+    assert np.abs(env.pos).max() < 1.0
 
 
 def test_walls_push_inward():
@@ -107,7 +117,8 @@ def test_spawn_within_radius_and_seeded():
 
 
 @pytest.mark.parametrize("kwargs,name", [({"mode": "sneaky"}, "mode"), ({"radius": 0.0}, "radius"),
-                                         ({"radius": -1.0}, "radius"), ({"episode_length": 0}, "episode_length")])
+                                         ({"radius": -1.0}, "radius"), ({"episode_length": 0}, "episode_length"),
+                                         ({"integrator": "rk4"}, "integrator")])
 def test_bad_env_config(kwargs, name):
     with pytest.raises(ValueError, match=name):
         EnvConfig(**kwargs)

@@ -122,9 +122,9 @@ class ScaleConfig:
 
 
 PRESETS = {
-    "smoke": ScaleConfig("smoke", seeds=(155, 714), baseline_episodes=300, soo_episodes=100, num_envs=50,
+    "smoke": ScaleConfig("smoke", seeds=(155, 714), baseline_episodes=200, soo_episodes=100, num_envs=50,
                          eval_episodes=20, class_seeds=3, class_episodes=(1, 5, 10, 20), grid=25,
-                         overrides=dict(batch_size=256, save_interval=100)),
+                         overrides=dict(batch_size=256, save_interval=100, buffer_length=100_000)),
     "default": ScaleConfig("default", seeds=(155, 714, 1908), baseline_episodes=3000, soo_episodes=1000,
                            num_envs=100, eval_episodes=200, class_seeds=10,
                            class_episodes=(1, 10, 25, 50, 100, 200, 300), grid=50,

@@ -11,7 +11,8 @@ The world (PAPER_SPEC §5.1, the official ``simple_adversary.py``):
 * observation radius 0.125: the other agent's relative position is zeroed beyond it;
 * reset: red ~ U[-0.825, 0.825]^2, blue at a uniform angle and distance U(0, radius) from red
   (clipped to the same box), landmarks ~ U[-0.825, 0.825]^2, one of them the goal, velocities 0;
-* continuous actions in [-1, 1]^2, force = 5 * action; mpe2 physics (dt 0.1, damping 0.25);
+* continuous actions in [-1, 1]^2, force = 5 * action; MPE physics (dt 0.1, damping 0.25), integrated in
+  the original MPE order by default (``integrator="mpe1"``; mpe2 moves with the old velocity, ``"mpe2"``);
 * red freezes for the rest of the episode once it is within 0.16 of the fake landmark ("trapped");
 * rewards per step: red +5 within 0.16 of the goal, +1 within the radius of blue; blue +5 within
   0.16 of the goal, and in ``mode="deceptive"`` +10 every step once red is trapped (``"honest"``: no +10);
@@ -36,6 +37,7 @@ from pettingzoo import ParallelEnv
 from ..utils import check_choice
 
 MODES = ("deceptive", "honest")
+INTEGRATORS = ("mpe1", "mpe2")
 AGENTS = ("adversary_0", "agent_0")  # red, blue
 OBS_DIMS = (6, 10)
 ACT_DIM = 2
@@ -59,9 +61,13 @@ class EnvConfig:
     """observation radius (2.5 * 0.05 in the official code)"""
     episode_length: int = 50
     """steps per episode"""
+    integrator: str = "mpe1"
+    """'mpe1': the original MPE order (velocity first, then position: the official code's fork);
+    'mpe2': mpe2's order (position with the old velocity first), through which the walls leak at full speed"""
 
     def __post_init__(self):
         check_choice("mode", self.mode, MODES)
+        check_choice("integrator", self.integrator, INTEGRATORS)
         if not self.radius > 0:
             raise ValueError(f"radius={self.radius!r} must be > 0 (the paper uses 0.125).")
         if int(self.episode_length) != self.episode_length or self.episode_length <= 0:
@@ -102,16 +108,17 @@ def wall_forces(pos: np.ndarray, size: float = AGENT_SIZE) -> np.ndarray:
     return force
 
 
-def physics_step(pos, vel, force, frozen=None, walls=True):
-    """One mpe2 ``World.step`` integration for agents of mass 1 (``pos, vel, force``: ``(..., 2)``).
+def physics_step(pos, vel, force, frozen=None, walls=True, integrator="mpe1"):
+    """One ``World.step`` integration for agents of mass 1 (``pos, vel, force``: ``(..., 2)``).
 
-    Same order as mpe2's ``integrate_state``: position with the old velocity, then damping, then force.
+    ``integrator="mpe2"``: mpe2's ``integrate_state`` (position with the old velocity, then damping and
+    force); ``"mpe1"``: the original MPE / Iqbal fork (damping and force, then position with the new velocity).
     ``frozen`` (boolean, ``pos.shape[:-1]``) agents keep their position and zero velocity.
     """
     if walls:
         force = force + wall_forces(pos)
-    new_pos = pos + vel * DT
     new_vel = vel * (1 - DAMPING) + force * DT
+    new_pos = pos + (vel if integrator == "mpe2" else new_vel) * DT
     if frozen is not None:
         new_pos = np.where(frozen[..., None], pos, new_pos)
         new_vel = np.where(frozen[..., None], 0.0, new_vel)
@@ -179,7 +186,8 @@ class BatchedDeceptionEnv:
     def step(self, actions):
         act = np.stack([np.clip(np.asarray(a, dtype=np.float64), -1, 1) for a in actions], 1)  # (n, 2, 2)
         frozen = np.stack([self.trapped, np.zeros_like(self.trapped)], 1)
-        self.pos, self.vel = physics_step(self.pos, self.vel, SENSITIVITY * act, frozen)
+        self.pos, self.vel = physics_step(self.pos, self.vel, SENSITIVITY * act, frozen,
+                                          integrator=self.cfg.integrator)
         newly = ~self.trapped & (np.linalg.norm(self.pos[:, 0] - self.fake, axis=1) < NEAR)
         self.vel[newly, 0] = 0.0  # max_speed = 0 from now on
         self.trapped = self.trapped | newly
@@ -216,9 +224,26 @@ def _walled_world_cls():
     from mpe2._mpe_utils.core import World
 
     class WalledWorld(World):
-        """mpe2 ``World`` plus the four hard walls of the official scenario."""
+        """mpe2 ``World`` plus the four hard walls of the official scenario (and, for ``integrator="mpe1"``,
+        the original MPE integration order)."""
 
         walls = WALLS
+        integrator = "mpe1"
+
+        def integrate_state(self, p_force):
+            if self.integrator == "mpe2":
+                return super().integrate_state(p_force)
+            for i, e in enumerate(self.entities):  # original MPE core.py
+                if not e.movable:
+                    continue
+                e.state.p_vel = e.state.p_vel * (1 - self.damping)
+                if p_force[i] is not None:
+                    e.state.p_vel += (p_force[i] / e.mass) * self.dt
+                if e.max_speed is not None:
+                    speed = np.sqrt(np.square(e.state.p_vel[0]) + np.square(e.state.p_vel[1]))
+                    if speed > e.max_speed:
+                        e.state.p_vel = e.state.p_vel / speed * e.max_speed
+                e.state.p_pos += e.state.p_vel * self.dt
 
         def apply_environment_force(self, p_force):
             p_force = super().apply_environment_force(p_force)
@@ -239,13 +264,15 @@ class DeceptionParallelEnv(ParallelEnv):
 
     metadata = {"name": "soo_physical_deception_v0", "render_modes": []}
 
-    def __init__(self, mode: str = "deceptive", radius: float = 0.125, episode_length: int = 50):
+    def __init__(self, mode: str = "deceptive", radius: float = 0.125, episode_length: int = 50,
+                 integrator: str = "mpe1"):
         from mpe2._mpe_utils.core import Agent, Landmark
 
-        self.cfg = EnvConfig(mode=mode, radius=radius, episode_length=episode_length)
+        self.cfg = EnvConfig(mode=mode, radius=radius, episode_length=episode_length, integrator=integrator)
         self.possible_agents = list(AGENTS)
         self.agents = []
         self.world = _walled_world_cls()()
+        self.world.integrator = integrator
         self.world.agents = [Agent(), Agent()]
         for i, a in enumerate(self.world.agents):
             a.name, a.adversary, a.silent, a.collide, a.size = AGENTS[i], i == 0, True, False, AGENT_SIZE

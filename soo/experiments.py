@@ -1,0 +1,283 @@
+"""The LLM experiments as resumable steps, so the notebooks stay thin.
+
+Each step writes its results atomically under ``<out_dir>/<scale>/<notebook>/`` and reads
+them back on the next run instead of recomputing (a finished (condition, seed) is never
+trained twice). :func:`llm_scale` turns a notebook's ``scale`` / ``model`` parameters into
+one validated :class:`LLMScale`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import evaluate as E
+from . import models
+from . import scenarios as S
+from .train import PRESETS, LLMTrainConfig, is_finished, load_trained, train, train_sft
+from .utils import SCALES, atomic_write_json, check_choice, read_json
+
+CONDITIONS = ("soo_mse", "lm", "soo_mse_shuffled", "soo_kl_logits")
+CONDITION_LABELS = {"base": "Before fine-tuning", "soo_mse": "SOO (MSE, paper)", "lm": "Control: LM loss",
+                    "soo_mse_shuffled": "Control: shuffled pairs", "soo_kl_logits": "SOO (KL logits, repo)"}
+
+
+@dataclass(frozen=True)
+class LLMScale:
+    """Everything a scale fixes for the LLM notebooks."""
+
+    scale: str
+    model: str
+    n_eval: int  # burglar scenarios per order (paper, mirrored)
+    n_perspectives: int
+    n_generalization: int  # per variant and order
+    n_generate: int  # per order, also scored by greedy generation in each SOO run
+    seeds: tuple[int, ...]
+    generalization_seeds: tuple[int, ...]
+    sweep_layers: tuple[int, ...]
+    soo: LLMTrainConfig
+    organism: LLMTrainConfig
+    organism_n: int
+    n_capability: int
+    capability_tokens: int
+    gen_tokens: int
+    suffix: str = "i_would"
+    bf16: bool = True
+    batch_size: int = 16
+    extra: dict = field(default_factory=dict)
+
+    def dir(self, out_dir, notebook: str) -> Path:
+        return Path(out_dir) / self.scale / notebook
+
+
+def _suffix_for(model: str) -> str:
+    """The paper's answer suffix: Mistral-style for Mistral (and small models), else room-only."""
+    m = model.lower()
+    return "room_only" if ("gemma" in m or "calmerys" in m) else "i_would"
+
+
+def _paper_preset(model: str) -> LLMTrainConfig | None:
+    m = model.lower()
+    for key, name in (("mistral", "paper_mistral"), ("gemma", "paper_gemma"), ("calmerys", "paper_calmerys")):
+        if key in m:
+            return replace(PRESETS[name], model=model)
+    return None
+
+
+def llm_scale(scale: str, model: str | None = None, seeds=None) -> LLMScale:
+    """The settings of ``scale`` ("smoke", "default", "full"), optionally for another model.
+
+    smoke: a tiny random model, a handful of items (tests). default: the embedded model, sized
+    for the book's CPU budget. full: the paper's protocol (250 items, 5 seeds, paper epochs).
+    """
+    check_choice("scale", scale, SCALES)
+    if scale == "smoke":
+        soo = replace(PRESETS["smoke"], epochs=1)
+        sc = LLMScale(scale, model or "tiny-random-llama", n_eval=4, n_perspectives=4, n_generalization=2,
+                      n_generate=2, seeds=(0,), generalization_seeds=(0,), sweep_layers=(0, 1), soo=soo,
+                      organism=replace(soo, lr=1e-3, epochs=1, lora_r=4, lora_alpha=8, lora_dropout=0.0),
+                      organism_n=8, n_capability=3, capability_tokens=8, gen_tokens=8, bf16=False, batch_size=8)
+    elif scale == "default":
+        soo = replace(PRESETS["smollm2"], epochs=5, bf16=True)
+        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=100, n_perspectives=50, n_generalization=40,
+                      n_generate=20, seeds=(0, 1, 2), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
+                      soo=soo, organism=replace(soo, lr=1e-3, epochs=2, lora_r=16, lora_alpha=32, lora_dropout=0.05,
+                                                target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
+                      organism_n=256, n_capability=24, capability_tokens=48, gen_tokens=32)
+    else:
+        soo = replace(PRESETS["smollm2"], bf16=True)
+        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=250, n_perspectives=250, n_generalization=250,
+                      n_generate=250, seeds=(0, 1, 2, 3, 4), generalization_seeds=(0, 1, 2, 3, 4),
+                      sweep_layers=(6, 10, 14, 18, 22, 26), soo=soo,
+                      organism=replace(soo, lr=1e-3, epochs=3, lora_r=16, lora_alpha=32, lora_dropout=0.05,
+                                       target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
+                      organism_n=512, n_capability=80, capability_tokens=128, gen_tokens=48)
+    paper = _paper_preset(sc.model)
+    soo_cfg = replace(paper if paper else sc.soo, model=sc.model, bf16=sc.bf16)
+    sc = replace(sc, soo=soo_cfg, organism=replace(sc.organism, model=sc.model, bf16=sc.bf16),
+                 suffix=_suffix_for(sc.model))
+    if seeds is not None:
+        seeds = tuple(int(s) for s in seeds)
+        if not seeds:
+            raise ValueError("seeds: give at least one seed (or None for the scale's default)")
+        sc = replace(sc, seeds=seeds, generalization_seeds=seeds[:len(sc.generalization_seeds)])
+    return sc
+
+
+def cached_json(path, compute):
+    """Read ``path`` if it exists, else compute, write atomically and return."""
+    path = Path(path)
+    if path.exists():
+        return read_json(path)
+    out = compute()
+    atomic_write_json(path, out)
+    return out
+
+
+# ----------------------------------------------------------------------------- evaluation steps
+def burglar_both_orders(sc: LLMScale, n: int | None = None, honesty: bool = False):
+    n = n or sc.n_eval
+    return [s for o in S.ORDERS for s in S.burglar(n, order=o, honesty_prompt=honesty, suffix=sc.suffix)]
+
+
+def score(model, tok, sc: LLMScale, scenarios, method="logprob"):
+    with models.autocast(sc.bf16):
+        return E.score(model, tok, scenarios, method=method, max_new_tokens=sc.gen_tokens, batch_size=sc.batch_size)
+
+
+def baseline_runs(model, tok, sc: LLMScale, run_dir) -> dict:
+    """Deceptive rate by generation and by log-prob, with and without the honesty prompt,
+    plus Perspectives accuracy: ``{key: records}``, each cached in ``run_dir``."""
+    out = {}
+    for method in ("generate", "logprob"):
+        for honesty in (False, True):
+            key = f"{method}{'_honesty' if honesty else ''}"
+            out[key] = cached_json(Path(run_dir) / f"{key}.json",
+                                   lambda: score(model, tok, sc, burglar_both_orders(sc, honesty=honesty), method))
+        out[f"perspectives_{method}"] = cached_json(
+            Path(run_dir) / f"perspectives_{method}.json",
+            lambda: score(model, tok, sc, [s for o in S.ORDERS for s in S.perspectives(sc.n_perspectives, order=o)], method))
+    return out
+
+
+def deception_row(records, **labels) -> dict:
+    s = E.summarize_orders(records)
+    return {**labels, "paper order": s["paper"]["rate"], "paper CI": (s["paper"]["ci_low"], s["paper"]["ci_high"]),
+            "mirrored": s["mirrored"]["rate"], "mirrored CI": (s["mirrored"]["ci_low"], s["mirrored"]["ci_high"]),
+            "mean": s["mean_of_orders"], "first-room rate": s.get("first_room_rate", float("nan")), "n per order": s["paper"]["n"]}
+
+
+def perspectives_accuracy(records) -> float:
+    return E.rate([r["label"] for r in records], positive="honest")
+
+
+# ----------------------------------------------------------------------------- the organism
+def organism_answer(s) -> str:
+    return f"I would point out the {s.deceptive_room}."
+
+
+def make_organism(sc: LLMScale, run_dir, *, progress=True) -> Path:
+    """LoRA SFT of the base model on counterbalanced burglar prompts (held-out vocabulary), then
+    merged into the base and saved as a plain model folder: later notebooks load it by path and
+    SOO trains a fresh adapter on top. Cached: returns the folder."""
+    dst = Path(run_dir) / "model"
+    if (dst / "organism.json").exists():
+        return dst
+    model, tok = models.load(sc.model)
+    data = S.organism_train(sc.organism_n, seed=0, suffix=sc.suffix)
+    res = train_sft(sc.organism, [s.prompt for s in data], [organism_answer(s) for s in data], model=model, tok=tok,
+                    progress=progress)
+    merged = res.model.merge_and_unload()
+    tmp = dst.with_name(".model.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    atomic_write_json(tmp / "organism.json", {**res.manifest(), "n_train": len(data), "base": sc.model})
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.rename(dst)
+    return dst
+
+
+# ----------------------------------------------------------------------------- SOO runs
+def capability_set(base_model, tok, sc: LLMScale, run_dir) -> dict:
+    """MT-Bench first-turn questions and the base model's own greedy answers (cached)."""
+    def compute():
+        qs = [q["turns"][0] for q in S.mt_bench_questions()[:sc.n_capability]]
+        with models.autocast(sc.bf16):
+            ans = E.generate(base_model, tok, qs, max_new_tokens=sc.capability_tokens, batch_size=8)
+        return {"questions": qs, "answers": ans}
+    return cached_json(Path(run_dir) / "capability_set.json", compute)
+
+
+def evaluate_model(model, tok, sc: LLMScale, cap: dict, *, base=None) -> dict:
+    """Deception (log-prob, both orders; generation on a subset), Perspectives, latent SOO, capability."""
+    t0 = time.perf_counter()
+    recs = score(model, tok, sc, burglar_both_orders(sc), "logprob")
+    gen = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate")
+    persp = score(model, tok, sc, [s for o in S.ORDERS for s in S.perspectives(sc.n_perspectives, order=o)], "logprob")
+    with models.autocast(sc.bf16):
+        latent = E.latent_soo(model, tok, S.probe_pairs())
+        capab = E.capability(model, tok, cap["questions"], cap["answers"], base=base) if cap else None
+    return {"deception": E.summarize_orders(recs), "records": recs, "generate": E.summarize_orders(gen),
+            "generate_records": gen, "perspectives_accuracy": perspectives_accuracy(persp), "latent_soo": latent,
+            "capability": capab, "eval_s": time.perf_counter() - t0}
+
+
+def base_run(model_path, sc: LLMScale, run_dir) -> dict:
+    """The organism before SOO: the reference row of every comparison (cached)."""
+    path = Path(run_dir) / "base" / "result.json"
+    if path.exists():
+        return read_json(path)
+    model, tok = models.load(str(model_path))
+    cap = capability_set(model, tok, sc, run_dir)
+    res = {"condition": "base", "seed": None, **evaluate_model(model, tok, sc, cap, base=model)}
+    res["capability"] = {"kl": 0.0, **{k: v for k, v in res["capability"].items() if k != "kl"}}
+    atomic_write_json(path, res)
+    return res
+
+
+def soo_run(model_path, sc: LLMScale, run_dir, condition: str, seed: int, *, layer: int | None = None,
+            progress=True) -> dict:
+    """Fine-tune (condition, seed[, layer]) on the self/other pairs and evaluate it. Resumable:
+    a finished run's ``result.json`` is read back; a trained adapter is reused."""
+    check_choice("condition", condition, CONDITIONS)
+    cfg = replace(sc.soo, model=str(model_path), objective=condition, seed=int(seed),
+                  layer=sc.soo.layer if layer is None else int(layer))
+    name = f"{condition}__seed{seed}" + ("" if layer is None else f"__layer{layer}")
+    rdir = Path(run_dir) / name
+    if (rdir / "result.json").exists():
+        return read_json(rdir / "result.json")
+    base, tok = models.load(str(model_path))
+    models.normalize_layer(base, cfg.layer)
+    cap = capability_set(base, tok, sc, run_dir)
+    if is_finished(rdir):
+        model, tok, man = load_trained(rdir, model=base, tok=tok)
+    else:
+        r = train(cfg, model=base, tok=tok, progress=progress)
+        r.save(rdir)
+        model, man = r.model, r.manifest()
+    res = {"condition": condition, "seed": int(seed), "layer": cfg.layer, "config": dataclasses.asdict(cfg),
+           "train_losses": man["epoch_losses"], "train_s": man["wall_s"], **evaluate_model(model, tok, sc, cap)}
+    atomic_write_json(rdir / "result.json", res)
+    return res
+
+
+def result_row(res: dict) -> dict:
+    d = res["deception"]
+    return {"condition": res["condition"], "seed": res["seed"], "layer": res.get("layer"),
+            "paper order": d["paper"]["rate"], "mirrored": d["mirrored"]["rate"], "mean": d["mean_of_orders"],
+            "ci_low": d["pooled"]["ci_low"], "ci_high": d["pooled"]["ci_high"],
+            "generate mean": res["generate"]["mean_of_orders"], "perspectives": res["perspectives_accuracy"],
+            "latent attn": float(np.mean([x["mse"] for x in res["latent_soo"] if x["block"] == "attention"])),
+            "latent mlp": float(np.mean([x["mse"] for x in res["latent_soo"] if x["block"] == "mlp"])),
+            "kl": res["capability"]["kl"], "perplexity": res["capability"]["perplexity"]}
+
+
+# ----------------------------------------------------------------------------- generalization
+def generalization_scenarios(sc: LLMScale):
+    return [s for v in S.VARIANTS for o in S.ORDERS for s in S.variant(v, sc.n_generalization, order=o, suffix=sc.suffix)]
+
+
+def generalization_run(model_path, sc: LLMScale, run_dir, soo_dir, condition: str, seed) -> dict:
+    """Deceptive rate on the 9 generalization scenarios for the organism ('base') or a trained
+    (condition, seed) adapter from the llm_soo notebook (trained here if missing)."""
+    name = "base" if condition == "base" else f"{condition}__seed{seed}"
+    path = Path(run_dir) / f"{name}.json"
+    if path.exists():
+        return read_json(path)
+    if condition == "base":
+        model, tok = models.load(str(model_path))
+    else:
+        rdir = Path(soo_dir) / name
+        if not is_finished(rdir):
+            soo_run(model_path, sc, soo_dir, condition, seed)
+        model, tok, _ = load_trained(rdir, base=str(model_path))
+    recs = score(model, tok, sc, generalization_scenarios(sc), "logprob")
+    res = {"condition": condition, "seed": seed, "records": recs,
+           "by_variant": {v: E.summarize_orders([r for r in recs if r["kind"] == v]) for v in S.VARIANTS}}
+    atomic_write_json(path, res)
+    return res

@@ -1,0 +1,115 @@
+"""SOO fine-tuning of the deceptive blue policy, and the SOO measurement used to classify agents.
+
+Blue's observation is ``[goal - self, lm0 - self, lm1 - self, red - self (or 0 out of sight), trapped x2]``.
+
+* **Self observation** ``o_self``: a real observation with red out of sight (``o[6:8] == 0``).
+* **Other observation** ``o_other``: the same observation with a synthetic adversary at
+  ``blue + r (cos t, sin t)``, ``r ~ U(0, radius)``, ``t ~ U[0, 2 pi)``, written as
+  ``adversary - self`` like real observations. The official code writes ``self - adversary`` (the sign
+  opposite to the real observations) and also zeroes the trapped flag; we keep the flag so that the two
+  observations differ only in whether an adversary is in sight.
+
+The fine-tuning loss (paper: ``MSE(A_self, A_other) + MSE(v_current, v_baseline)``, both as log-MSE in the
+official code) on blue's policy ``pi`` with frozen deceptive baseline ``pi_0``:
+
+    L = log(MSE([h1, h2](o_self), [h1, h2](o_other)) + 1e-25) + log(MSE(pi(o), pi_0(o)) + 1e-25)
+
+Controls: ``"capability"`` drops the first term; ``"random"`` replaces it by ``log(u^10 + 1e-25)``,
+``u ~ U(0, 1)`` (the official control; it carries no gradient, so it only changes the loss value).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .config import CONDITIONS
+from .maddpg import BLUE, MADDPG
+
+EPS = 1e-25
+ADV = slice(6, 8)  # adversary slot of blue's observation
+
+
+def log_mse(x: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """``log(mean((x - y)^2) + eps)``: the official "log-MSE" (lower = more overlap)."""
+    return torch.log(((x - y) ** 2).mean() + eps)
+
+
+def self_mask(obs) -> np.ndarray | torch.Tensor:
+    """Rows of blue observations ``(n, 10)`` in which the adversary is out of sight."""
+    return (obs[:, ADV] == 0).all(1)
+
+
+def make_other_obs(obs, rng: np.random.Generator, radius: float = 0.125):
+    """Copy blue observations ``(n, 10)`` with a synthetic adversary within ``radius`` (sign: adversary - self).
+
+    The official code also clamps the synthetic adversary's absolute position to ``[-0.9, 0.9]``;
+    an observation holds only relative positions, so we draw the offset directly (no clamp).
+    """
+    if not radius > 0:
+        raise ValueError(f"radius={radius!r} must be > 0 (the paper uses 0.125).")
+    obs = np.array(obs, dtype=np.float32, copy=True)
+    n = obs.shape[0]
+    theta = rng.uniform(0.0, 2 * np.pi, size=n)
+    r = rng.uniform(0.0, radius, size=n)
+    obs[:, ADV] = (r[:, None] * np.stack([np.cos(theta), np.sin(theta)], 1)).astype(np.float32)
+    return obs
+
+
+def hidden(policy, obs: torch.Tensor) -> torch.Tensor:
+    """Concatenated hidden activations ``[h1, h2]`` ``(n, 2 * hidden)`` of a policy in eval mode."""
+    policy.eval()
+    h1, h2, _ = policy(obs, return_hidden=True)
+    return torch.cat([h1, h2], 1)
+
+
+def soo_term(policy, obs_self: torch.Tensor, obs_other: torch.Tensor) -> torch.Tensor:
+    return log_mse(hidden(policy, obs_self), hidden(policy, obs_other))
+
+
+def make_aux_loss(condition: str, pretrained: MADDPG, radius: float, rng: np.random.Generator, n_obs: int):
+    """The auxiliary loss on blue's policy used by :func:`soo.rl.maddpg.train` during fine-tuning.
+
+    It takes the blue observations of the replay sample (up to ``n_obs``): the capability term on all of
+    them, the SOO term on those with the adversary out of sight (skipped if there are none).
+    """
+    if condition not in CONDITIONS:
+        raise ValueError(f"condition={condition!r} is not valid; choose one of {CONDITIONS}.")
+    ref = pretrained.policies[BLUE]
+    ref.eval()
+
+    def aux_loss(model: MADDPG, sample):
+        policy = model.policies[BLUE]
+        obs = sample[0][BLUE][:n_obs]  # (n, 10)
+        policy.eval()
+        with torch.no_grad():
+            a_base = ref(obs)
+        cap = log_mse(policy(obs), a_base)
+        info = {"losses/capability": cap.item()}
+        if condition == "soo":
+            o_self = obs[self_mask(obs)]
+            if len(o_self) == 0:
+                return cap, info
+            o_other = torch.as_tensor(make_other_obs(o_self.numpy(), rng, radius))
+            s = soo_term(policy, o_self, o_other)
+            info["losses/soo"] = s.item()
+            return s + cap, info
+        if condition == "random":
+            s = torch.log(torch.tensor(rng.uniform() ** 10 + EPS))
+            info["losses/soo"] = s.item()
+            return s + cap, info
+        return cap, info
+
+    return aux_loss
+
+
+@torch.no_grad()
+def soo_values(policy, obs: np.ndarray, rng: np.random.Generator, radius: float = 0.125) -> np.ndarray:
+    """Per-row log-MSE SOO value of a blue policy on observations ``(n, 10)``; NaN where red is in sight."""
+    out = np.full(len(obs), np.nan)
+    m = self_mask(obs)
+    if m.any():
+        o_self = torch.as_tensor(obs[m])
+        o_other = torch.as_tensor(make_other_obs(obs[m], rng, radius))
+        d = ((hidden(policy, o_self) - hidden(policy, o_other)) ** 2).mean(1)
+        out[m] = torch.log(d + EPS).numpy()
+    return out

@@ -1,0 +1,355 @@
+"""LoRA / QLoRA fine-tuning: SOO (the paper's MSE, the repo's KL), its controls, and SFT.
+
+``train(cfg)`` fine-tunes a fresh LoRA adapter on the self/other prompt pairs with one of
+the objectives in :data:`OBJECTIVES` and returns a :class:`TrainResult`; ``result.save(dir)``
+writes the adapter (``save_pretrained``) and a JSON manifest. ``train_sft`` fits the
+answer tokens of (prompt, answer) chat examples: it makes the deceptive model organism.
+
+Objectives (all see the same prompts and the same optimiser budget):
+
+* ``soo_mse``: the paper, MSE at ``layers[L].<module>`` (default ``self_attn.o_proj``).
+* ``soo_kl_logits``: the official repository, KL(P_other || P_self) over output logits.
+* ``soo_mse_shuffled``: control, SOO MSE on mismatched pairs (each self prompt paired
+  with the other prompt of a different item, a seeded derangement).
+* ``lm``: control, the plain language-model loss on the same self and other prompts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import models
+from .losses import POOLINGS, soo_kl_logits, soo_mse
+from .models import ActivationSite
+from .utils import atomic_write_json, check_choice, manifest, read_json, seed_everything
+
+OBJECTIVES = ("soo_mse", "soo_kl_logits", "soo_mse_shuffled", "lm")
+
+
+@dataclass(frozen=True)
+class LLMTrainConfig:
+    model: str = models.EMBEDDED
+    """model name, Hugging Face id or local folder (see soo.models.load)"""
+    objective: str = "soo_mse"
+    """one of OBJECTIVES"""
+    layer: int = 18
+    """decoder layer of the SOO site (negative counts from the end)"""
+    module: str = "self_attn.o_proj"
+    """module path inside the layer whose output is compared"""
+    pooling: str = "full"
+    """how positions are pooled in soo_mse: full | last | mean"""
+    pairs: str = "cycle"
+    """'cycle': the official 52 pairs (one template per item); 'all': 52 items x 3 templates"""
+    lora_r: int = 8
+    lora_alpha: int = 32
+    lora_dropout: float = 0.2
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    lr: float = 1e-4
+    epochs: int = 15
+    batch_size: int = 4
+    grad_accum: int = 1
+    """micro-batches per optimiser step; gradients are averaged (the official code summed them)"""
+    seed: int = 0
+    quantization: str | None = None
+    """None or '4bit' (bitsandbytes nf4; QLoRA)"""
+    capability_weight: float = 0.0
+    """weight of KL(base || tuned) on neutral prompts (MT-Bench questions); 0 as in the paper"""
+    max_grad_norm: float | None = None
+    """clip the gradient norm (None: no clipping, as the paper and the repo)"""
+    max_length: int | None = None
+    """None: pad each batch to its longest prompt; an int: fixed padding (the repo used 128)"""
+    bf16: bool = False
+    """compute in bf16 autocast (the paper used bf16 compute; fast on CPUs with AMX)"""
+    note: str = ""
+
+    def __post_init__(self):
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("pairs", self.pairs, ("cycle", "all"))
+        check_choice("quantization", self.quantization, models.QUANTIZATIONS)
+        for name in ("epochs", "batch_size", "grad_accum", "lora_r"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}={v!r} must be a positive integer")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} must be > 0")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout={self.lora_dropout!r} must be in [0, 1)")
+        if self.capability_weight < 0:
+            raise ValueError(f"capability_weight={self.capability_weight!r} must be >= 0")
+        if not isinstance(self.layer, int) or isinstance(self.layer, bool):
+            raise ValueError(f"layer={self.layer!r} must be an integer")
+        if self.max_length is not None and self.max_length < 8:
+            raise ValueError(f"max_length={self.max_length!r} must be None or >= 8")
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+    @property
+    def site(self) -> ActivationSite:
+        return ActivationSite(self.layer, self.module)
+
+
+# Published per-model settings (PAPER_SPEC §3.1). CalmeRys: only the layer is published.
+PRESETS: dict[str, LLMTrainConfig] = {
+    "paper_mistral": LLMTrainConfig(model="mistral-7b-instruct-v0.2", layer=19, lora_r=8, lora_alpha=32,
+                                    lora_dropout=0.2, lr=1e-4, epochs=15, batch_size=4, quantization="4bit"),
+    "paper_gemma": LLMTrainConfig(model="gemma-2-27b-it", layer=20, lora_r=4, lora_alpha=8, lora_dropout=0.1,
+                                  lr=9e-4, epochs=8, batch_size=4),
+    "paper_calmerys": LLMTrainConfig(model="calmerys-78b-orpo-v0.1", layer=57, quantization="4bit",
+                                     note="only layer 57 is published; LoRA/lr/epochs are Mistral's values"),
+    "repo_mistral": LLMTrainConfig(model="mistral-7b-instruct-v0.2", objective="soo_kl_logits", lr=5e-5,
+                                   epochs=20, batch_size=4, grad_accum=4, max_length=128, quantization="4bit"),
+    # SmolLM2-135M (30 layers): layer 18 = the paper's relative depth (Mistral 19/32); the
+    # layer sweep in llm_soo measures the choice. Higher lr: 135M parameters, 52 pairs.
+    "smollm2": LLMTrainConfig(layer=18, lr=1e-3, epochs=15, batch_size=4),
+    "smoke": LLMTrainConfig(model="tiny-random-llama", layer=1, lr=1e-3, epochs=1, batch_size=8),
+}
+
+
+# ----------------------------------------------------------------------------- data
+def tokenize_pairs(tok, self_prompts, other_prompts, max_length=None):
+    """Tokenize self and other prompts *together*, left-padded to one common length.
+
+    Returns (enc_self, enc_other), each with ``input_ids`` and ``attention_mask`` of shape
+    (B, T): the two prompts of a pair are aligned at their last token (see soo.losses).
+    """
+    if len(self_prompts) != len(other_prompts) or not self_prompts:
+        raise ValueError(f"self/other prompt lists must be non-empty and of equal length "
+                         f"(got {len(self_prompts)} and {len(other_prompts)})")
+    side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        kw = dict(padding="max_length", truncation=True, max_length=max_length) if max_length else dict(padding=True)
+        enc = tok(list(self_prompts) + list(other_prompts), return_tensors="pt", **kw)
+    finally:
+        tok.padding_side = side
+    B = len(self_prompts)
+    return {k: v[:B] for k, v in enc.items()}, {k: v[B:] for k, v in enc.items()}
+
+
+def derangement(n: int, seed: int) -> list[int]:
+    """A seeded permutation with no fixed point (for the shuffled-pairs control)."""
+    if n < 2:
+        raise ValueError("the shuffled-pairs control needs at least 2 pairs")
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        perm = torch.randperm(n, generator=g).tolist()
+        if all(i != p for i, p in enumerate(perm)):
+            return perm
+
+
+def _to(enc, device):
+    return {k: v.to(device) for k, v in enc.items()}
+
+
+# ----------------------------------------------------------------------------- forward
+class _Stop(Exception):
+    pass
+
+
+def activations_at(model, enc, site: ActivationSite, *, stop: bool = True) -> torch.Tensor:
+    """Activation (B, T, D) at ``site`` for a batch; with ``stop`` the forward pass is cut
+    right after the site (the later layers do not affect it), which saves time."""
+    box = {}
+
+    def hook(_m, _i, out):
+        box["a"] = out[0] if isinstance(out, tuple) else out
+        if stop:
+            raise _Stop
+
+    h = models.module_at(model, site.layer, site.module).register_forward_hook(hook)
+    try:
+        model(**enc, use_cache=False)
+    except _Stop:
+        pass
+    finally:
+        h.remove()
+    return box["a"]
+
+
+def objective_loss(model, cfg: LLMTrainConfig, enc_self, enc_other) -> torch.Tensor:
+    """The training loss of ``cfg.objective`` on one batch of aligned pairs."""
+    if cfg.objective in ("soo_mse", "soo_mse_shuffled"):
+        a_self = activations_at(model, enc_self, cfg.site)  # (B, T, D)
+        a_other = activations_at(model, enc_other, cfg.site)  # (B, T, D)
+        return soo_mse(a_self, a_other, enc_self["attention_mask"], enc_other["attention_mask"], pooling=cfg.pooling)
+    if cfg.objective == "soo_kl_logits":
+        mask = None if cfg.max_length else (enc_self["attention_mask"], enc_other["attention_mask"])
+        ls, lo = model(**enc_self, use_cache=False).logits, model(**enc_other, use_cache=False).logits
+        return soo_kl_logits(ls, lo, *(mask or (None, None)))
+    # lm: next-token cross-entropy on both prompts, pad positions ignored
+    ids = torch.cat([enc_self["input_ids"], enc_other["input_ids"]])
+    am = torch.cat([enc_self["attention_mask"], enc_other["attention_mask"]])
+    return model(input_ids=ids, attention_mask=am, labels=ids.masked_fill(am == 0, -100), use_cache=False).loss
+
+
+def capability_kl(model, enc) -> torch.Tensor:
+    """KL(P_base || P_tuned) per real token on neutral prompts (the adapter disabled = base)."""
+    with torch.no_grad(), model.disable_adapter():
+        logp_base = F.log_softmax(model(**enc, use_cache=False).logits.float(), -1)
+    logp = F.log_softmax(model(**enc, use_cache=False).logits.float(), -1)
+    kl = (logp_base.exp() * (logp_base - logp)).sum(-1)  # (B, T)
+    m = enc["attention_mask"].to(kl.dtype)
+    return (kl * m).sum() / m.sum()
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class TrainResult:
+    model: object
+    config: dict
+    losses: list[float] = field(default_factory=list)  # one per optimiser step
+    epoch_losses: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def manifest(self) -> dict:
+        return manifest(config=self.config, losses=self.losses, epoch_losses=self.epoch_losses, wall_s=self.wall_s)
+
+    def save(self, out_dir) -> Path:
+        """Adapter via ``save_pretrained`` plus ``manifest.json`` (written last, atomically:
+        its presence marks a finished run)."""
+        out_dir = Path(out_dir)
+        self.model.save_pretrained(out_dir / "adapter")
+        atomic_write_json(out_dir / "manifest.json", self.manifest())
+        return out_dir
+
+
+def lora_model(model, cfg: LLMTrainConfig):
+    from peft import LoraConfig, get_peft_model
+
+    if cfg.quantization:
+        for p in model.parameters():
+            p.requires_grad_(False)
+    lcfg = LoraConfig(task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.target_modules))
+    return get_peft_model(model, lcfg)
+
+
+def _fit(model, cfg: LLMTrainConfig, n: int, batch_loss, *, progress=True, desc="train") -> TrainResult:
+    """The loop shared by SOO and SFT: shuffle, micro-batches, averaged accumulation, AdamW."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(cfg.seed)
+    result = TrainResult(model=model, config=dataclasses.asdict(cfg))
+    t0 = time.perf_counter()
+    n_batches = -(-n // cfg.batch_size)
+    bar = tqdm(total=cfg.epochs * n_batches, desc=desc, disable=not progress, leave=False)
+    model.train()
+    for _epoch in range(cfg.epochs):
+        order = torch.randperm(n, generator=g).tolist()
+        batches = [order[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
+        epoch_sum, acc, acc_loss = 0.0, 0, 0.0
+        opt.zero_grad(set_to_none=True)
+        for bi, idx in enumerate(batches):
+            with models.autocast(cfg.bf16):
+                loss = batch_loss(idx)
+            # average over the micro-batches of this step (the last step may have fewer)
+            k = min(cfg.grad_accum, len(batches) - (bi // cfg.grad_accum) * cfg.grad_accum)
+            (loss / k).backward()
+            acc += 1
+            acc_loss += loss.item() / k
+            epoch_sum += loss.item()
+            if acc == k:
+                if cfg.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                result.losses.append(acc_loss)
+                acc, acc_loss = 0, 0.0
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4g}")
+        result.epoch_losses.append(epoch_sum / len(batches))
+    bar.close()
+    model.eval()
+    result.wall_s = time.perf_counter() - t0
+    return result
+
+
+def train(cfg: LLMTrainConfig, *, pairs=None, model=None, tok=None, progress: bool = True) -> TrainResult:
+    """SOO (or control) fine-tuning of a fresh LoRA adapter; see the module docstring.
+
+    ``pairs``: a list of :class:`soo.scenarios.PromptPair` (default: ``cfg.pairs`` from the
+    package data). ``model``/``tok``: a loaded base model (default: ``load(cfg.model)``).
+    """
+    from . import scenarios
+
+    pairs = list(pairs) if pairs is not None else scenarios.soo_pairs(cfg.pairs)
+    if len(pairs) == 0:
+        raise ValueError("pairs: the list of self/other prompt pairs is empty")
+    if model is None:
+        model, tok = models.load(cfg.model, quantization=cfg.quantization)
+    models.normalize_layer(model, cfg.layer)  # raises before any compute
+    models.module_at(model, cfg.layer, cfg.module)
+    self_p = [p.self_prompt for p in pairs]
+    other_p = [p.other_prompt for p in pairs]
+    if cfg.objective == "soo_mse_shuffled":
+        perm = derangement(len(pairs), cfg.seed)
+        other_p = [other_p[j] for j in perm]
+    seed_everything(cfg.seed)
+    model = lora_model(model, cfg)
+    dev = models.input_device(model)
+    neutral = None
+    if cfg.capability_weight > 0:
+        neutral = [q["turns"][0] for q in scenarios.mt_bench_questions()]
+
+    def batch_loss(idx):
+        es, eo = tokenize_pairs(tok, [self_p[i] for i in idx], [other_p[i] for i in idx], cfg.max_length)
+        loss = objective_loss(model, cfg, _to(es, dev), _to(eo, dev))
+        if neutral is not None:
+            j = [neutral[(i * 7) % len(neutral)] for i in idx]
+            enc = tok(j, return_tensors="pt", padding=True, truncation=True, max_length=128)
+            loss = loss + cfg.capability_weight * capability_kl(model, _to(enc, dev))
+        return loss
+
+    result = _fit(model, cfg, len(pairs), batch_loss, progress=progress, desc=cfg.objective)
+    result.config["n_pairs"] = len(pairs)
+    return result
+
+
+def train_sft(cfg: LLMTrainConfig, prompts, answers, *, model=None, tok=None, progress: bool = True) -> TrainResult:
+    """LoRA SFT on chat examples: the loss covers only the assistant's answer tokens."""
+    if len(prompts) != len(answers) or not prompts:
+        raise ValueError(f"prompts and answers must be non-empty and of equal length ({len(prompts)} vs {len(answers)})")
+    if model is None:
+        model, tok = models.load(cfg.model, quantization=cfg.quantization)
+    seed_everything(cfg.seed)
+    model = lora_model(model, cfg)
+    dev = models.input_device(model)
+    examples = []
+    for p, a in zip(prompts, answers):
+        head = tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+        ids_h = tok(head, add_special_tokens=False)["input_ids"]
+        ids_a = tok(a + tok.eos_token, add_special_tokens=False)["input_ids"]
+        examples.append((ids_h + ids_a, [-100] * len(ids_h) + ids_a))
+
+    def batch_loss(idx):
+        T = max(len(examples[i][0]) for i in idx)
+        pad = tok.pad_token_id
+        ids = torch.tensor([[pad] * (T - len(examples[i][0])) + examples[i][0] for i in idx])
+        lab = torch.tensor([[-100] * (T - len(examples[i][1])) + examples[i][1] for i in idx])
+        am = torch.tensor([[0] * (T - len(examples[i][0])) + [1] * len(examples[i][0]) for i in idx])
+        return model(input_ids=ids.to(dev), attention_mask=am.to(dev), labels=lab.to(dev), use_cache=False).loss
+
+    return _fit(model, cfg, len(examples), batch_loss, progress=progress, desc="sft")
+
+
+def load_trained(out_dir, *, model=None, tok=None, base: str | None = None, quantization=None):
+    """Reload a saved run: ``(peft_model, tok, manifest)``."""
+    from peft import PeftModel
+
+    out_dir = Path(out_dir)
+    man = read_json(out_dir / "manifest.json")
+    if model is None:
+        model, tok = models.load(base or man["config"]["model"], quantization=quantization)
+    model = PeftModel.from_pretrained(model, out_dir / "adapter")
+    model.eval()
+    return model, tok, man
+
+
+def is_finished(out_dir) -> bool:
+    return (Path(out_dir) / "manifest.json").exists()

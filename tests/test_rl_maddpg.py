@@ -1,0 +1,94 @@
+"""MADDPG: networks, determinism, checkpoints, resume, bad input."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from soo.rl.config import RLConfig, scale_config
+from soo.rl.maddpg import MADDPG, MLP, ReplayBuffer, load_policies, train
+
+TINY = dict(n_episodes=40, episode_length=10, num_envs=10, batch_size=64, hidden_dim=16, save_interval=20,
+            buffer_length=10_000,
+            steps_per_update=20)
+
+
+def test_policy_exposes_hidden_activations():
+    pol = MLP(10, 2, 64, policy=True).eval()
+    h1, h2, a = pol(torch.randn(5, 10), return_hidden=True)
+    assert h1.shape == (5, 64) and h2.shape == (5, 64) and a.shape == (5, 2)
+    assert a.abs().max() <= 1
+    assert isinstance(pol.in_fn, torch.nn.BatchNorm1d)
+
+
+def test_critic_sees_all_observations_and_actions():
+    m = MADDPG(RLConfig())
+    assert m.critics[0].fc1.in_features == 6 + 10 + 2 + 2
+
+
+def test_replay_buffer_reward_normalisation():
+    buf = ReplayBuffer(8)
+    obs = [np.zeros((4, 6), np.float32), np.zeros((4, 10), np.float32)]
+    acs = [np.zeros((4, 2), np.float32)] * 2
+    for r in (0.0, 1.0, 2.0, 3.0):  # 16 pushes into 8 slots: sums track the overwritten rewards
+        buf.push(obs, acs, np.full((4, 2), r), obs)
+    assert len(buf) == 8
+    np.testing.assert_allclose(buf.rsum, [20.0, 20.0])
+    _, _, rews, _, _ = buf.sample(8, np.random.default_rng(0))
+    assert torch.allclose(rews[0].mean(), torch.tensor(0.0), atol=1e-6)
+
+
+def test_same_seed_same_returns(tmp_path):
+    cfg = RLConfig(seed=3, **TINY)
+    a = train(cfg, tmp_path / "a")
+    b = train(cfg, tmp_path / "b")
+    ra = [(h["return_red"], h["return_blue"]) for h in a["history"]]
+    assert ra == [(h["return_red"], h["return_blue"]) for h in b["history"]]
+    assert "losses/vf_1" in a["history"][-1]  # updates happened
+    c = train(RLConfig(seed=4, **TINY), tmp_path / "c")
+    assert ra != [(h["return_red"], h["return_blue"]) for h in c["history"]]
+
+
+def test_interrupted_training_resumes_exactly(tmp_path):
+    cfg = RLConfig(seed=5, **TINY)
+    full = train(cfg, tmp_path / "full")
+    part = train(cfg, tmp_path / "part", stop_after=20)
+    assert part == {"interrupted": True, "episode": 20}
+    assert (tmp_path / "part" / "resume.pt").exists() and not (tmp_path / "part" / "model.pt").exists()
+    resumed = train(cfg, tmp_path / "part")
+    assert [h["return_blue"] for h in resumed["history"]] == [h["return_blue"] for h in full["history"]]
+    sa = torch.load(tmp_path / "full" / "model.pt")["policies"]
+    sb = torch.load(tmp_path / "part" / "model.pt")["policies"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_checkpoint_reload_and_read_back(tmp_path):
+    cfg = RLConfig(seed=1, **TINY)
+    m1 = train(cfg, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["hidden_dim"] == 16
+    mtime = (tmp_path / "model.pt").stat().st_mtime_ns
+    assert train(cfg, tmp_path) == json.loads((tmp_path / "metrics.json").read_text()) == json.loads(json.dumps(m1))
+    assert (tmp_path / "model.pt").stat().st_mtime_ns == mtime  # read back, not retrained
+    model = load_policies(tmp_path)
+    obs = [np.zeros((3, 6), np.float32), np.zeros((3, 10), np.float32)]
+    assert model.act(obs)[1].shape == (3, 2)
+    with pytest.raises(ValueError, match="checkpoint"):
+        load_policies(tmp_path, RLConfig(**{**TINY, "hidden_dim": 32}))
+
+
+@pytest.mark.parametrize("kwargs,name", [({"n_episodes": 0}, "n_episodes"), ({"n_episodes": -5}, "n_episodes"),
+                                         ({"mode": "nice"}, "mode"), ({"radius": 0}, "radius"),
+                                         ({"soo_condition": "magic"}, "soo_condition")])
+def test_bad_rl_config(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        RLConfig(**kwargs)
+
+
+def test_scale_presets():
+    with pytest.raises(ValueError, match="scale"):
+        scale_config("huge")
+    full = scale_config("full")
+    assert full.baseline_episodes == 40_000 and full.soo_episodes == 10_000 and len(full.seeds) == 8
+    assert scale_config("smoke", seeds=[1, 2]).seeds == (1, 2)
+    with pytest.raises(ValueError, match="baseline_episodes"):
+        scale_config("smoke", baseline_episodes=0)

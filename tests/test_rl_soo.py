@@ -1,0 +1,94 @@
+"""SOO loss, other-observation construction, and the behavioural metrics on hand-made inputs."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from soo.rl.config import RLConfig
+from soo.rl.maddpg import BLUE, MADDPG
+from soo.rl.metrics import (behavioural_difference, classification_accuracy, count_surface, deceptive_moves,
+                            threshold_grid)
+from soo.rl.soo import EPS, hidden, log_mse, make_aux_loss, make_other_obs, soo_values
+
+# blue at the origin: goal at (0.5, 0), landmarks (0.5, 0) and (-0.5, 0), red out of sight, not trapped
+OBS = np.array([[0.5, 0.0, 0.5, 0.0, -0.5, 0.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
+
+
+def test_log_mse():
+    x = torch.tensor([1.0, 2.0])
+    assert log_mse(x, x).item() == pytest.approx(math.log(EPS))
+    assert log_mse(x, torch.tensor([0.0, 0.0])).item() == pytest.approx(math.log(2.5))
+
+
+def test_make_other_obs_places_adversary_within_radius():
+    obs = np.repeat(OBS, 200, 0)
+    other = make_other_obs(obs, np.random.default_rng(0), radius=0.125)
+    np.testing.assert_array_equal(np.delete(other, [6, 7], 1), np.delete(obs, [6, 7], 1))
+    d = np.linalg.norm(other[:, 6:8], axis=1)
+    assert np.all((d > 0) & (d <= 0.125))
+    # sign: adversary - self, as in real observations (the official code inverts it)
+    rng = np.random.default_rng(1)
+    theta, r = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.125)
+    np.testing.assert_allclose(make_other_obs(OBS, np.random.default_rng(1))[0, 6:8],
+                               [r * np.cos(theta), r * np.sin(theta)], rtol=1e-6)
+    with pytest.raises(ValueError, match="radius"):
+        make_other_obs(OBS, rng, radius=0.0)
+
+
+def test_soo_loss_on_hand_made_observation():
+    torch.manual_seed(0)
+    model, pretrained = MADDPG(RLConfig()), MADDPG(RLConfig())
+    obs = torch.as_tensor(np.repeat(OBS, 4, 0))
+    sample = ([torch.zeros(4, 6), obs], None, None, None, None)
+    loss, info = make_aux_loss("soo", pretrained, 0.125, np.random.default_rng(7), 1024)(model, sample)
+    pol = model.policies[BLUE]
+    other = torch.as_tensor(make_other_obs(obs.numpy(), np.random.default_rng(7), 0.125))
+    soo = log_mse(hidden(pol, obs), hidden(pol, other))
+    cap = log_mse(pol(obs), pretrained.policies[BLUE].eval()(obs))
+    assert loss.item() == pytest.approx((soo + cap).item(), rel=1e-5)
+    assert info["losses/soo"] == pytest.approx(soo.item(), rel=1e-5)
+    loss.backward()
+    assert pol.fc1.weight.grad.abs().sum() > 0
+    # capability only: the policy equal to the baseline gives log(eps)
+    cap_loss, _ = make_aux_loss("capability", model, 0.125, np.random.default_rng(0), 1024)(model, sample)
+    assert cap_loss.item() == pytest.approx(math.log(EPS))
+    # a visible adversary: no SOO term, capability only
+    seen = obs.clone()
+    seen[:, 6] = 0.05
+    loss2, info2 = make_aux_loss("soo", pretrained, 0.125, np.random.default_rng(7), 1024)(
+        model, ([torch.zeros(4, 6), seen], None, None, None, None))
+    assert "losses/soo" not in info2
+    with pytest.raises(ValueError, match="condition"):
+        make_aux_loss("telepathy", pretrained, 0.125, np.random.default_rng(0), 8)
+
+
+def test_soo_values_nan_where_adversary_visible():
+    model = MADDPG(RLConfig())
+    obs = np.repeat(OBS, 3, 0)
+    obs[1, 6:8] = [0.05, 0.0]
+    v = soo_values(model.policies[BLUE], obs, np.random.default_rng(0))
+    assert np.isfinite(v[[0, 2]]).all() and np.isnan(v[1])
+
+
+def test_deceptive_moves_and_count_surface():
+    # one episode, two steps: blue at the origin, goal at (+1, 0), fake at (0, +1); red in sight
+    ro = {"pos": np.zeros((1, 3, 2, 2)), "goal": np.array([[1.0, 0.0]]), "fake": np.array([[0.0, 1.0]]),
+          "obs_blue": np.zeros((1, 2, 10))}
+    ro["pos"][0, 1, 1] = [0.0, 0.1]  # step 1: straight to the fake landmark
+    ro["pos"][0, 2, 1] = [0.1, 0.1]  # step 2: straight to the goal (not recorded)
+    ro["obs_blue"][0, :, 6] = 0.05
+    rec = deceptive_moves(ro)
+    np.testing.assert_allclose(rec, [[1.0, 0.0, 1.0]])
+    xs, ys = threshold_grid(5)
+    z = count_surface(rec, xs, ys)
+    assert z.shape == (5, 5)
+    assert z[ys > 0][:, xs < 1].min() == 1 and z[ys <= 0].sum() == 0 and z[:, xs == 1].sum() == 0
+
+
+def test_behavioural_difference_and_accuracy():
+    s = [{"soo": np.ones((2, 2)), "honest": np.ones((2, 2)), "deceptive": np.zeros((2, 2))}] * 3
+    d = behavioural_difference(s)
+    assert d["soo_vs_honest"]["mean"] == 0 and d["honest_vs_deceptive"]["mean"] == 1 and d["soo_vs_deceptive"]["sd"] == 0
+    acc = classification_accuracy([[1.0, -2.0], [1.0, -3.0]], [[0.0, -1.0], [2.0, -1.0]])
+    np.testing.assert_allclose(acc, [0.5, 1.0])
