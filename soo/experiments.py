@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,8 @@ class LLMScale:
     suffix: str = "i_would"
     bf16: bool = True
     batch_size: int = 16
-    extra: dict = field(default_factory=dict)
+    n_pairs: int | None = None  # SOO training pairs (None: all of cfg.pairs); smoke uses a few
+    n_probe: int | None = None  # latent-SOO probe pairs (None: all 52)
 
     def dir(self, out_dir, notebook: str) -> Path:
         return Path(out_dir) / self.scale / notebook
@@ -80,7 +81,8 @@ def llm_scale(scale: str, model: str | None = None, seeds=None) -> LLMScale:
         sc = LLMScale(scale, model or "tiny-random-llama", n_eval=4, n_perspectives=4, n_generalization=2,
                       n_generate=2, seeds=(0,), generalization_seeds=(0,), sweep_layers=(0, 1), soo=soo,
                       organism=replace(soo, lr=1e-3, epochs=1, lora_r=4, lora_alpha=8, lora_dropout=0.0),
-                      organism_n=8, n_capability=3, capability_tokens=8, gen_tokens=8, bf16=False, batch_size=8)
+                      organism_n=8, n_capability=3, capability_tokens=8, gen_tokens=8, bf16=False, batch_size=8,
+                      n_pairs=8, n_probe=4)
     elif scale == "default":
         soo = replace(PRESETS["smollm2"], epochs=5, bf16=True)
         sc = LLMScale(scale, model or models.EMBEDDED, n_eval=100, n_perspectives=50, n_generalization=40,
@@ -200,7 +202,7 @@ def evaluate_model(model, tok, sc: LLMScale, cap: dict, *, base=None) -> dict:
     gen = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate")
     persp = score(model, tok, sc, [s for o in S.ORDERS for s in S.perspectives(sc.n_perspectives, order=o)], "logprob")
     with models.autocast(sc.bf16):
-        latent = E.latent_soo(model, tok, S.probe_pairs())
+        latent = E.latent_soo(model, tok, S.probe_pairs()[:sc.n_probe])
         capab = E.capability(model, tok, cap["questions"], cap["answers"], base=base) if cap else None
     return {"deception": E.summarize_orders(recs), "records": recs, "generate": E.summarize_orders(gen),
             "generate_records": gen, "perspectives_accuracy": perspectives_accuracy(persp), "latent_soo": latent,
@@ -237,7 +239,7 @@ def soo_run(model_path, sc: LLMScale, run_dir, condition: str, seed: int, *, lay
     if is_finished(rdir):
         model, tok, man = load_trained(rdir, model=base, tok=tok)
     else:
-        r = train(cfg, model=base, tok=tok, progress=progress)
+        r = train(cfg, pairs=S.soo_pairs(cfg.pairs)[:sc.n_pairs], model=base, tok=tok, progress=progress)
         r.save(rdir)
         model, man = r.model, r.manifest()
     res = {"condition": condition, "seed": int(seed), "layer": cfg.layer, "config": dataclasses.asdict(cfg),

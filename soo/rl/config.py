@@ -125,10 +125,10 @@ PRESETS = {
     "smoke": ScaleConfig("smoke", seeds=(155, 714), baseline_episodes=200, soo_episodes=100, num_envs=50,
                          eval_episodes=20, class_seeds=3, class_episodes=(1, 5, 10, 20), grid=25,
                          overrides=dict(batch_size=256, save_interval=100, buffer_length=100_000)),
-    "default": ScaleConfig("default", seeds=(155, 714, 1908), baseline_episodes=3000, soo_episodes=1000,
+    "default": ScaleConfig("default", seeds=(155, 714, 1908), baseline_episodes=4000, soo_episodes=1000,
                            num_envs=100, eval_episodes=200, class_seeds=10,
                            class_episodes=(1, 10, 25, 50, 100, 200, 300), grid=50,
-                           overrides=dict(n_exploration_eps=2000, save_interval=1000)),
+                           overrides=dict(n_exploration_eps=3000, save_interval=1000)),
     "full": ScaleConfig("full"),
 }
 

@@ -24,6 +24,16 @@ blue (10) = ``[goal - self, lm0 - self, lm1 - self, red - self or 0, trapped, tr
 Both implementations draw the reset state with :func:`sample_initial_state` from one
 ``numpy.random.Generator`` seeded by ``seed``; nothing else is random, so identical seeds and
 actions give identical trajectories (``tests/test_rl_env.py``).
+
+Deviations from the official scenario:
+
+1. Blue's spawn offset is drawn from the seeded generator (the official code used unseeded ``random``).
+2. Integration order: ``integrator="mpe1"`` (default) is the original MPE order the official fork used;
+   mpe2 moves with the old velocity (``"mpe2"``, tested against mpe2's ``World.step``), and with that
+   order the walls (contact force 1e2) let agents through at full speed.
+3. Trapping zeroes red's velocity at once (``max_speed = 0`` in the official code has the same effect
+   under the original integration order).
+4. The honest reward (no trap bonus) has no switch in the official code; it is ``mode="honest"`` here.
 """
 from __future__ import annotations
 

@@ -147,9 +147,11 @@ def classify(scfg: ScaleConfig, out_dir) -> dict:
     """Mean-SOO classification of the deceptive vs honest baseline of each training seed over
     ``class_seeds`` evaluation seeds; cached in ``eval/classification.json``."""
     path = rl_dir(out_dir, scfg.scale) / "eval" / "classification.json"
-    if path.exists() and read_json(path)["seeds"] == list(scfg.seeds):
-        return read_json(path)
     episodes = list(scfg.class_episodes)
+    if path.exists():
+        old = read_json(path)
+        if (old["seeds"], old["episodes"], old["class_seeds"]) == (list(scfg.seeds), episodes, scfg.class_seeds):
+            return old
     per_seed = []
     for seed in scfg.seeds:
         curves = {}
@@ -164,7 +166,8 @@ def classify(scfg: ScaleConfig, out_dir) -> dict:
         acc = classification_accuracy(np.array(curves["honest"]), np.array(curves["deceptive"]))
         per_seed.append({"seed": seed, "accuracy": acc.tolist(), "soo": curves})
     acc = np.array([p["accuracy"] for p in per_seed])
-    res = {"scale": scfg.scale, "seeds": list(scfg.seeds), "episodes": episodes, "per_seed": per_seed,
+    res = {"scale": scfg.scale, "seeds": list(scfg.seeds), "episodes": episodes, "class_seeds": scfg.class_seeds,
+           "per_seed": per_seed,
            "accuracy_mean": acc.mean(0), "accuracy_sd": acc.std(0), "manifest": manifest()}
     atomic_write_json(path, res)
     return read_json(path)

@@ -180,11 +180,18 @@ class ReplayBuffer:
                 torch.zeros(batch))  # MPE episodes never terminate: dones are always 0
 
     def state_dict(self):
-        return {k: getattr(self, k) for k in ("cap", "n", "i", "obs", "next_obs", "acs", "rews", "rsum", "rsq")}
+        """Only the filled rows travel (a checkpoint of a young buffer stays small)."""
+        n = self.n
+        return {"cap": self.cap, "n": n, "i": self.i, "rsum": self.rsum, "rsq": self.rsq, "rews": self.rews[:n],
+                **{k: [a[:n] for a in getattr(self, k)] for k in ("obs", "next_obs", "acs")}}
 
     def load_state_dict(self, d):
-        for k, v in d.items():
-            setattr(self, k, v)
+        self.__init__(d["cap"])
+        self.n, self.i, self.rsum, self.rsq = d["n"], d["i"], d["rsum"], d["rsq"]
+        self.rews[: self.n] = d["rews"]
+        for k in ("obs", "next_obs", "acs"):
+            for a, v in zip(getattr(self, k), d[k]):
+                a[: self.n] = v
 
 
 class OUNoise:

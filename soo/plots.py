@@ -1,0 +1,145 @@
+"""One function per LLM figure (the RL figures are in ``soo.rl.plots``).
+
+Each takes tidy data (a pandas DataFrame) and an optional ``ax``, draws with seaborn in a
+colour-blind-safe palette, and returns the Axes (or the Figure for multi-panel figures).
+No training and no file I/O here: the notebooks save the figures.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+PALETTE = sns.color_palette("colorblind")
+RATE_LABEL = "Deceptive response rate (%)"
+CONDITION_ORDER = ["base", "soo_mse", "soo_kl_logits", "soo_mse_shuffled", "lm"]
+CONDITION_NAMES = {"base": "Before SOO", "soo_mse": "SOO (MSE)", "soo_kl_logits": "SOO (KL, repo)",
+                   "soo_mse_shuffled": "Shuffled pairs", "lm": "LM loss"}
+
+
+def style():
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
+
+
+def _ax(ax, figsize=(6.4, 4)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _errbars(ax, x, y, lo, hi, color="black"):
+    ax.errorbar(x, y, yerr=[np.asarray(y) - np.asarray(lo), np.asarray(hi) - np.asarray(y)], fmt="none",
+                ecolor=color, capsize=3, lw=1)
+
+
+def plot_baseline_rates(df: pd.DataFrame, ax=None):
+    """Deceptive rate by condition (x) and scenario order (hue), with 95 % bootstrap intervals.
+
+    ``df`` columns: ``setting`` (x label), ``order`` ("paper" / "mirrored"), ``rate``, ``ci_low``, ``ci_high``.
+    """
+    ax = _ax(ax, (7, 4))
+    settings = list(dict.fromkeys(df["setting"]))
+    orders = list(dict.fromkeys(df["order"]))
+    w = 0.8 / len(orders)
+    for j, o in enumerate(orders):
+        d = df[df["order"] == o].set_index("setting").loc[settings]
+        x = np.arange(len(settings)) + (j - (len(orders) - 1) / 2) * w
+        ax.bar(x, d["rate"], width=w, color=PALETTE[j], label=f"{o} order")
+        _errbars(ax, x, d["rate"], d["ci_low"], d["ci_high"])
+    ax.axhline(50, color="grey", ls=":", lw=1)
+    ax.set_xticks(np.arange(len(settings)), settings, rotation=15)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel(RATE_LABEL)
+    ax.legend(title="Scenario order", loc="upper right", fontsize="small")
+    return ax
+
+
+def plot_conditions(df: pd.DataFrame, ax=None, value="mean", ylabel=RATE_LABEL):
+    """One bar per fine-tuning condition: mean over seeds ± population SD, seeds as dots.
+
+    ``df``: one row per (condition, seed) with a ``condition`` column and the ``value`` column.
+    """
+    ax = _ax(ax, (7, 4))
+    conds = [c for c in CONDITION_ORDER if c in set(df["condition"])]
+    for i, c in enumerate(conds):
+        v = df.loc[df["condition"] == c, value].to_numpy(dtype=float)
+        ax.bar(i, v.mean(), color=PALETTE[i % len(PALETTE)], alpha=0.85)
+        if len(v) > 1:
+            ax.errorbar(i, v.mean(), yerr=v.std(ddof=0), fmt="none", ecolor="black", capsize=4)
+        ax.scatter(np.full(len(v), i) + np.linspace(-0.12, 0.12, len(v)), v, color="black", s=12, zorder=3)
+    ax.set_xticks(range(len(conds)), [CONDITION_NAMES.get(c, c) for c in conds], rotation=15)
+    ax.set_ylabel(ylabel)
+    if value in ("mean", "paper order", "mirrored", "perspectives"):
+        ax.set_ylim(0, 105)
+    return ax
+
+
+def plot_latent_soo(df: pd.DataFrame):
+    """Latent self-other distinction (MSE) per layer, attention vs MLP, for each condition.
+
+    ``df`` columns: ``condition``, ``layer``, ``block`` ("attention"/"mlp"), ``mse`` (mean over seeds).
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained", sharex=True)
+    conds = [c for c in CONDITION_ORDER if c in set(df["condition"])]
+    for ax, block in zip(axes, ("attention", "mlp")):
+        d = df[df["block"] == block]
+        for i, c in enumerate(conds):
+            dc = d[d["condition"] == c].sort_values("layer")
+            ax.plot(dc["layer"], dc["mse"], marker="o", ms=3, color=PALETTE[i], label=CONDITION_NAMES.get(c, c),
+                    ls="--" if c == "base" else "-")
+        ax.set_yscale("log")
+        ax.set_xlabel("Layer")
+        ax.set_title(f"{'Attention (o_proj)' if block == 'attention' else 'MLP (down_proj)'} outputs")
+    axes[0].set_ylabel("Latent self-other distinction (MSE)")
+    axes[1].legend(fontsize="small")
+    return fig
+
+
+def plot_layer_sweep(df: pd.DataFrame, base_rate: float | None = None, ax=None):
+    """Deceptive rate after SOO (MSE) against the SOO layer. ``df``: ``layer``, ``mean``, ``ci_low``, ``ci_high``."""
+    ax = _ax(ax, (6, 3.8))
+    d = df.sort_values("layer")
+    ax.plot(d["layer"], d["mean"], marker="o", color=PALETTE[1], label="after SOO")
+    _errbars(ax, d["layer"], d["mean"], d["ci_low"], d["ci_high"], color=PALETTE[1])
+    if base_rate is not None:
+        ax.axhline(base_rate, color="grey", ls="--", label="before SOO")
+    ax.set_xlabel("SOO layer (o_proj output)")
+    ax.set_ylabel(RATE_LABEL)
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_generalization(df: pd.DataFrame, variants, titles=None):
+    """The paper's 3x3 grid: one panel per generalization scenario, bars per model condition.
+
+    ``df`` columns: ``variant``, ``condition``, ``rate`` (mean over orders and seeds), ``sd``.
+    """
+    fig, axes = plt.subplots(3, 3, figsize=(10, 9), sharey=True, layout="constrained")
+    conds = [c for c in CONDITION_ORDER if c in set(df["condition"])]
+    for ax, v in zip(axes.flat, variants):
+        d = df[df["variant"] == v].set_index("condition").reindex(conds)
+        ax.bar(range(len(conds)), d["rate"], color=[PALETTE[CONDITION_ORDER.index(c)] for c in conds])
+        ax.errorbar(range(len(conds)), d["rate"], yerr=d["sd"].fillna(0), fmt="none", ecolor="black", capsize=3)
+        ax.set_title((titles or {}).get(v, v), fontsize="medium")
+        ax.set_xticks(range(len(conds)), [CONDITION_NAMES.get(c, c) for c in conds], rotation=20, fontsize="small")
+        ax.set_ylim(0, 105)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(RATE_LABEL)
+    return fig
+
+
+def plot_training_curves(curves: dict, ax=None, ylabel="Training loss (epoch mean)"):
+    """Loss per epoch, one line per run. ``curves``: {label: [loss per epoch]}."""
+    ax = _ax(ax, (6, 3.5))
+    for i, (k, v) in enumerate(curves.items()):
+        ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=3, color=PALETTE[i % len(PALETTE)], label=k)
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    ax.legend(fontsize="small")
+    return ax
