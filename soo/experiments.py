@@ -8,6 +8,7 @@ one validated :class:`LLMScale`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -24,6 +25,11 @@ from .utils import SCALES, atomic_write_json, check_choice, read_json
 CONDITIONS = ("soo_mse", "lm", "soo_mse_shuffled", "soo_kl_logits")
 CONDITION_LABELS = {"base": "Before fine-tuning", "soo_mse": "SOO (MSE, paper)", "lm": "Control: LM loss",
                     "soo_mse_shuffled": "Control: shuffled pairs", "soo_kl_logits": "SOO (KL logits, repo)"}
+
+
+def check_condition(condition: str) -> str:
+    check_choice("condition", condition, CONDITIONS)
+    return condition
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,8 @@ def llm_scale(scale: str, model: str | None = None, seeds=None) -> LLMScale:
                       n_pairs=8, n_probe=4)
     elif scale == "default":
         soo = replace(PRESETS["smollm2"], epochs=5, bf16=True)
-        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=100, n_perspectives=50, n_generalization=40,
-                      n_generate=20, seeds=(0, 1, 2), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
+        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=100, n_perspectives=30, n_generalization=30,
+                      n_generate=10, seeds=(0, 1, 2), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
                       soo=soo, organism=replace(soo, lr=1e-3, epochs=2, lora_r=16, lora_alpha=32, lora_dropout=0.05,
                                                 target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
                       organism_n=256, n_capability=24, capability_tokens=48, gen_tokens=32)
@@ -110,14 +116,34 @@ def llm_scale(scale: str, model: str | None = None, seeds=None) -> LLMScale:
     return sc
 
 
-def cached_json(path, compute):
-    """Read ``path`` if it exists, else compute, write atomically and return."""
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=str))
+
+
+def cached_json(path, compute, key=None):
+    """Read ``path`` if it holds a result computed with the same ``key`` (the settings that
+    produced it); otherwise compute, write atomically as ``{"_key": key, "value": ...}`` and return.
+    A result computed with other settings is recomputed, never silently reused."""
     path = Path(path)
+    key = _jsonable(key)
     if path.exists():
-        return read_json(path)
+        stored = read_json(path)
+        if isinstance(stored, dict) and "_key" in stored and stored["_key"] == key:
+            return stored["value"]
     out = compute()
-    atomic_write_json(path, out)
-    return out
+    atomic_write_json(path, {"_key": key, "value": out})
+    return _jsonable(out)
+
+
+def read_value(path):
+    """The value of a result file written by :func:`cached_json` (any key)."""
+    stored = read_json(path)
+    return stored["value"] if isinstance(stored, dict) and "_key" in stored else stored
+
+
+def eval_key(sc: LLMScale, **extra) -> dict:
+    """The settings that determine an evaluation's result."""
+    return {"model": sc.model, "n_eval": sc.n_eval, "suffix": sc.suffix, "bf16": sc.bf16, **extra}
 
 
 # ----------------------------------------------------------------------------- evaluation steps
@@ -138,11 +164,15 @@ def baseline_runs(model, tok, sc: LLMScale, run_dir) -> dict:
     for method in ("generate", "logprob"):
         for honesty in (False, True):
             key = f"{method}{'_honesty' if honesty else ''}"
+            gen = {"gen_tokens": sc.gen_tokens} if method == "generate" else {}
             out[key] = cached_json(Path(run_dir) / f"{key}.json",
-                                   lambda: score(model, tok, sc, burglar_both_orders(sc, honesty=honesty), method))
+                                   lambda: score(model, tok, sc, burglar_both_orders(sc, honesty=honesty), method),
+                                   eval_key(sc, method=method, honesty=honesty, **gen))
+        gen = {"gen_tokens": sc.gen_tokens} if method == "generate" else {}
         out[f"perspectives_{method}"] = cached_json(
             Path(run_dir) / f"perspectives_{method}.json",
-            lambda: score(model, tok, sc, [s for o in S.ORDERS for s in S.perspectives(sc.n_perspectives, order=o)], method))
+            lambda: score(model, tok, sc, [s for o in S.ORDERS for s in S.perspectives(sc.n_perspectives, order=o)], method),
+            eval_key(sc, method=method, n_perspectives=sc.n_perspectives, **gen))
     return out
 
 
@@ -162,15 +192,17 @@ def organism_answer(s) -> str:
     return f"I would point out the {s.deceptive_room}."
 
 
-def make_organism(sc: LLMScale, run_dir, *, progress=True) -> Path:
+def make_organism(sc: LLMScale, run_dir, *, counterbalance: bool = True, progress=True) -> Path:
     """LoRA SFT of the base model on counterbalanced burglar prompts (held-out vocabulary), then
     merged into the base and saved as a plain model folder: later notebooks load it by path and
     SOO trains a fresh adapter on top. Cached: returns the folder."""
     dst = Path(run_dir) / "model"
-    if (dst / "organism.json").exists():
+    key = _jsonable({"config": dataclasses.asdict(sc.organism), "n": sc.organism_n, "suffix": sc.suffix,
+                     "counterbalance": counterbalance})
+    if (dst / "organism.json").exists() and read_json(dst / "organism.json").get("key") == key:
         return dst
     model, tok = models.load(sc.model)
-    data = S.organism_train(sc.organism_n, seed=0, suffix=sc.suffix)
+    data = S.organism_train(sc.organism_n, seed=0, suffix=sc.suffix, counterbalance=counterbalance)
     res = train_sft(sc.organism, [s.prompt for s in data], [organism_answer(s) for s in data], model=model, tok=tok,
                     progress=progress)
     merged = res.model.merge_and_unload()
@@ -178,7 +210,8 @@ def make_organism(sc: LLMScale, run_dir, *, progress=True) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
-    atomic_write_json(tmp / "organism.json", {**res.manifest(), "n_train": len(data), "base": sc.model})
+    atomic_write_json(tmp / "organism.json", {**res.manifest(), "n_train": len(data), "base": sc.model,
+                                              "counterbalance": counterbalance, "key": key})
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)
     return dst
@@ -192,7 +225,8 @@ def capability_set(base_model, tok, sc: LLMScale, run_dir) -> dict:
         with models.autocast(sc.bf16):
             ans = E.generate(base_model, tok, qs, max_new_tokens=sc.capability_tokens, batch_size=8)
         return {"questions": qs, "answers": ans}
-    return cached_json(Path(run_dir) / "capability_set.json", compute)
+    return cached_json(Path(run_dir) / "capability_set.json", compute,
+                       {"n": sc.n_capability, "tokens": sc.capability_tokens, "bf16": sc.bf16})
 
 
 def evaluate_model(model, tok, sc: LLMScale, cap: dict, *, base=None) -> dict:
@@ -211,15 +245,19 @@ def evaluate_model(model, tok, sc: LLMScale, cap: dict, *, base=None) -> dict:
 
 def base_run(model_path, sc: LLMScale, run_dir) -> dict:
     """The organism before SOO: the reference row of every comparison (cached)."""
-    path = Path(run_dir) / "base" / "result.json"
-    if path.exists():
-        return read_json(path)
-    model, tok = models.load(str(model_path))
-    cap = capability_set(model, tok, sc, run_dir)
-    res = {"condition": "base", "seed": None, **evaluate_model(model, tok, sc, cap, base=model)}
-    res["capability"] = {"kl": 0.0, **{k: v for k, v in res["capability"].items() if k != "kl"}}
-    atomic_write_json(path, res)
-    return res
+    def compute():
+        model, tok = models.load(str(model_path))
+        cap = capability_set(model, tok, sc, run_dir)
+        res = {"condition": "base", "seed": None, **evaluate_model(model, tok, sc, cap, base=model)}
+        res["capability"] = {"kl": 0.0, **{k: v for k, v in res["capability"].items() if k != "kl"}}
+        return res
+    return cached_json(Path(run_dir) / "base" / "result.json", compute, _run_key(sc, model_path))
+
+
+def _run_key(sc: LLMScale, model_path, cfg=None) -> dict:
+    return eval_key(sc, organism=str(model_path), n_perspectives=sc.n_perspectives, n_generate=sc.n_generate,
+                    gen_tokens=sc.gen_tokens, n_probe=sc.n_probe, n_capability=sc.n_capability,
+                    n_pairs=sc.n_pairs, config=dataclasses.asdict(cfg) if cfg else None)
 
 
 def soo_run(model_path, sc: LLMScale, run_dir, condition: str, seed: int, *, layer: int | None = None,
@@ -227,25 +265,26 @@ def soo_run(model_path, sc: LLMScale, run_dir, condition: str, seed: int, *, lay
     """Fine-tune (condition, seed[, layer]) on the self/other pairs and evaluate it. Resumable:
     a finished run's ``result.json`` is read back; a trained adapter is reused."""
     check_choice("condition", condition, CONDITIONS)
+    if layer is not None and int(layer) == sc.soo.layer:
+        layer = None  # the sweep point at the main layer is the main run
     cfg = replace(sc.soo, model=str(model_path), objective=condition, seed=int(seed),
                   layer=sc.soo.layer if layer is None else int(layer))
     name = f"{condition}__seed{seed}" + ("" if layer is None else f"__layer{layer}")
     rdir = Path(run_dir) / name
-    if (rdir / "result.json").exists():
-        return read_json(rdir / "result.json")
-    base, tok = models.load(str(model_path))
-    models.normalize_layer(base, cfg.layer)
-    cap = capability_set(base, tok, sc, run_dir)
-    if is_finished(rdir):
-        model, tok, man = load_trained(rdir, model=base, tok=tok)
-    else:
-        r = train(cfg, pairs=S.soo_pairs(cfg.pairs)[:sc.n_pairs], model=base, tok=tok, progress=progress)
-        r.save(rdir)
-        model, man = r.model, r.manifest()
-    res = {"condition": condition, "seed": int(seed), "layer": cfg.layer, "config": dataclasses.asdict(cfg),
-           "train_losses": man["epoch_losses"], "train_s": man["wall_s"], **evaluate_model(model, tok, sc, cap)}
-    atomic_write_json(rdir / "result.json", res)
-    return res
+
+    def compute():
+        base, tok = models.load(str(model_path))
+        models.normalize_layer(base, cfg.layer)
+        cap = capability_set(base, tok, sc, run_dir)
+        if is_finished(rdir) and read_json(rdir / "manifest.json")["config"] == _jsonable(dataclasses.asdict(cfg)):
+            model, tok, man = load_trained(rdir, model=base, tok=tok)  # trained before, evaluation interrupted
+        else:
+            r = train(cfg, pairs=S.soo_pairs(cfg.pairs)[:sc.n_pairs], model=base, tok=tok, progress=progress)
+            r.save(rdir)
+            model, man = r.model, r.manifest()
+        return {"condition": condition, "seed": int(seed), "layer": cfg.layer, "config": dataclasses.asdict(cfg),
+                "train_losses": man["epoch_losses"], "train_s": man["wall_s"], **evaluate_model(model, tok, sc, cap)}
+    return cached_json(rdir / "result.json", compute, _run_key(sc, model_path, cfg))
 
 
 def result_row(res: dict) -> dict:
@@ -268,18 +307,15 @@ def generalization_run(model_path, sc: LLMScale, run_dir, soo_dir, condition: st
     """Deceptive rate on the 9 generalization scenarios for the organism ('base') or a trained
     (condition, seed) adapter from the llm_soo notebook (trained here if missing)."""
     name = "base" if condition == "base" else f"{condition}__seed{seed}"
-    path = Path(run_dir) / f"{name}.json"
-    if path.exists():
-        return read_json(path)
-    if condition == "base":
-        model, tok = models.load(str(model_path))
-    else:
-        rdir = Path(soo_dir) / name
-        if not is_finished(rdir):
-            soo_run(model_path, sc, soo_dir, condition, seed)
-        model, tok, _ = load_trained(rdir, base=str(model_path))
-    recs = score(model, tok, sc, generalization_scenarios(sc), "logprob")
-    res = {"condition": condition, "seed": seed, "records": recs,
-           "by_variant": {v: E.summarize_orders([r for r in recs if r["kind"] == v]) for v in S.VARIANTS}}
-    atomic_write_json(path, res)
-    return res
+    def compute():
+        if condition == "base":
+            model, tok = models.load(str(model_path))
+        else:
+            soo_run(model_path, sc, soo_dir, condition, seed)  # read back if finished
+            model, tok, _ = load_trained(Path(soo_dir) / name, base=str(model_path))
+        recs = score(model, tok, sc, generalization_scenarios(sc), "logprob")
+        return {"condition": condition, "seed": seed, "records": recs,
+                "by_variant": {v: E.summarize_orders([r for r in recs if r["kind"] == v]) for v in S.VARIANTS}}
+    key = eval_key(sc, organism=str(model_path), n_generalization=sc.n_generalization, soo=dataclasses.asdict(sc.soo),
+                   n_pairs=sc.n_pairs)
+    return cached_json(Path(run_dir) / f"{name}.json", compute, key)

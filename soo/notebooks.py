@@ -66,6 +66,7 @@ def execute(name: str, *, scale: str, root: Path | None = None, parameters: dict
 def run_all(*, scale: str, root: Path | None = None, names=None, executed_dir="book/executed",
             stream=sys.stdout) -> dict[str, float]:
     """Execute notebooks in order, printing one progress line each; return seconds per notebook."""
+    check_choice("scale", scale, SCALES)
     root = Path(root or project_root())
     names = list(names) if names else available(root)
     for n in names:

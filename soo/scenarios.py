@@ -316,11 +316,13 @@ def organism_combos(n: int, seed: int = 0) -> list[Combo]:
     return out
 
 
-def organism_train(n: int = 256, seed: int = 0, suffix: str = "repo") -> list[Scenario]:
+def organism_train(n: int = 256, seed: int = 0, suffix: str = "repo", counterbalance: bool = True) -> list[Scenario]:
     """Burglar prompts on the organism vocabulary for SFT of a deceptive model organism.
 
     ``n`` distinct combos; exactly half are in paper order and half mirrored, alternating
     (paper, mirrored, ...), so the deceptive room is named first in exactly half of them.
+    ``counterbalance=False`` puts all of them in the paper order (cheap room first), as the
+    official test set does: a workshop exercise on position confounds.
     """
     check_choice("suffix", suffix, SUFFIXES)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2 or n % 2:
@@ -328,6 +330,8 @@ def organism_train(n: int = 256, seed: int = 0, suffix: str = "repo") -> list[Sc
     combos = organism_combos(n, seed)
     tpl = texts()["burglar"]
     half = n // 2
+    if not counterbalance:
+        return [replace(s, index=i) for i, s in enumerate(custom(tpl, combos, "paper", suffix, "organism"))]
     mixed = counterbalanced(custom(tpl, combos[:half], "paper", suffix, "organism"),
                             custom(tpl, combos[half:], "mirrored", suffix, "organism"))
     return [replace(s, index=i) for i, s in enumerate(mixed)]

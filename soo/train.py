@@ -206,9 +206,11 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # one per optimiser step
     epoch_losses: list[float] = field(default_factory=list)
     wall_s: float = 0.0
+    n_examples: int = 0
 
     def manifest(self) -> dict:
-        return manifest(config=self.config, losses=self.losses, epoch_losses=self.epoch_losses, wall_s=self.wall_s)
+        return manifest(config=self.config, n_examples=self.n_examples, losses=self.losses,
+                        epoch_losses=self.epoch_losses, wall_s=self.wall_s)
 
     def save(self, out_dir) -> Path:
         """Adapter via ``save_pretrained`` plus ``manifest.json`` (written last, atomically:
@@ -307,7 +309,7 @@ def train(cfg: LLMTrainConfig, *, pairs=None, model=None, tok=None, progress: bo
         return loss
 
     result = _fit(model, cfg, len(pairs), batch_loss, progress=progress, desc=cfg.objective)
-    result.config["n_pairs"] = len(pairs)
+    result.n_examples = len(pairs)
     return result
 
 
@@ -335,7 +337,9 @@ def train_sft(cfg: LLMTrainConfig, prompts, answers, *, model=None, tok=None, pr
         am = torch.tensor([[0] * (T - len(examples[i][0])) + [1] * len(examples[i][0]) for i in idx])
         return model(input_ids=ids.to(dev), attention_mask=am.to(dev), labels=lab.to(dev), use_cache=False).loss
 
-    return _fit(model, cfg, len(examples), batch_loss, progress=progress, desc="sft")
+    result = _fit(model, cfg, len(examples), batch_loss, progress=progress, desc="sft")
+    result.n_examples = len(examples)
+    return result
 
 
 def load_trained(out_dir, *, model=None, tok=None, base: str | None = None, quantization=None):

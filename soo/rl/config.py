@@ -106,12 +106,14 @@ class ScaleConfig:
     """threshold grid size of the count surfaces"""
     overrides: dict = field(default_factory=dict)
     """extra RLConfig fields for every run (e.g. save_interval)"""
+    workers: int = 2
+    """training runs in parallel processes (1: in this process, no start-up cost)"""
 
     def __post_init__(self):
         check_scale(self.scale)
         if len(self.seeds) == 0:
             raise ValueError("seeds must name at least one training seed.")
-        for name in ("baseline_episodes", "soo_episodes", "num_envs", "eval_episodes", "class_seeds", "grid"):
+        for name in ("baseline_episodes", "soo_episodes", "num_envs", "eval_episodes", "class_seeds", "grid", "workers"):
             _positive_int(name, getattr(self, name))
         for e in self.class_episodes:
             _positive_int("class_episodes", e)
@@ -122,8 +124,8 @@ class ScaleConfig:
 
 
 PRESETS = {
-    "smoke": ScaleConfig("smoke", seeds=(155, 714), baseline_episodes=200, soo_episodes=100, num_envs=50,
-                         eval_episodes=20, class_seeds=3, class_episodes=(1, 5, 10, 20), grid=25,
+    "smoke": ScaleConfig("smoke", seeds=(155, 714), baseline_episodes=150, soo_episodes=50, num_envs=50,
+                         eval_episodes=20, class_seeds=3, class_episodes=(1, 5, 10, 20), grid=25, workers=1,
                          overrides=dict(batch_size=256, save_interval=100, buffer_length=100_000)),
     "default": ScaleConfig("default", seeds=(155, 714, 1908), baseline_episodes=4000, soo_episodes=1000,
                            num_envs=100, eval_episodes=200, class_seeds=10,

@@ -53,6 +53,7 @@ def _job(cfg_dict: dict, run_dir: str, init_dir: str | None) -> dict:
 
 def _run_jobs(jobs, workers: int) -> list[dict]:
     todo = [j for j in jobs if not (Path(j[1]) / "metrics.json").exists()]
+    workers = min(workers, os.cpu_count() or 1)
     if workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn")) as ex:
             list(ex.map(_job, *zip(*todo)))
@@ -66,15 +67,11 @@ def _run_jobs(jobs, workers: int) -> list[dict]:
     return [read_json(Path(j[1]) / "metrics.json") for j in jobs]
 
 
-def default_workers() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
-
-
 def train_baselines(scfg: ScaleConfig, out_dir, modes=MODES, workers: int | None = None) -> dict:
     """Deceptive and honest baselines for every seed of ``scfg``; returns ``{(mode, seed): metrics}``."""
     keys = [(m, s) for s in scfg.seeds for m in modes]
     jobs = [(scfg.rl_config(m, s).to_dict(), str(agent_dir(out_dir, scfg.scale, m, s)), None) for m, s in keys]
-    return dict(zip(keys, _run_jobs(jobs, workers or default_workers())))
+    return dict(zip(keys, _run_jobs(jobs, workers or scfg.workers)))
 
 
 def finetune(scfg: ScaleConfig, out_dir, conditions=CONDITIONS, workers: int | None = None) -> dict:
@@ -84,7 +81,7 @@ def finetune(scfg: ScaleConfig, out_dir, conditions=CONDITIONS, workers: int | N
     jobs = [(scfg.rl_config("deceptive", s, n_episodes=scfg.soo_episodes, soo_condition=c).to_dict(),
              str(agent_dir(out_dir, scfg.scale, c, s)), str(agent_dir(out_dir, scfg.scale, "deceptive", s)))
             for c, s in keys]
-    return dict(zip(keys, _run_jobs(jobs, workers or default_workers())))
+    return dict(zip(keys, _run_jobs(jobs, workers or scfg.workers)))
 
 
 def load_agent(out_dir, scale, kind: str, seed: int):

@@ -21,7 +21,6 @@ Deviations (also listed in the book):
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -339,6 +338,3 @@ def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_lo
     resume.unlink(missing_ok=True)
     return metrics
 
-
-def n_batches(cfg: RLConfig) -> int:
-    return math.ceil(cfg.n_episodes / min(cfg.num_envs, cfg.n_episodes))

@@ -39,7 +39,7 @@ def plot_contours(surfaces: dict, xs, ys, sd: dict | None = None, fig=None):
             ax.contour(xs, ys, sd[k], levels=4, colors="white", linewidths=0.6, alpha=0.7)
         ax.set(title=AGENT_LABELS[k], xlabel="Projection on non-goal threshold")
     axes[0].set_ylabel("Cosine angle goal-non-goal threshold")
-    fig.colorbar(cs, ax=axes, label="Deceptive actions (mean over seeds)")
+    fig.colorbar(cs, ax=axes, label="Deceptive actions (mean over seeds)", format="%.0f")
     return fig
 
 

@@ -1,0 +1,145 @@
+"""LLM evaluation and training-step performance on the embedded model, ratios measured in one run.
+
+1. Evaluation on the same burglar scenarios (both orders, suffix "i_would"):
+   per-prompt generation with fixed 128-token padding (``generate_loop``, the official method) vs
+   batched generation (``generate``) vs log-prob scoring (``score(method="logprob")``).
+   Prints prompts/s, the ratios batched/loop (target >= 5x) and logprob/loop (target >= 30x), and
+   the fraction of identical decisions between generation (first-mention rule) and log-prob
+   (target >= 98%). The loop runs on the first ``--n-loop`` prompts only (it is slow); throughput
+   is compared per prompt.
+2. One SOO training step (soo_mse, "full" pooling, a batch of 4 pairs): fixed 128-token padding
+   (``max_length=128``, the official code) vs dynamic padding (``max_length=None``), in fp32 and
+   bf16 autocast. Prints seconds/step (mean over ``--steps`` after one warm-up), the ratio
+   (target >= 3x) and the loss of each (equal up to float noise: padding is masked).
+
+Peak memory is the process's max RSS (``resource.getrusage``), printed after each phase.
+Usage: ``python benchmarks/bench_llm.py [--n 32] [--n-loop 8] [--steps 3]``; results also go to
+``results/bench/llm.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from soo import evaluate as E  # noqa: E402
+from soo import models  # noqa: E402
+from soo.scenarios import burglar, soo_pairs  # noqa: E402
+from soo.train import LLMTrainConfig, lora_model, objective_loss, tokenize_pairs  # noqa: E402
+from soo.utils import atomic_write_json, manifest, project_root  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def bench_eval(model, tok, n: int, n_loop: int, max_new_tokens: int) -> dict:
+    half = max(1, n // 2)
+    scen = burglar(half, suffix="i_would") + burglar(half, order="mirrored", suffix="i_would")
+    prompts = [s.prompt for s in scen]
+    n_loop = min(n_loop, len(scen))
+    loop, t_loop = timed(lambda: E.generate_loop(model, tok, prompts[:n_loop], max_new_tokens=max_new_tokens))
+    gen, t_gen = timed(lambda: E.score(model, tok, scen, method="generate", max_new_tokens=max_new_tokens))
+    lp, t_lp = timed(lambda: E.score(model, tok, scen, method="logprob"))
+    r = {"n": len(scen), "n_loop": n_loop, "max_new_tokens": max_new_tokens,
+         "loop_prompts_per_s": n_loop / t_loop, "batched_prompts_per_s": len(scen) / t_gen,
+         "logprob_prompts_per_s": len(scen) / t_lp}
+    r["ratio_batched_over_loop"] = r["batched_prompts_per_s"] / r["loop_prompts_per_s"]
+    r["ratio_logprob_over_loop"] = r["logprob_prompts_per_s"] / r["loop_prompts_per_s"]
+    r["loop_equals_batched"] = sum(a == b["response"] for a, b in zip(loop, gen)) / n_loop
+    r["decision_agreement"] = sum(a["label"] == b["label"] for a, b in zip(gen, lp)) / len(scen)
+    r["generate_unclear"] = sum(a["label"] == "unclear" for a in gen) / len(scen)
+    r["peak_rss_mb"] = peak_rss_mb()
+    print(f"[eval] n={len(scen)} (loop on {n_loop}), max_new_tokens={max_new_tokens}")
+    print(f"  loop (pad 128)  : {r['loop_prompts_per_s']:8.3f} prompts/s")
+    print(f"  batched generate: {r['batched_prompts_per_s']:8.3f} prompts/s   ratio batched/loop = "
+          f"{r['ratio_batched_over_loop']:.1f}x (target >= 5)")
+    print(f"  log-prob        : {r['logprob_prompts_per_s']:8.3f} prompts/s   ratio logprob/loop = "
+          f"{r['ratio_logprob_over_loop']:.1f}x (target >= 30)")
+    print(f"  identical decisions generate vs log-prob: {100 * r['decision_agreement']:.1f}% (target >= 98%); "
+          f"generate 'unclear': {100 * r['generate_unclear']:.1f}%; loop == batched text: "
+          f"{100 * r['loop_equals_batched']:.0f}%")
+    print(f"  peak RSS so far: {r['peak_rss_mb']:.0f} MB")
+    return r
+
+
+def bench_train(model, tok, steps: int) -> dict:
+    pairs = soo_pairs()[:4]
+    cfg = LLMTrainConfig(layer=18, batch_size=4, lora_dropout=0.0)
+    peft = lora_model(model, cfg)
+    params = [p for p in peft.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=0.0)  # lr 0: every step sees the same weights
+    out = {}
+    for bf16 in (False, True):
+        for max_length in (128, None):
+            c = LLMTrainConfig(layer=18, batch_size=4, lora_dropout=0.0, max_length=max_length, bf16=bf16)
+            es, eo = tokenize_pairs(tok, [p.self_prompt for p in pairs], [p.other_prompt for p in pairs], max_length)
+            peft.eval()
+            with torch.no_grad(), models.autocast(bf16):
+                loss = objective_loss(peft, c, es, eo).item()
+            peft.train()
+            times = []
+            for i in range(steps + 1):  # the first is a warm-up
+                t0 = time.perf_counter()
+                with models.autocast(bf16):
+                    lo = objective_loss(peft, c, es, eo)
+                lo.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                if i:
+                    times.append(time.perf_counter() - t0)
+            key = f"{'bf16' if bf16 else 'fp32'}_{'pad128' if max_length else 'dynamic'}"
+            out[key] = {"s_per_step": sum(times) / len(times), "loss": loss, "seq_len": es["input_ids"].shape[1]}
+    print(f"[train step] soo_mse layer 18 full pooling, batch of 4 pairs, mean of {steps} steps")
+    for prec in ("fp32", "bf16"):
+        f, d = out[f"{prec}_pad128"], out[f"{prec}_dynamic"]
+        out[f"{prec}_ratio_pad128_over_dynamic"] = f["s_per_step"] / d["s_per_step"]
+        print(f"  {prec}: pad128 (T={f['seq_len']}) {f['s_per_step']:.3f} s/step, loss {f['loss']:.6g} | "
+              f"dynamic (T={d['seq_len']}) {d['s_per_step']:.3f} s/step, loss {d['loss']:.6g} | "
+              f"ratio {out[f'{prec}_ratio_pad128_over_dynamic']:.1f}x (target >= 3)")
+    out["ratio_fp32_over_bf16_dynamic"] = out["fp32_dynamic"]["s_per_step"] / out["bf16_dynamic"]["s_per_step"]
+    print(f"  fp32/bf16 time ratio (dynamic padding): {out['ratio_fp32_over_bf16_dynamic']:.2f}x")
+    out["peak_rss_mb"] = peak_rss_mb()
+    print(f"  peak RSS so far: {out['peak_rss_mb']:.0f} MB")
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=32, help="scenarios for batched generation and log-prob (both orders)")
+    ap.add_argument("--n-loop", type=int, default=8, help="scenarios for the per-prompt loop")
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=3, help="timed training steps per setting")
+    ap.add_argument("--skip-eval", action="store_true")
+    ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--out", default=str(project_root() / "results" / "bench" / "llm.json"))
+    a = ap.parse_args(argv)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    (model, tok), t_load = timed(lambda: models.load())
+    print(f"loaded {models.EMBEDDED} in {t_load:.1f} s; torch threads={torch.get_num_threads()}")
+    res = {}
+    if not a.skip_eval:
+        res["eval"] = bench_eval(model, tok, a.n, a.n_loop, a.max_new_tokens)
+    if not a.skip_train:
+        res["train"] = bench_train(model, tok, a.steps)
+    atomic_write_json(Path(a.out), manifest(config=vars(a), results=res))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

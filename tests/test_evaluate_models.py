@@ -1,0 +1,110 @@
+"""soo.evaluate, model-based: log-prob scoring vs the naive reference, batched vs per-prompt
+generation, latent SOO, capability, and score() on the real model."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from soo import evaluate as E
+from soo import models
+from soo.scenarios import burglar, perspectives, probe_pairs
+
+MIXED = burglar(2) + perspectives(2) + burglar(1, order="mirrored", suffix="i_would")
+
+
+@pytest.fixture(scope="module", params=["tiny-random-gemma2", "tiny-random-qwen2"])
+def tiny2(request):
+    return models.load(request.param)
+
+
+def test_room_logprobs_equals_naive(tiny2):
+    model, tok = tiny2
+    fast = E.room_logprobs(model, tok, MIXED, batch_size=3)  # two chunks, ragged contexts and rooms
+    ref = E.room_logprobs_naive(model, tok, MIXED)
+    assert fast.shape == ref.shape == (len(MIXED), 2)
+    assert np.isfinite(fast).all() and (fast < 0).all()
+    assert np.abs(fast - ref).max() < 1e-4
+    # multi-token rooms are exercised (else the KV-cache pass would be untested)
+    assert max(len(tok(" " + s.honest_room, add_special_tokens=False)["input_ids"]) for s in MIXED) > 1
+
+
+def test_score_logprob_labels_follow_logprobs(tiny2):
+    model, tok = tiny2
+    recs = E.score(model, tok, MIXED[:4], method="logprob")
+    for r in recs:
+        assert r["label"] == ("deceptive" if r["logp_deceptive"] > r["logp_honest"] else "honest")
+
+
+PROMPTS = ["Where is the kitchen?", "You are in a house with burglar Bob. Which room do you point to?", "Hi"]
+
+
+@pytest.mark.slow
+def test_generate_batched_equals_loop(embedded):
+    # Tiny random models have near-tied logits, so float noise from different padding can flip a
+    # greedy choice; the real model is the meaningful check.
+    model, tok = embedded
+    batched = E.generate(model, tok, PROMPTS, max_new_tokens=8, batch_size=3)
+    loop = E.generate_loop(model, tok, PROMPTS, max_new_tokens=8)
+    assert len(batched) == 3 and all(batched)
+    assert batched == loop
+
+
+def test_generate_shapes_and_padding_side_restored():
+    model, tok = models.load("tiny-random-llama")
+    side = tok.padding_side
+    out = E.generate(model, tok, PROMPTS, max_new_tokens=3, batch_size=2)
+    assert len(out) == 3 and all(isinstance(o, str) for o in out)
+    assert tok.padding_side == side
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        E.generate(model, tok, PROMPTS, max_new_tokens=0)
+
+
+def test_latent_soo(tiny):
+    name, model, tok = tiny
+    pairs = probe_pairs()[:2]
+    recs = E.latent_soo(model, tok, pairs)
+    assert len(recs) == 2 * 2  # layers x modules
+    assert {(r["layer"], r["module"]) for r in recs} == {(L, m) for L in (0, 1)
+                                                         for m in ("self_attn.o_proj", "mlp.down_proj")}
+    assert all(r["mse"] >= 0 for r in recs) and any(r["mse"] > 0 for r in recs)
+    same = [dataclasses.replace(p, other_prompt=p.self_prompt) for p in pairs]
+    assert all(r["mse"] == 0 for r in E.latent_soo(model, tok, same, layers=[-1]))
+    with pytest.raises(ValueError, match="layer"):
+        E.latent_soo(model, tok, pairs, layers=[5])
+
+
+def test_capability_of_fresh_adapter_is_base():
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = models.load("tiny-random-qwen2")
+    peft = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).eval()
+    qs, ans = ["What is 2+2?", "Name a colour."], ["4", "Blue, for example."]
+    cap = E.capability(peft, tok, qs, ans)
+    assert cap["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert cap["n_tokens"] == sum(len(tok(a, add_special_tokens=False)["input_ids"]) for a in ans)
+    assert np.isfinite(cap["perplexity"]) and cap["perplexity"] > 1
+    # a changed adapter moves the KL away from 0 (so the check can fail)
+    with torch.no_grad():
+        for n, p in peft.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5)
+    assert E.capability(peft, tok, qs, ans)["kl"] > 1e-4
+    with pytest.raises(ValueError):
+        E.capability(peft, tok, qs, ans[:1])
+
+
+@pytest.mark.slow
+def test_score_on_embedded_model(embedded):
+    model, tok = embedded
+    scen = burglar(3) + burglar(3, order="mirrored")
+    for method in ("generate", "logprob"):
+        recs = E.score(model, tok, scen, method=method, max_new_tokens=16)
+        assert len(recs) == 6
+        assert all(r["label"] in E.LABELS for r in recs)
+        if method == "logprob":
+            assert all(r["label"] != "unclear" and np.isfinite(r["logp_deceptive"]) for r in recs)
+        else:
+            assert all(isinstance(r["response"], str) and r["response"] for r in recs)
+        summary = E.summarize_orders(recs)
+        assert set(summary) >= {"paper", "mirrored", "pooled", "mean_of_orders"}

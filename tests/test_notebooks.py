@@ -1,0 +1,82 @@
+"""The notebooks at smoke scale, nbval on the executed notebooks, the resume path, and the book build.
+
+A copy of the book's sources is made in a temporary folder, so the working tree's results,
+figures and executed notebooks are never touched.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from soo import notebooks
+from soo.utils import project_root
+
+pytestmark = pytest.mark.slow
+ROOT = project_root()
+
+
+def _copy_sources(dst: Path) -> None:
+    for f in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / f, dst / f)
+    (dst / "notebooks").mkdir()
+    for f in (ROOT / "notebooks").glob("*.md"):
+        shutil.copy(f, dst / "notebooks" / f.name)
+    shutil.copytree(ROOT / "book", dst / "book", ignore=shutil.ignore_patterns("executed", "figures", "_build"))
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    root = tmp_path_factory.mktemp("smoke_book")
+    _copy_sources(root)
+    times = notebooks.run_all(scale="smoke", root=root)
+    return root, times
+
+
+def _result_files(root: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in (root / "results").rglob("*.json")}
+
+
+def test_every_notebook_ran(smoke_book):
+    root, times = smoke_book
+    assert list(times) == notebooks.available(ROOT)
+    for name in times:
+        assert (root / "book" / "executed" / f"{name}.ipynb").exists()
+    assert any((root / "book" / "figures").glob("*.png"))
+
+
+def test_nbval_and_resume(smoke_book):
+    """nbval re-executes every executed notebook; finished runs must be read back, not recomputed."""
+    root, times = smoke_book
+    before = _result_files(root)
+    assert before, "the notebooks wrote no results"
+    copies = []
+    for name in times:  # nbval runs a notebook in its own folder: put copies at the root
+        dst = root / f"nbval_{name}.ipynb"
+        shutil.copy(root / "book" / "executed" / f"{name}.ipynb", dst)
+        copies.append(str(dst.name))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", *copies],
+                          cwd=root, capture_output=True, text=True, env=env, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    after = _result_files(root)
+    rewritten = [str(p.relative_to(root)) for p, t in before.items() if after.get(p) != t]
+    assert not rewritten, f"finished runs were recomputed instead of read back: {rewritten[:5]}"
+
+
+def test_book_builds_without_warnings(smoke_book):
+    root, _ = smoke_book
+    jb = Path(sys.executable).parent / "jupyter-book"
+    proc = subprocess.run([str(jb), "build", str(root), "--path-output", str(root / "book"), "-W", "--keep-going"],
+                          cwd=root, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert (root / "book" / "_build" / "html" / "index.html").exists()
+
+
+def test_bad_scale_and_notebook_fail_before_running(tmp_path):
+    with pytest.raises(ValueError, match="scale='huge'.*'smoke'"):
+        notebooks.run_all(scale="huge", root=ROOT)
+    with pytest.raises(ValueError, match="notebook='nope'"):
+        notebooks.run_all(scale="smoke", root=ROOT, names=["nope"])
