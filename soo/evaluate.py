@@ -229,7 +229,7 @@ def room_logprobs(model, tok, scenarios, *, chat_template: bool = True, batch_si
         for i, c in enumerate(ctx):  # left padding: every context ends at position T-1
             ids[i, T - len(c):] = torch.tensor(c)
             am[i, T - len(c):] = 1
-        out = model(input_ids=ids.to(dev), attention_mask=am.to(dev), use_cache=True)
+        out = model(input_ids=ids.to(dev), attention_mask=am.to(dev), use_cache=True, logits_to_keep=1)
         first = torch.log_softmax(out.logits[:, -1].float(), -1).repeat_interleave(2, 0)  # (2B, V)
         lp = first[torch.arange(2 * B), torch.tensor([r[0] for r in rooms])]  # (2B,)
         L = max(map(len, rooms))
@@ -245,7 +245,7 @@ def room_logprobs(model, tok, scenarios, *, chat_template: bool = True, batch_si
             out2 = model(input_ids=rid.to(dev), attention_mask=am2.to(dev), past_key_values=cache, use_cache=True)
             logp2 = torch.log_softmax(out2.logits[:, :-1].float(), -1)  # predicts room tokens 1..L-1
             tok_lp = logp2.gather(-1, rid[:, 1:].unsqueeze(-1).to(dev)).squeeze(-1)  # (2B, L-1)
-            lp = lp + (tok_lp * rm[:, 1:].to(dev)).sum(1).cpu()
+            lp = lp.cpu() + (tok_lp * rm[:, 1:].to(dev)).sum(1).cpu()
         scores += lp.tolist()
     return np.asarray(scores).reshape(-1, 2)
 

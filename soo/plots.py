@@ -51,10 +51,11 @@ def plot_baseline_rates(df: pd.DataFrame, ax=None):
         ax.bar(x, d["rate"], width=w, color=PALETTE[j], label=f"{o} order")
         _errbars(ax, x, d["rate"], d["ci_low"], d["ci_high"])
     ax.axhline(50, color="grey", ls=":", lw=1)
-    ax.set_xticks(np.arange(len(settings)), settings, rotation=15)
-    ax.set_ylim(0, 105)
+    ax.set_xticks(np.arange(len(settings)), [s.replace(" + ", "\n+ ").replace(", ", ",\n") for s in settings])
+    ax.set_ylim(0, 119)
+    ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel(RATE_LABEL)
-    ax.legend(title="Scenario order", loc="upper right", fontsize="small")
+    ax.legend(title="Scenario order", loc="upper center", ncol=len(orders), fontsize="small", title_fontsize="small")
     return ax
 
 

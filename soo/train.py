@@ -121,13 +121,13 @@ def tokenize_pairs(tok, self_prompts, other_prompts, max_length=None):
     if len(self_prompts) != len(other_prompts) or not self_prompts:
         raise ValueError(f"self/other prompt lists must be non-empty and of equal length "
                          f"(got {len(self_prompts)} and {len(other_prompts)})")
-    side = tok.padding_side
-    tok.padding_side = "left"
+    side, trunc = tok.padding_side, tok.truncation_side
+    tok.padding_side = tok.truncation_side = "left"  # keep the prompts' ends aligned, even when truncated
     try:
         kw = dict(padding="max_length", truncation=True, max_length=max_length) if max_length else dict(padding=True)
         enc = tok(list(self_prompts) + list(other_prompts), return_tensors="pt", **kw)
     finally:
-        tok.padding_side = side
+        tok.padding_side, tok.truncation_side = side, trunc
     B = len(self_prompts)
     return {k: v[:B] for k, v in enc.items()}, {k: v[B:] for k, v in enc.items()}
 

@@ -1,0 +1,55 @@
+"""Time the workshop exercises (book/workshop.md) on this machine at the default scale.
+
+Each exercise is one notebook run with changed parameters, writing into its own
+``results/workshop/<name>`` so the book's results are untouched (the trained organism of
+the default scale is reused where an exercise starts from it). Prints one line per
+exercise and writes ``book/workshop_times.md``, which the workshop page includes.
+
+    .venv/bin/python benchmarks/bench_workshop.py [--only NAME ...]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from datetime import date
+
+from soo import notebooks
+from soo.utils import atomic_write_text, project_root
+
+ORGANISM = "results/default/llm_organism/model"
+EXERCISES = {
+    "layer": ("llm_soo", {"model": ORGANISM, "layer": 6, "seeds": [0], "conditions": ["soo_mse"], "sweep_layers": []}),
+    "kl_loss": ("llm_soo", {"model": ORGANISM, "seeds": [0], "conditions": ["soo_kl_logits"], "sweep_layers": []}),
+    "no_counterbalancing": ("llm_organism", {"counterbalance": False}),
+    "honest_reward": ("rl_soo", {"base_mode": "honest"}),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", choices=sorted(EXERCISES))
+    args = ap.parse_args(argv)
+    root = project_root()
+    rows = []
+    for name, (nb, params) in EXERCISES.items():
+        if args.only and name not in args.only:
+            continue
+        t0 = time.perf_counter()
+        notebooks.execute(nb, scale="default", root=root, executed_dir=f"results/workshop/{name}",
+                          parameters={**params, "out_dir": f"results/workshop/{name}",
+                                      "fig_dir": f"results/workshop/{name}/figures"})
+        dt = time.perf_counter() - t0
+        rows.append((name, nb, dt))
+        print(f"{name:<22s} {nb:<14s} {dt:7.1f} s", flush=True)
+    table = ["| exercise | notebook | wall time (s) |", "|---|---|---|"]
+    table += [f"| {n} | `{nb}` | {dt:.0f} |" for n, nb, dt in rows]
+    note = (f"Measured by `benchmarks/bench_workshop.py` on {date.today()} ({platform.machine()}, "
+            f"{os.cpu_count()} cores), default scale, after `make book`.")
+    atomic_write_text(root / "book" / "workshop_times.md", "\n".join(table) + "\n\n" + note + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
