@@ -23,7 +23,7 @@ EXERCISES = {
     "layer": ("llm_soo", {"model": ORGANISM, "layer": 6, "seeds": [0], "conditions": ["soo_mse"], "sweep_layers": []}),
     "kl_loss": ("llm_soo", {"model": ORGANISM, "seeds": [0], "conditions": ["soo_kl_logits"], "sweep_layers": []}),
     "no_counterbalancing": ("llm_organism", {"counterbalance": False}),
-    "honest_reward": ("rl_soo", {"base_mode": "honest"}),
+    "classifier_seeds": ("rl_classification", {"seeds": [155, 714, 1908, 1549, 1195]}),
 }
 
 

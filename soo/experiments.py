@@ -38,7 +38,8 @@ class LLMScale:
 
     scale: str
     model: str
-    n_eval: int  # burglar scenarios per order (paper, mirrored)
+    n_eval: int  # burglar scenarios per order (paper, mirrored): baseline and organism
+    n_soo_eval: int  # burglar scenarios per order in each SOO run (and its reference, the organism)
     n_perspectives: int
     n_generalization: int  # per variant and order
     n_generate: int  # per order, also scored by greedy generation in each SOO run
@@ -84,21 +85,21 @@ def llm_scale(scale: str, model: str | None = None, seeds=None) -> LLMScale:
     check_choice("scale", scale, SCALES)
     if scale == "smoke":
         soo = replace(PRESETS["smoke"], epochs=1)
-        sc = LLMScale(scale, model or "tiny-random-llama", n_eval=4, n_perspectives=4, n_generalization=2,
+        sc = LLMScale(scale, model or "tiny-random-llama", n_eval=4, n_soo_eval=4, n_perspectives=4, n_generalization=2,
                       n_generate=2, seeds=(0,), generalization_seeds=(0,), sweep_layers=(0, 1), soo=soo,
                       organism=replace(soo, lr=1e-3, epochs=1, lora_r=4, lora_alpha=8, lora_dropout=0.0),
                       organism_n=8, n_capability=3, capability_tokens=8, gen_tokens=8, bf16=False, batch_size=8,
                       n_pairs=8, n_probe=4)
     elif scale == "default":
         soo = replace(PRESETS["smollm2"], epochs=5, bf16=True)
-        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=100, n_perspectives=30, n_generalization=30,
+        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=100, n_soo_eval=50, n_perspectives=20, n_generalization=20,
                       n_generate=10, seeds=(0, 1, 2), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
                       soo=soo, organism=replace(soo, lr=1e-3, epochs=2, lora_r=16, lora_alpha=32, lora_dropout=0.05,
                                                 target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
                       organism_n=256, n_capability=24, capability_tokens=48, gen_tokens=32)
     else:
         soo = replace(PRESETS["smollm2"], bf16=True)
-        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=250, n_perspectives=250, n_generalization=250,
+        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=250, n_soo_eval=250, n_perspectives=250, n_generalization=250,
                       n_generate=250, seeds=(0, 1, 2, 3, 4), generalization_seeds=(0, 1, 2, 3, 4),
                       sweep_layers=(6, 10, 14, 18, 22, 26), soo=soo,
                       organism=replace(soo, lr=1e-3, epochs=3, lora_r=16, lora_alpha=32, lora_dropout=0.05,
@@ -232,7 +233,7 @@ def capability_set(base_model, tok, sc: LLMScale, run_dir) -> dict:
 def evaluate_model(model, tok, sc: LLMScale, cap: dict, *, base=None) -> dict:
     """Deception (log-prob, both orders; generation on a subset), Perspectives, latent SOO, capability."""
     t0 = time.perf_counter()
-    recs = score(model, tok, sc, burglar_both_orders(sc), "logprob")
+    recs = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_soo_eval), "logprob")
     gen = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate")
     persp = score(model, tok, sc, [s for o in S.ORDERS for s in S.perspectives(sc.n_perspectives, order=o)], "logprob")
     with models.autocast(sc.bf16):
@@ -255,7 +256,7 @@ def base_run(model_path, sc: LLMScale, run_dir) -> dict:
 
 
 def _run_key(sc: LLMScale, model_path, cfg=None) -> dict:
-    return eval_key(sc, organism=str(model_path), n_perspectives=sc.n_perspectives, n_generate=sc.n_generate,
+    return eval_key(sc, organism=str(model_path), n_soo_eval=sc.n_soo_eval, n_perspectives=sc.n_perspectives, n_generate=sc.n_generate,
                     gen_tokens=sc.gen_tokens, n_probe=sc.n_probe, n_capability=sc.n_capability,
                     n_pairs=sc.n_pairs, config=dataclasses.asdict(cfg) if cfg else None)
 
