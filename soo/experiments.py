@@ -293,7 +293,9 @@ def result_row(res: dict) -> dict:
     return {"condition": res["condition"], "seed": res["seed"], "layer": res.get("layer"),
             "paper order": d["paper"]["rate"], "mirrored": d["mirrored"]["rate"], "mean": d["mean_of_orders"],
             "ci_low": d["pooled"]["ci_low"], "ci_high": d["pooled"]["ci_high"],
-            "generate mean": res["generate"]["mean_of_orders"], "perspectives": res["perspectives_accuracy"],
+            "generate mean": res["generate"]["mean_of_orders"],
+            "generate unclear": 100.0 * res["generate"]["pooled"]["n_unclear"] / res["generate"]["pooled"]["n"],
+            "perspectives": res["perspectives_accuracy"],
             "latent attn": float(np.mean([x["mse"] for x in res["latent_soo"] if x["block"] == "attention"])),
             "latent mlp": float(np.mean([x["mse"] for x in res["latent_soo"] if x["block"] == "mlp"])),
             "kl": res["capability"]["kl"], "perplexity": res["capability"]["perplexity"]}

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 PALETTE = sns.color_palette("colorblind")
 RATE_LABEL = "Deceptive response rate (%)"
@@ -93,6 +94,7 @@ def plot_latent_soo(df: pd.DataFrame):
             ax.plot(dc["layer"], dc["mse"], marker="o", ms=3, color=PALETTE[i], label=CONDITION_NAMES.get(c, c),
                     ls="--" if c == "base" else "-")
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("Layer")
         ax.set_title(f"{'Attention (o_proj)' if block == 'attention' else 'MLP (down_proj)'} outputs")
     axes[0].set_ylabel("Latent self-other distinction (MSE)")
@@ -108,6 +110,7 @@ def plot_layer_sweep(df: pd.DataFrame, base_rate: float | None = None, ax=None):
     _errbars(ax, d["layer"], d["mean"], d["ci_low"], d["ci_high"], color=PALETTE[1])
     if base_rate is not None:
         ax.axhline(base_rate, color="grey", ls="--", label="before SOO")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("SOO layer (o_proj output)")
     ax.set_ylabel(RATE_LABEL)
     ax.set_ylim(0, 105)
