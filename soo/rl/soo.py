@@ -22,16 +22,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..losses import log_mse  # log(MSE + eps), shared with the LLM code
 from .config import CONDITIONS
 from .maddpg import BLUE, MADDPG
 
 EPS = 1e-25
 ADV = slice(6, 8)  # adversary slot of blue's observation
-
-
-def log_mse(x: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """``log(mean((x - y)^2) + eps)``: the official "log-MSE" (lower = more overlap)."""
-    return torch.log(((x - y) ** 2).mean() + eps)
 
 
 def self_mask(obs) -> np.ndarray | torch.Tensor:
