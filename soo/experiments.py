@@ -255,8 +255,15 @@ def base_run(model_path, sc: LLMScale, run_dir) -> dict:
     return cached_json(Path(run_dir) / "base" / "result.json", compute, _run_key(sc, model_path))
 
 
+def _model_id(model_path) -> object:
+    """What identifies the model a run starts from: the organism's own settings when it is one
+    (so retraining the organism invalidates the runs built on it), else its name/path."""
+    info = Path(str(model_path)) / "organism.json"
+    return {"path": str(model_path), "organism": read_json(info).get("key")} if info.exists() else str(model_path)
+
+
 def _run_key(sc: LLMScale, model_path, cfg=None) -> dict:
-    return eval_key(sc, organism=str(model_path), n_soo_eval=sc.n_soo_eval, n_perspectives=sc.n_perspectives, n_generate=sc.n_generate,
+    return eval_key(sc, organism=_model_id(model_path), n_soo_eval=sc.n_soo_eval, n_perspectives=sc.n_perspectives, n_generate=sc.n_generate,
                     gen_tokens=sc.gen_tokens, n_probe=sc.n_probe, n_capability=sc.n_capability,
                     n_pairs=sc.n_pairs, config=dataclasses.asdict(cfg) if cfg else None)
 
@@ -319,6 +326,6 @@ def generalization_run(model_path, sc: LLMScale, run_dir, soo_dir, condition: st
         recs = score(model, tok, sc, generalization_scenarios(sc), "logprob")
         return {"condition": condition, "seed": seed, "records": recs,
                 "by_variant": {v: E.summarize_orders([r for r in recs if r["kind"] == v]) for v in S.VARIANTS}}
-    key = eval_key(sc, organism=str(model_path), n_generalization=sc.n_generalization, soo=dataclasses.asdict(sc.soo),
+    key = eval_key(sc, organism=_model_id(model_path), n_generalization=sc.n_generalization, soo=dataclasses.asdict(sc.soo),
                    n_pairs=sc.n_pairs)
     return cached_json(Path(run_dir) / f"{name}.json", compute, key)
