@@ -21,6 +21,7 @@ Deviations (also listed in the book):
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -180,17 +181,19 @@ class ReplayBuffer:
 
     def state_dict(self):
         """Only the filled rows travel (a checkpoint of a young buffer stays small)."""
-        n = self.n
-        return {"cap": self.cap, "n": n, "i": self.i, "rsum": self.rsum, "rsq": self.rsq, "rews": self.rews[:n],
-                **{k: [a[:n] for a in getattr(self, k)] for k in ("obs", "next_obs", "acs")}}
+        n, t = self.n, torch.from_numpy  # tensors, so the checkpoint loads with weights_only=True
+        return {"cap": self.cap, "n": n, "i": self.i, "rsum": t(self.rsum.copy()), "rsq": t(self.rsq.copy()),
+                "rews": t(self.rews[:n].copy()),
+                **{k: [t(a[:n].copy()) for a in getattr(self, k)] for k in ("obs", "next_obs", "acs")}}
 
     def load_state_dict(self, d):
         self.__init__(d["cap"])
-        self.n, self.i, self.rsum, self.rsq = d["n"], d["i"], d["rsum"], d["rsq"]
-        self.rews[: self.n] = d["rews"]
+        self.n, self.i = d["n"], d["i"]
+        self.rsum, self.rsq = np.asarray(d["rsum"]).copy(), np.asarray(d["rsq"]).copy()
+        self.rews[: self.n] = np.asarray(d["rews"])
         for k in ("obs", "next_obs", "acs"):
             for a, v in zip(getattr(self, k), d[k]):
-                a[: self.n] = v
+                a[: self.n] = np.asarray(v)
 
 
 class OUNoise:
@@ -251,7 +254,7 @@ def _save_resume(path: Path, model, buffer, state: dict) -> None:
     tmp = path.with_name("." + path.name + ".tmp")
     torch.save({"model": model.state_dict(), "policy_opts": [o.state_dict() for o in model.policy_opts],
                 "critic_opts": [o.state_dict() for o in model.critic_opts], "buffer": buffer.state_dict(),
-                "torch_rng": torch.get_rng_state(), **state}, tmp)
+                "torch_rng": torch.get_rng_state(), "state": json.dumps(state, default=float)}, tmp)
     tmp.replace(path)
 
 
@@ -285,7 +288,7 @@ def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_lo
     ep, t, history, elapsed = 0, 0, [], 0.0
     resume = run_dir / "resume.pt"
     if resume.exists():
-        ck = torch.load(resume, map_location="cpu", weights_only=False)
+        ck = torch.load(resume, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["model"])
         for o, s in zip(model.policy_opts, ck["policy_opts"]):
             o.load_state_dict(s)
@@ -293,8 +296,9 @@ def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_lo
             o.load_state_dict(s)
         buffer.load_state_dict(ck["buffer"])
         torch.set_rng_state(ck["torch_rng"])
-        env.rng.bit_generator.state, rng.bit_generator.state = ck["env_rng"], ck["rng"]
-        ep, t, history, elapsed = ck["ep"], ck["t"], ck["history"], ck["elapsed"]
+        st = json.loads(ck["state"])
+        env.rng.bit_generator.state, rng.bit_generator.state = st["env_rng"], st["rng"]
+        ep, t, history, elapsed = st["ep"], st["t"], st["history"], st["elapsed"]
     next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
     t0 = time.perf_counter()
     while ep < cfg.n_episodes:
