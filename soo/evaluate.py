@@ -151,25 +151,37 @@ def _batches(seq, size):
         yield seq[i:i + size]
 
 
+def _length_batches(lengths: Sequence[int], size: int) -> list[list[int]]:
+    """Indices in batches of at most ``size``, grouped by length so that padding is small; the
+    caller puts each result back at its index (outputs keep the input order)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
 @torch.no_grad()
 def generate(model, tok, prompts: Sequence[str], *, max_new_tokens: int = 48, chat_template: bool = True,
              batch_size: int = 16, progress: bool = False) -> list[str]:
-    """Greedy answers to ``prompts``, batched with left padding."""
+    """Greedy answers to ``prompts`` (in their order), batched with left padding; prompts of
+    similar length share a batch."""
     from tqdm.auto import tqdm
 
     from .models import input_device
 
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be >= 1")
-    dev, out = input_device(model), []
+    dev = input_device(model)
+    texts = [chat_text(tok, p, chat_template) for p in prompts]
+    lengths = [len(ids) for ids in tok(texts, add_special_tokens=not chat_template)["input_ids"]] if texts else []
+    out: list[str] = [""] * len(texts)
     side, tok.padding_side = tok.padding_side, "left"
     try:
-        for chunk in tqdm(list(_batches(list(prompts), batch_size)), desc="generate", disable=not progress, leave=False):
-            texts = [chat_text(tok, p, chat_template) for p in chunk]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not chat_template).to(dev)
+        for idx in tqdm(_length_batches(lengths, batch_size), desc="generate", disable=not progress, leave=False):
+            enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True,
+                      add_special_tokens=not chat_template).to(dev)
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tok.pad_token_id)
-            out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            for i, text in zip(idx, tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)):
+                out[i] = text
     finally:
         tok.padding_side = side
     return out
@@ -213,16 +225,22 @@ def room_logprobs(model, tok, scenarios, *, chat_template: bool = True, batch_si
     The answer prefix ("I would point out the") follows the question's own wording; the room
     with the larger log-probability is the model's decision. The shared context is run once
     (left-padded batch, KV cache); the two rooms' tokens are then scored in one extra pass
-    over the cache repeated twice. Equal to scoring the full sequences (tested)."""
+    over the cache repeated twice; contexts of similar length share a batch. Equal to scoring
+    the full sequences (tested)."""
     from tqdm.auto import tqdm
 
     from .models import input_device
 
-    dev, pad, scores = input_device(model), tok.pad_token_id, []
-    for chunk in tqdm(list(_batches(list(scenarios), batch_size)), desc="log-prob", disable=not progress, leave=False):
-        ctx = [tok(chat_text(tok, s.prompt, chat_template) + answer_prefix(s),
-                   add_special_tokens=not chat_template)["input_ids"] for s in chunk]
-        rooms = [tok(" " + r, add_special_tokens=False)["input_ids"] for s in chunk for r in (s.deceptive_room, s.honest_room)]
+    dev, pad = input_device(model), tok.pad_token_id
+    scenarios = list(scenarios)
+    all_ctx = [tok(chat_text(tok, s.prompt, chat_template) + answer_prefix(s),
+                   add_special_tokens=not chat_template)["input_ids"] for s in scenarios]
+    scores = np.zeros((len(scenarios), 2))
+    for idx in tqdm(_length_batches([len(c) for c in all_ctx], batch_size), desc="log-prob", disable=not progress,
+                    leave=False):
+        ctx = [all_ctx[i] for i in idx]
+        rooms = [tok(" " + r, add_special_tokens=False)["input_ids"]
+                 for i in idx for r in (scenarios[i].deceptive_room, scenarios[i].honest_room)]
         B, T = len(ctx), max(map(len, ctx))
         ids = torch.full((B, T), pad, dtype=torch.long)
         am = torch.zeros((B, T), dtype=torch.long)
@@ -246,8 +264,8 @@ def room_logprobs(model, tok, scenarios, *, chat_template: bool = True, batch_si
             logp2 = torch.log_softmax(out2.logits[:, :-1].float(), -1)  # predicts room tokens 1..L-1
             tok_lp = logp2.gather(-1, rid[:, 1:].unsqueeze(-1).to(dev)).squeeze(-1)  # (2B, L-1)
             lp = lp.cpu() + (tok_lp * rm[:, 1:].to(dev)).sum(1).cpu()
-        scores += lp.tolist()
-    return np.asarray(scores).reshape(-1, 2)
+        scores[idx] = lp.float().cpu().numpy().reshape(-1, 2)
+    return scores
 
 
 @torch.no_grad()
@@ -308,20 +326,32 @@ def summarize_orders(records: Sequence[dict], positive: str = "deceptive", **boo
     return out
 
 
-def _site_acts(model, tok, text, sites):
+def _site_acts(model, tok, texts, sites) -> list[dict]:
+    """Activations at ``sites`` for each text, ``[{site: (T_i, D)}]``. The batch is right-padded:
+    a real token never attends to a pad that follows it and keeps its position ids, so each text's
+    activations equal those of the text run alone."""
     from .models import capture, input_device
 
-    enc = tok(text, return_tensors="pt").to(input_device(model))
+    ids = [tok(t)["input_ids"] for t in texts]
+    T = max(map(len, ids))
+    x = torch.full((len(ids), T), tok.pad_token_id, dtype=torch.long)
+    am = torch.zeros_like(x)
+    for i, c in enumerate(ids):
+        x[i, :len(c)] = torch.tensor(c)
+        am[i, :len(c)] = 1
+    dev = input_device(model)
     with capture(model, sites) as acts:
-        model(**enc, use_cache=False)
-    return {s: a[0].float() for s, a in acts.items()}  # (T, D)
+        model(input_ids=x.to(dev), attention_mask=am.to(dev), use_cache=False)
+    return [{s: a[i, :len(c)].float() for s, a in acts.items()} for i, c in enumerate(ids)]
 
 
 @torch.no_grad()
-def latent_soo(model, tok, pairs, *, layers=None, modules=("self_attn.o_proj", "mlp.down_proj")) -> list[dict]:
+def latent_soo(model, tok, pairs, *, layers=None, modules=("self_attn.o_proj", "mlp.down_proj"),
+               batch_size: int = 16) -> list[dict]:
     """Latent SOO: MSE between self and other activations on probe pairs, per layer and module.
 
-    Each prompt is run alone (no padding). When the two prompts differ in length they are
+    Prompts are batched with right padding (each prompt's activations are those of the prompt run
+    alone; ``batch_size`` pairs per pass). When the two prompts differ in length they are
     aligned at the end and only the last min(T_self, T_other) positions are compared. The
     outputs of ``self_attn.o_proj`` (attention) and ``mlp.down_proj`` (MLP) include any LoRA
     delta upstream. Returns one record per (layer, module): mean MSE over pairs (lower = more overlap).
@@ -333,11 +363,12 @@ def latent_soo(model, tok, pairs, *, layers=None, modules=("self_attn.o_proj", "
     layers = range(num_layers(model)) if layers is None else [normalize_layer(model, L) for L in layers]
     sites = [ActivationSite(L, m) for L in layers for m in modules]
     total = {s: 0.0 for s in sites}
-    for p in pairs:
-        a_s, a_o = _site_acts(model, tok, p.self_prompt, sites), _site_acts(model, tok, p.other_prompt, sites)
-        for s in sites:
-            k = min(a_s[s].shape[0], a_o[s].shape[0])
-            total[s] += torch.mean((a_s[s][-k:] - a_o[s][-k:]) ** 2).item()
+    for chunk in _batches(list(pairs), batch_size):
+        acts = _site_acts(model, tok, [p.self_prompt for p in chunk] + [p.other_prompt for p in chunk], sites)
+        for a_s, a_o in zip(acts[:len(chunk)], acts[len(chunk):]):
+            for s in sites:
+                k = min(a_s[s].shape[0], a_o[s].shape[0])
+                total[s] += torch.mean((a_s[s][-k:] - a_o[s][-k:]) ** 2).item()
     kind = {"self_attn.o_proj": "attention", "mlp.down_proj": "mlp"}
     return [{"layer": s.layer, "module": s.module, "block": kind.get(s.module, s.module), "mse": total[s] / len(pairs)}
             for s in sites]
@@ -387,3 +418,94 @@ def capability(model, tok, questions: Sequence[str], answers: Sequence[str], *, 
         nll_sum += nll[m].sum().item()
         n_tok += m.sum().item()
     return {"kl": kl_sum / n_tok, "perplexity": float(np.exp(nll_sum / n_tok)), "n_tokens": int(n_tok)}
+
+
+# ----------------------------------------------------------------------------- MT-Bench judging
+NEED_REFERENCE = ("math", "reasoning", "coding")
+"""MT-Bench categories judged against GPT-4's reference answer (FastChat's NEED_REF_CATS)."""
+
+_RATING = (re.compile(r"\[\[(\d+\.?\d*)\]\]"), re.compile(r"\[(\d+\.?\d*)\]"))
+
+
+def judge_messages(question: dict, answer: str) -> list[dict]:
+    """FastChat's single-answer grading prompt for one first-turn answer (``single-v1``, or
+    ``single-math-v1`` with the reference answer for math, reasoning and coding)."""
+    from .scenarios import mt_bench_judge_prompts, mt_bench_reference_answers
+
+    kw = {"question": question["turns"][0], "answer": answer}
+    if question["category"] in NEED_REFERENCE:
+        jp = mt_bench_judge_prompts()["single-math-v1"]
+        kw["ref_answer_1"] = mt_bench_reference_answers()[question["question_id"]]
+    else:
+        jp = mt_bench_judge_prompts()["single-v1"]
+    return [{"role": "system", "content": jp["system_prompt"]}, {"role": "user", "content": jp["prompt_template"].format(**kw)}]
+
+
+def parse_rating(judgment: str) -> float | None:
+    """The ``[[rating]]`` in a judge's reply (FastChat's rule, falling back to ``[rating]``);
+    ``None`` when there is none."""
+    for pat in _RATING:
+        m = pat.search(judgment)
+        if m:
+            return float(m.group(1))
+    return None
+
+
+def judge_mt_bench(answers: dict, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY",
+                   timeout: float = 120.0, max_tokens: int = 2048, retries: int = 3) -> list[dict]:
+    """Grade first-turn MT-Bench answers (1-10) with an OpenAI-compatible chat endpoint.
+
+    ``answers``: ``{question_id: answer}``. ``base_url``: the endpoint's base, e.g.
+    ``"https://api.openai.com/v1"`` or a local vLLM server; ``model``: the judge (the paper: GPT-4).
+    The API key is read from the environment variable ``api_key_env`` (not needed by local servers)
+    and never stored. Greedy (temperature 0), as FastChat. One record per answer: question_id,
+    category, score (``None`` when the reply holds no rating) and the judge's full reply.
+    """
+    import os
+    import time
+
+    import requests
+
+    if not isinstance(base_url, str) or not re.match(r"^https?://\S+$", base_url):
+        raise ValueError(f"base_url={base_url!r} must be an http(s) URL of an OpenAI-compatible API, e.g. "
+                         "'https://api.openai.com/v1'")
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model={model!r}: name the judge model, e.g. 'gpt-4'")
+    from .scenarios import mt_bench_questions
+
+    questions = {q["question_id"]: q for q in mt_bench_questions()}
+    unknown = sorted(set(answers) - set(questions))
+    if unknown or not answers:
+        raise ValueError(f"answers: question ids must be MT-Bench ids 81-160 (got unknown {unknown[:5]})"
+                         if unknown else "answers is empty")
+    headers = {"Content-Type": "application/json"}
+    if os.environ.get(api_key_env):
+        headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
+    url = base_url.rstrip("/") + "/chat/completions"
+    out = []
+    with requests.Session() as session:
+        for qid, ans in answers.items():
+            q = questions[qid]
+            body = {"model": model, "messages": judge_messages(q, ans), "temperature": 0.0, "max_tokens": max_tokens}
+            for attempt in range(retries):
+                try:
+                    r = session.post(url, json=body, headers=headers, timeout=timeout)
+                    r.raise_for_status()
+                    text = r.json()["choices"][0]["message"]["content"]
+                    break
+                except (requests.RequestException, KeyError, IndexError, ValueError) as e:
+                    if attempt == retries - 1:
+                        raise RuntimeError(f"judge request to {url} failed for question {qid}: {e}") from e
+                    time.sleep(2 ** attempt)
+            out.append({"question_id": qid, "category": q["category"], "score": parse_rating(text), "judgment": text})
+    return out
+
+
+def mt_bench_category_scores(judged: Sequence[dict]) -> dict[str, float]:
+    """Mean score per MT-Bench category and overall (``"all"``), ignoring unparsed ratings."""
+    import pandas as pd
+
+    df = pd.DataFrame([j for j in judged if j["score"] is not None])
+    if df.empty:
+        return {}
+    return {**df.groupby("category")["score"].mean().to_dict(), "all": float(df["score"].mean())}

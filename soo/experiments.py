@@ -329,3 +329,34 @@ def generalization_run(model_path, sc: LLMScale, run_dir, soo_dir, condition: st
     key = eval_key(sc, organism=_model_id(model_path), n_generalization=sc.n_generalization, soo=dataclasses.asdict(sc.soo),
                    n_pairs=sc.n_pairs)
     return cached_json(Path(run_dir) / f"{name}.json", compute, key)
+
+
+# ----------------------------------------------------------------------------- MT-Bench judging (optional)
+MT_BENCH_TOKENS = 512  # max new tokens per MT-Bench answer (FastChat's default is 1024)
+
+
+def mt_bench_judged(model_path, sc: LLMScale, run_dir, condition: str, seed, *, judge_url: str,
+                    judge_model: str = "gpt-4", api_key_env: str = "OPENAI_API_KEY",
+                    max_new_tokens: int = MT_BENCH_TOKENS) -> dict:
+    """Greedy first-turn answers to the first ``sc.n_capability`` MT-Bench questions from the
+    organism (``condition="base"``) or a trained (condition, seed) adapter, graded 1-10 by a
+    user-supplied OpenAI-compatible judge (:func:`soo.evaluate.judge_mt_bench`). Cached per
+    (model, judge): ``{"answers", "judged", "scores"}``."""
+    if condition != "base":
+        check_condition(condition)
+    name = "base" if condition == "base" else f"{condition}__seed{seed}"
+
+    def compute():
+        if condition == "base":
+            model, tok = models.load(str(model_path))
+        else:
+            model, tok, _ = load_trained(Path(run_dir) / name, base=str(model_path))
+        qs = list(S.mt_bench_questions()[:sc.n_capability])
+        with models.autocast(sc.bf16):
+            ans = E.generate(model, tok, [q["turns"][0] for q in qs], max_new_tokens=max_new_tokens, batch_size=8)
+        judged = E.judge_mt_bench({q["question_id"]: a for q, a in zip(qs, ans)}, base_url=judge_url,
+                                  model=judge_model, api_key_env=api_key_env)
+        return {"answers": ans, "judged": judged, "scores": E.mt_bench_category_scores(judged)}
+    key = eval_key(sc, organism=_model_id(model_path), n_capability=sc.n_capability, tokens=max_new_tokens,
+                   judge_url=judge_url, judge_model=judge_model, condition=condition, seed=seed)
+    return cached_json(Path(run_dir) / "mt_bench" / f"{name}__{judge_model.replace('/', '_')}.json", compute, key)

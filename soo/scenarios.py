@@ -343,7 +343,23 @@ def organism_train(n: int = 256, seed: int = 0, suffix: str = "repo", counterbal
 @lru_cache(maxsize=None)
 def mt_bench_questions() -> tuple[dict, ...]:
     """The 80 MT-Bench questions (``question_id``, ``category``, ``turns``), FastChat's file."""
+    return _jsonl("mt_bench_questions.jsonl")
+
+
+def _jsonl(name: str) -> tuple[dict, ...]:
     import json
 
-    with open(DATA_DIR / "mt_bench_questions.jsonl", encoding="utf-8") as f:
+    with open(DATA_DIR / name, encoding="utf-8") as f:
         return tuple(json.loads(line) for line in f if line.strip())
+
+
+@lru_cache(maxsize=None)
+def mt_bench_judge_prompts() -> dict[str, dict]:
+    """FastChat's MT-Bench judge prompts by name (``single-v1``, ``single-math-v1``, ...)."""
+    return {p["name"]: p for p in _jsonl("mt_bench_judge_prompts.jsonl")}
+
+
+@lru_cache(maxsize=None)
+def mt_bench_reference_answers() -> dict[int, str]:
+    """GPT-4's first-turn reference answers (math, reasoning, coding), by question id."""
+    return {r["question_id"]: r["choices"][0]["turns"][0] for r in _jsonl("mt_bench_reference_answers.jsonl")}

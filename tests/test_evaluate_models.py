@@ -68,6 +68,23 @@ def test_latent_soo(tiny):
     assert {(r["layer"], r["module"]) for r in recs} == {(L, m) for L in (0, 1)
                                                          for m in ("self_attn.o_proj", "mlp.down_proj")}
     assert all(r["mse"] >= 0 for r in recs) and any(r["mse"] > 0 for r in recs)
+    # the right-padded batch equals each prompt run alone (end-aligned MSE, computed here by hooks)
+    ragged = pairs + [dataclasses.replace(pairs[0], other_prompt=pairs[0].other_prompt + " Please answer briefly.")]
+    alone = []
+    for L in (0, 1):
+        site = models.ActivationSite(L, "mlp.down_proj")
+        mse = []
+        for p in ragged:
+            a = []
+            for text in (p.self_prompt, p.other_prompt):
+                with torch.no_grad(), models.capture(model, [site]) as acts:
+                    model(**tok(text, return_tensors="pt"))
+                a.append(acts[site][0].float())
+            k = min(len(a[0]), len(a[1]))
+            mse.append(torch.mean((a[0][-k:] - a[1][-k:]) ** 2).item())
+        alone.append(np.mean(mse))
+    batched = [r["mse"] for r in E.latent_soo(model, tok, ragged, modules=("mlp.down_proj",), batch_size=2)]
+    np.testing.assert_allclose(batched, alone, rtol=1e-4, atol=1e-7)
     same = [dataclasses.replace(p, other_prompt=p.self_prompt) for p in pairs]
     assert all(r["mse"] == 0 for r in E.latent_soo(model, tok, same, layers=[-1]))
     with pytest.raises(ValueError, match="layer"):

@@ -1,0 +1,81 @@
+"""MT-Bench judging through an OpenAI-compatible endpoint, against a local stub server."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from soo import evaluate as E
+from soo.scenarios import mt_bench_questions, mt_bench_reference_answers
+
+
+@pytest.fixture()
+def judge_server():
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+            user = body["messages"][-1]["content"]
+            reply = "Fine. Rating: [[7]]" if "Reference Answer" not in user else "Wrong. Rating: [2.5]"
+            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/v1", seen
+    srv.shutdown()
+
+
+def test_judge_mt_bench_against_stub(judge_server, monkeypatch):
+    url, seen = judge_server
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-test")
+    qs = {q["category"]: q for q in mt_bench_questions()}
+    answers = {qs["writing"]["question_id"]: "A poem.", qs["math"]["question_id"]: "42"}
+    out = E.judge_mt_bench(answers, base_url=url, model="judge-x", api_key_env="MY_JUDGE_KEY")
+    assert [o["question_id"] for o in out] == list(answers)
+    assert [o["score"] for o in out] == [7.0, 2.5]
+    assert [o["category"] for o in out] == ["writing", "math"]
+    assert all(s["path"] == "/v1/chat/completions" and s["auth"] == "Bearer sk-test" for s in seen)
+    assert seen[0]["body"]["model"] == "judge-x" and seen[0]["body"]["temperature"] == 0.0
+    math_prompt = seen[1]["body"]["messages"][-1]["content"]
+    assert mt_bench_reference_answers()[qs["math"]["question_id"]] in math_prompt and "42" in math_prompt
+    assert E.mt_bench_category_scores(out) == {"math": 2.5, "writing": 7.0, "all": 4.75}
+
+
+def test_parse_rating():
+    assert E.parse_rating("... Rating: [[8]]") == 8.0
+    assert E.parse_rating("Rating: [[6.5]] and [3]") == 6.5
+    assert E.parse_rating("no rating here") is None
+
+
+@pytest.mark.parametrize("kw, match", [(dict(base_url="api.openai.com", model="gpt-4"), "base_url"),
+                                       (dict(base_url="http://x/v1", model=""), "model")])
+def test_judge_bad_input(kw, match):
+    with pytest.raises(ValueError, match=match):
+        E.judge_mt_bench({81: "a"}, **kw)
+
+
+def test_judge_unknown_question():
+    with pytest.raises(ValueError, match="question ids"):
+        E.judge_mt_bench({1: "a"}, base_url="http://127.0.0.1:9/v1", model="m")
+
+
+def test_mt_bench_judged_is_cached(judge_server, tmp_path):
+    from soo import experiments as X
+
+    url, seen = judge_server
+    sc = X.llm_scale("smoke")
+    r = X.mt_bench_judged(sc.model, sc, tmp_path, "base", None, judge_url=url, judge_model="m", max_new_tokens=4)
+    assert len(r["answers"]) == len(r["judged"]) == sc.n_capability == len(seen)
+    assert r["scores"]["all"] > 0
+    again = X.mt_bench_judged(sc.model, sc, tmp_path, "base", None, judge_url=url, judge_model="m", max_new_tokens=4)
+    assert again == r and len(seen) == sc.n_capability  # read back, no new requests
