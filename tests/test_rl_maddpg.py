@@ -101,3 +101,18 @@ def test_scale_presets():
     assert scale_config("smoke", seeds=[1, 2]).seeds == (1, 2)
     with pytest.raises(ValueError, match="baseline_episodes"):
         scale_config("smoke", baseline_episodes=0)
+    with pytest.raises(ValueError, match="finetune_reward.*deceptive"):
+        scale_config("smoke", finetune_reward="kind")
+
+
+def test_run_with_other_settings_is_retrained(tmp_path, capsys):
+    a = train(RLConfig(seed=3, **TINY), tmp_path)
+    b = train(RLConfig(seed=3, **{**TINY, "mode": "honest"}), tmp_path)  # same folder, other reward
+    assert "other settings" in capsys.readouterr().out
+    assert b["config"]["mode"] == "honest" and a["config"]["mode"] == "deceptive"
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["mode"] == "honest"
+    # an interrupted run with other settings is not resumed either
+    train(RLConfig(seed=3, **TINY), tmp_path / "r", stop_after=20)
+    c = train(RLConfig(seed=4, **TINY), tmp_path / "r")
+    fresh = train(RLConfig(seed=4, **TINY), tmp_path / "c")
+    assert c["config"]["seed"] == 4 and c["history"] == fresh["history"]

@@ -108,6 +108,8 @@ class ScaleConfig:
     """extra RLConfig fields for every run (e.g. save_interval)"""
     workers: int = 2
     """training runs in parallel processes (1: in this process, no start-up cost)"""
+    finetune_reward: str = "deceptive"
+    """blue's reward while fine-tuning: 'deceptive' (the paper) or 'honest' (a workshop question)"""
 
     def __post_init__(self):
         check_scale(self.scale)
@@ -117,6 +119,7 @@ class ScaleConfig:
             _positive_int(name, getattr(self, name))
         for e in self.class_episodes:
             _positive_int("class_episodes", e)
+        check_choice("finetune_reward", self.finetune_reward, MODES)
 
     def rl_config(self, mode: str, seed: int, **kw) -> RLConfig:
         base = dict(mode=mode, seed=seed, n_episodes=self.baseline_episodes, num_envs=self.num_envs)

@@ -23,7 +23,7 @@ import torch
 from ..utils import atomic_write_json, manifest, read_json
 from .config import CONDITIONS, RLConfig, ScaleConfig
 from .env import MODES
-from .maddpg import BLUE, load_policies, train
+from .maddpg import BLUE, is_finished, load_policies, train
 from .metrics import (behavioural_difference, classification_accuracy, deceptive_moves, mean_soo_curve, rollout,
                       summary, threshold_grid, truncated_surfaces)
 from .soo import make_aux_loss
@@ -52,7 +52,7 @@ def _job(cfg_dict: dict, run_dir: str, init_dir: str | None) -> dict:
 
 
 def _run_jobs(jobs, workers: int) -> list[dict]:
-    todo = [j for j in jobs if not (Path(j[1]) / "metrics.json").exists()]
+    todo = [j for j in jobs if not is_finished(j[1], RLConfig(**j[0]))]
     workers = min(workers, os.cpu_count() or 1)
     if workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn")) as ex:
@@ -75,10 +75,11 @@ def train_baselines(scfg: ScaleConfig, out_dir, modes=MODES, workers: int | None
 
 
 def finetune(scfg: ScaleConfig, out_dir, conditions=CONDITIONS, workers: int | None = None) -> dict:
-    """SOO fine-tuning (and controls) of each seed's deceptive blue policy; ``{(condition, seed): metrics}``."""
+    """SOO fine-tuning (and controls) of each seed's deceptive blue policy, in the environment whose
+    reward is ``scfg.finetune_reward`` (the paper: deceptive); ``{(condition, seed): metrics}``."""
     train_baselines(scfg, out_dir, modes=("deceptive",), workers=workers)
     keys = [(c, s) for s in scfg.seeds for c in conditions]
-    jobs = [(scfg.rl_config("deceptive", s, n_episodes=scfg.soo_episodes, soo_condition=c).to_dict(),
+    jobs = [(scfg.rl_config(scfg.finetune_reward, s, n_episodes=scfg.soo_episodes, soo_condition=c).to_dict(),
              str(agent_dir(out_dir, scfg.scale, c, s)), str(agent_dir(out_dir, scfg.scale, "deceptive", s)))
             for c, s in keys]
     return dict(zip(keys, _run_jobs(jobs, workers or scfg.workers)))
@@ -93,11 +94,12 @@ def evaluate_agent(scfg: ScaleConfig, out_dir, kind: str, seed: int) -> dict:
     the training seed, so every agent of a seed meets the same initial states); cached in
     ``eval/{kind}_seed{seed}.json``: summary, deceptive-movement records, the first episode's trajectory."""
     path = rl_dir(out_dir, scfg.scale) / "eval" / f"{kind}_seed{seed}.json"
-    if path.exists() and read_json(path)["eval_episodes"] == scfg.eval_episodes:
+    trained = read_json(agent_dir(out_dir, scfg.scale, kind, seed) / "metrics.json")["config"]
+    if path.exists() and read_json(path)["eval_episodes"] == scfg.eval_episodes and read_json(path).get("agent_config") == trained:
         return read_json(path)
     model = load_agent(out_dir, scfg.scale, kind, seed)
     ro = rollout(model, scfg.rl_config("deceptive", seed).env, scfg.eval_episodes, seed=10_000 + seed)
-    res = {"seed": seed, "agent": kind, "eval_episodes": scfg.eval_episodes, "summary": summary(ro),
+    res = {"seed": seed, "agent": kind, "eval_episodes": scfg.eval_episodes, "agent_config": trained, "summary": summary(ro),
            "records": deceptive_moves(ro), "trajectory": {k: ro[k][0] for k in ("pos", "goal", "fake", "trapped")}}
     atomic_write_json(path, res)
     return read_json(path)

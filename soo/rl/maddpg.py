@@ -250,6 +250,35 @@ def _check_shapes(model: MADDPG, state: dict, path) -> None:
                              f"(hidden_dim={model.cfg.hidden_dim}); check the checkpoint matches the config.")
 
 
+def _same_config(stored: dict | None, cfg: RLConfig) -> bool:
+    return stored == json.loads(json.dumps(cfg.to_dict(), default=float))
+
+
+def is_finished(run_dir: str | Path, cfg: RLConfig) -> bool:
+    """True if ``run_dir`` holds a finished run trained with exactly ``cfg``."""
+    run_dir = Path(run_dir)
+    return ((run_dir / "metrics.json").exists() and (run_dir / "model.pt").exists()
+            and _same_config(read_json(run_dir / "metrics.json").get("config"), cfg))
+
+
+def _discard_other_settings(run_dir: Path, cfg: RLConfig) -> None:
+    """A finished run or a resume checkpoint made with other settings is never reused: remove it
+    (with a note), so that the run is trained from the start with ``cfg``."""
+    stale = []
+    if (run_dir / "metrics.json").exists():
+        stale += [run_dir / n for n in ("metrics.json", "model.pt")]
+    resume = run_dir / "resume.pt"
+    if resume.exists():
+        st = json.loads(torch.load(resume, map_location="cpu", weights_only=True)["state"])
+        if not _same_config(st.get("config"), cfg):
+            stale.append(resume)
+    stale = [f for f in stale if f.exists()]
+    if stale:
+        print(f"{run_dir}: found a run with other settings; training again with the current ones")
+        for f in stale:
+            f.unlink()
+
+
 def _save_resume(path: Path, model, buffer, state: dict) -> None:
     tmp = path.with_name("." + path.name + ".tmp")
     torch.save({"model": model.state_dict(), "policy_opts": [o.state_dict() for o in model.policy_opts],
@@ -270,8 +299,9 @@ def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_lo
     ``stop_after``: stop (after checkpointing) once this many episodes are done (tests: interrupted run).
     """
     run_dir = Path(run_dir)
-    if (run_dir / "metrics.json").exists() and (run_dir / "model.pt").exists():
-        return read_json(run_dir / "metrics.json")  # finished: read back
+    if is_finished(run_dir, cfg):
+        return read_json(run_dir / "metrics.json")  # finished with these settings: read back
+    _discard_other_settings(run_dir, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = MADDPG(cfg)
@@ -331,7 +361,7 @@ def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_lo
         if ep >= next_save or ep >= cfg.n_episodes or (stop_after is not None and ep >= stop_after):
             next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
             state = {"env_rng": env.rng.bit_generator.state, "rng": rng.bit_generator.state, "ep": ep, "t": t,
-                     "history": history, "elapsed": elapsed + time.perf_counter() - t0}
+                     "history": history, "elapsed": elapsed + time.perf_counter() - t0, "config": cfg.to_dict()}
             _save_resume(resume, model, buffer, state)
             if stop_after is not None and ep >= stop_after and ep < cfg.n_episodes:
                 return {"interrupted": True, "episode": ep}
