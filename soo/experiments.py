@@ -46,6 +46,7 @@ class LLMScale:
     seeds: tuple[int, ...]
     generalization_seeds: tuple[int, ...]
     sweep_layers: tuple[int, ...]
+    sweep_lrs: tuple[float, ...]  # SOO (MSE) at other learning rates, first seed
     soo: LLMTrainConfig
     organism: LLMTrainConfig
     organism_n: int
@@ -57,9 +58,39 @@ class LLMScale:
     batch_size: int = 16
     n_pairs: int | None = None  # SOO training pairs (None: all of cfg.pairs); smoke uses a few
     n_probe: int | None = None  # latent-SOO probe pairs (None: all 52)
+    workers: int = 2  # SOO runs in parallel processes on CPU (soo_runs); always 1 on CUDA
 
     def dir(self, out_dir, notebook: str) -> Path:
         return Path(out_dir) / self.scale / notebook
+
+    @property
+    def dtype(self):
+        """Weights dtype: bf16 when the scale computes in bf16 (as the paper's models ran), else the
+        loader's default. LoRA adapters stay in fp32 (peft upcasts them)."""
+        import torch
+
+        return torch.bfloat16 if self.bf16 else None
+
+
+def load(sc: LLMScale, name, *, quantization: str | None = None):
+    """``soo.models.load`` in the scale's weights dtype: ``(model, tok)``."""
+    return models.load(str(name), dtype=sc.dtype, quantization=quantization)
+
+
+def eval_ready(model, sc: LLMScale):
+    """The model as it is evaluated: a trained LoRA adapter merged into its base (the same
+    function without the adapter's extra matmuls; latent SOO then includes the LoRA delta by
+    construction), weights in the scale's dtype. 4-bit bases are left as they are."""
+    from peft import PeftModel
+
+    inner = model.get_base_model() if isinstance(model, PeftModel) else model
+    if getattr(inner, "is_loaded_in_4bit", False) or getattr(inner, "is_loaded_in_8bit", False):
+        return model
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    if sc.dtype is not None:
+        model = model.to(sc.dtype)
+    return model.eval()
 
 
 def _suffix_for(model: str) -> str:
@@ -86,14 +117,15 @@ def llm_scale(scale: str, model: str | None = None, seeds=None) -> LLMScale:
     if scale == "smoke":
         soo = replace(PRESETS["smoke"], epochs=1)
         sc = LLMScale(scale, model or "tiny-random-llama", n_eval=4, n_soo_eval=4, n_perspectives=4, n_generalization=2,
-                      n_generate=2, seeds=(0,), generalization_seeds=(0,), sweep_layers=(0, 1), soo=soo,
+                      n_generate=2, seeds=(0,), generalization_seeds=(0,), sweep_layers=(0, 1), sweep_lrs=(1e-2,), soo=soo,
                       organism=replace(soo, lr=1e-3, epochs=1, lora_r=4, lora_alpha=8, lora_dropout=0.0),
                       organism_n=8, n_capability=3, capability_tokens=8, gen_tokens=8, bf16=False, batch_size=8,
-                      n_pairs=8, n_probe=4)
+                      n_pairs=8, n_probe=4, workers=1)
     elif scale == "default":
         soo = replace(PRESETS["smollm2"], epochs=5, bf16=True)
         sc = LLMScale(scale, model or models.EMBEDDED, n_eval=100, n_soo_eval=50, n_perspectives=20, n_generalization=20,
                       n_generate=10, seeds=(0, 1, 2), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
+                      sweep_lrs=(1e-4, 1e-3),
                       soo=soo, organism=replace(soo, lr=1e-3, epochs=2, lora_r=16, lora_alpha=32, lora_dropout=0.05,
                                                 target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
                       organism_n=256, n_capability=24, capability_tokens=48, gen_tokens=32)
@@ -101,7 +133,7 @@ def llm_scale(scale: str, model: str | None = None, seeds=None) -> LLMScale:
         soo = replace(PRESETS["smollm2"], bf16=True)
         sc = LLMScale(scale, model or models.EMBEDDED, n_eval=250, n_soo_eval=250, n_perspectives=250, n_generalization=250,
                       n_generate=250, seeds=(0, 1, 2, 3, 4), generalization_seeds=(0, 1, 2, 3, 4),
-                      sweep_layers=(6, 10, 14, 18, 22, 26), soo=soo,
+                      sweep_layers=(6, 10, 14, 18, 22, 26), sweep_lrs=(1e-4, 1e-3, 3e-3), soo=soo,
                       organism=replace(soo, lr=1e-3, epochs=3, lora_r=16, lora_alpha=32, lora_dropout=0.05,
                                        target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
                       organism_n=512, n_capability=80, capability_tokens=128, gen_tokens=48)
@@ -144,7 +176,7 @@ def read_value(path):
 
 def eval_key(sc: LLMScale, **extra) -> dict:
     """The settings that determine an evaluation's result."""
-    return {"model": sc.model, "n_eval": sc.n_eval, "suffix": sc.suffix, "bf16": sc.bf16, **extra}
+    return {"model": sc.model, "n_eval": sc.n_eval, "suffix": sc.suffix, "bf16": sc.bf16, "dtype": str(sc.dtype), **extra}
 
 
 # ----------------------------------------------------------------------------- evaluation steps
@@ -199,10 +231,10 @@ def make_organism(sc: LLMScale, run_dir, *, counterbalance: bool = True, progres
     SOO trains a fresh adapter on top. Cached: returns the folder."""
     dst = Path(run_dir) / "model"
     key = _jsonable({"config": dataclasses.asdict(sc.organism), "n": sc.organism_n, "suffix": sc.suffix,
-                     "counterbalance": counterbalance})
+                     "counterbalance": counterbalance, "dtype": str(sc.dtype)})
     if (dst / "organism.json").exists() and read_json(dst / "organism.json").get("key") == key:
         return dst
-    model, tok = models.load(sc.model)
+    model, tok = load(sc, sc.model, quantization=sc.organism.quantization)
     data = S.organism_train(sc.organism_n, seed=0, suffix=sc.suffix, counterbalance=counterbalance)
     res = train_sft(sc.organism, [s.prompt for s in data], [organism_answer(s) for s in data], model=model, tok=tok,
                     progress=progress)
@@ -230,9 +262,12 @@ def capability_set(base_model, tok, sc: LLMScale, run_dir) -> dict:
                        {"n": sc.n_capability, "tokens": sc.capability_tokens, "bf16": sc.bf16})
 
 
-def evaluate_model(model, tok, sc: LLMScale, cap: dict, *, base=None) -> dict:
-    """Deception (log-prob, both orders; generation on a subset), Perspectives, latent SOO, capability."""
+def evaluate_model(model, tok, sc: LLMScale, cap: dict, *, base) -> dict:
+    """Deception (log-prob, both orders; generation on a subset), Perspectives, latent SOO, and
+    capability against ``base`` (the model before this fine-tune). ``model`` goes through
+    :func:`eval_ready` first."""
     t0 = time.perf_counter()
+    model = eval_ready(model, sc)
     recs = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_soo_eval), "logprob")
     gen = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate")
     persp = score(model, tok, sc, [s for o in S.ORDERS for s in S.perspectives(sc.n_perspectives, order=o)], "logprob")
@@ -247,7 +282,8 @@ def evaluate_model(model, tok, sc: LLMScale, cap: dict, *, base=None) -> dict:
 def base_run(model_path, sc: LLMScale, run_dir) -> dict:
     """The organism before SOO: the reference row of every comparison (cached)."""
     def compute():
-        model, tok = models.load(str(model_path))
+        model, tok = load(sc, model_path, quantization=sc.soo.quantization)
+        model = eval_ready(model, sc)
         cap = capability_set(model, tok, sc, run_dir)
         res = {"condition": "base", "seed": None, **evaluate_model(model, tok, sc, cap, base=model)}
         res["capability"] = {"kl": 0.0, **{k: v for k, v in res["capability"].items() if k != "kl"}}
@@ -268,36 +304,95 @@ def _run_key(sc: LLMScale, model_path, cfg=None) -> dict:
                     n_pairs=sc.n_pairs, config=dataclasses.asdict(cfg) if cfg else None)
 
 
-def soo_run(model_path, sc: LLMScale, run_dir, condition: str, seed: int, *, layer: int | None = None,
-            progress=True) -> dict:
-    """Fine-tune (condition, seed[, layer]) on the self/other pairs and evaluate it. Resumable:
-    a finished run's ``result.json`` is read back; a trained adapter is reused."""
+def _soo_spec(model_path, sc: LLMScale, run_dir, condition: str, seed: int, layer: int | None = None,
+              lr: float | None = None):
+    """(config, run folder, cache key) of one SOO run; ``layer``/``lr`` ``None``: the scale's."""
     check_choice("condition", condition, CONDITIONS)
-    if layer is not None and int(layer) == sc.soo.layer:
-        layer = None  # the sweep point at the main layer is the main run
+    if lr is not None and not float(lr) > 0:
+        raise ValueError(f"lr={lr!r} must be > 0")
+    layer = None if layer is None or int(layer) == sc.soo.layer else int(layer)  # the main layer: the main run
+    lr = None if lr is None or float(lr) == sc.soo.lr else float(lr)
     cfg = replace(sc.soo, model=str(model_path), objective=condition, seed=int(seed),
-                  layer=sc.soo.layer if layer is None else int(layer))
-    name = f"{condition}__seed{seed}" + ("" if layer is None else f"__layer{layer}")
-    rdir = Path(run_dir) / name
+                  layer=sc.soo.layer if layer is None else layer, lr=sc.soo.lr if lr is None else lr)
+    name = f"{condition}__seed{seed}" + ("" if layer is None else f"__layer{layer}") + ("" if lr is None else f"__lr{lr:g}")
+    return cfg, Path(run_dir) / name, _run_key(sc, model_path, cfg)
+
+
+def _is_cached(path, key) -> bool:
+    path = Path(path)
+    if not path.exists():
+        return False
+    stored = read_json(path)
+    return isinstance(stored, dict) and stored.get("_key") == _jsonable(key)
+
+
+def soo_run(model_path, sc: LLMScale, run_dir, condition: str, seed: int, *, layer: int | None = None,
+            lr: float | None = None, progress=True) -> dict:
+    """Fine-tune (condition, seed[, layer, lr]) on the self/other pairs and evaluate it. Resumable:
+    a finished run's ``result.json`` is read back; a trained adapter is reused."""
+    cfg, rdir, key = _soo_spec(model_path, sc, run_dir, condition, seed, layer, lr)
 
     def compute():
-        base, tok = models.load(str(model_path))
-        models.normalize_layer(base, cfg.layer)
-        cap = capability_set(base, tok, sc, run_dir)
+        model, tok = load(sc, model_path, quantization=cfg.quantization)
+        models.normalize_layer(model, cfg.layer)
+        cap = capability_set(model, tok, sc, run_dir)
         if is_finished(rdir) and read_json(rdir / "manifest.json")["config"] == _jsonable(dataclasses.asdict(cfg)):
-            model, tok, man = load_trained(rdir, model=base, tok=tok)  # trained before, evaluation interrupted
+            model, tok, man = load_trained(rdir, model=model, tok=tok)  # trained before, evaluation interrupted
         else:
-            r = train(cfg, pairs=S.soo_pairs(cfg.pairs)[:sc.n_pairs], model=base, tok=tok, progress=progress)
+            r = train(cfg, pairs=S.soo_pairs(cfg.pairs)[:sc.n_pairs], model=model, tok=tok, progress=progress)
             r.save(rdir)
             model, man = r.model, r.manifest()
-        return {"condition": condition, "seed": int(seed), "layer": cfg.layer, "config": dataclasses.asdict(cfg),
-                "train_losses": man["epoch_losses"], "train_s": man["wall_s"], **evaluate_model(model, tok, sc, cap)}
-    return cached_json(rdir / "result.json", compute, _run_key(sc, model_path, cfg))
+        base = load(sc, model_path, quantization=cfg.quantization)[0]  # the untouched start, for capability
+        return {"condition": condition, "seed": int(seed), "layer": cfg.layer, "lr": cfg.lr,
+                "config": dataclasses.asdict(cfg), "train_losses": man["epoch_losses"], "train_s": man["wall_s"],
+                **evaluate_model(model, tok, sc, cap, base=eval_ready(base, sc))}
+    return cached_json(rdir / "result.json", compute, key)
+
+
+def _soo_worker(threads: int, model_path, sc, run_dir, job) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    soo_run(model_path, sc, run_dir, job[0], job[1], layer=job[2], lr=job[3], progress=False)
+    return time.perf_counter() - t0
+
+
+def soo_runs(model_path, sc: LLMScale, run_dir, jobs, *, workers: int | None = None) -> list[dict]:
+    """:func:`soo_run` for each ``(condition, seed[, layer[, lr]])`` in ``jobs`` (``None``: the
+    scale's layer / lr); results in the order of ``jobs``. Finished runs are read back; the others
+    run in ``workers`` processes (default ``sc.workers``; one on CUDA), each with its share of the
+    CPU threads: small LoRA steps use two single-thread processes better than one process with two
+    threads. Prints one line per finished run."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    jobs = [tuple(j) + (None,) * (4 - len(j)) for j in jobs]
+    specs = [_soo_spec(model_path, sc, run_dir, *j) for j in jobs]  # validates every job first
+    by_dir = {rdir: j for j, (_, rdir, _) in zip(jobs, specs)}  # one job per run folder
+    todo = [j for rdir, j in by_dir.items() if not _is_cached(rdir / "result.json", specs[jobs.index(j)][2])]
+    workers = 1 if torch.cuda.is_available() else max(1, min(workers or sc.workers, len(todo), os.cpu_count() or 1))
+    if todo:
+        print(f"{len(todo)} run(s) to train and evaluate in {workers} process(es); {len(by_dir) - len(todo)} read back",
+              flush=True)
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+            futs = {ex.submit(_soo_worker, threads, str(model_path), sc, str(run_dir), j): j for j in todo}
+            for f in as_completed(futs):
+                print(f"  {specs[jobs.index(futs[f])][1].name}: {f.result():.0f} s", flush=True)
+    else:
+        for j in todo:
+            soo_run(model_path, sc, run_dir, j[0], j[1], layer=j[2], lr=j[3])
+    return [soo_run(model_path, sc, run_dir, j[0], j[1], layer=j[2], lr=j[3]) for j in jobs]
 
 
 def result_row(res: dict) -> dict:
     d = res["deception"]
-    return {"condition": res["condition"], "seed": res["seed"], "layer": res.get("layer"),
+    return {"condition": res["condition"], "seed": res["seed"], "layer": res.get("layer"), "lr": res.get("lr"),
             "paper order": d["paper"]["rate"], "mirrored": d["mirrored"]["rate"], "mean": d["mean_of_orders"],
             "ci_low": d["pooled"]["ci_low"], "ci_high": d["pooled"]["ci_high"],
             "generate mean": res["generate"]["mean_of_orders"],
@@ -318,12 +413,11 @@ def generalization_run(model_path, sc: LLMScale, run_dir, soo_dir, condition: st
     (condition, seed) adapter from the llm_soo notebook (trained here if missing)."""
     name = "base" if condition == "base" else f"{condition}__seed{seed}"
     def compute():
-        if condition == "base":
-            model, tok = models.load(str(model_path))
-        else:
+        model, tok = load(sc, model_path, quantization=sc.soo.quantization)
+        if condition != "base":
             soo_run(model_path, sc, soo_dir, condition, seed)  # read back if finished
-            model, tok, _ = load_trained(Path(soo_dir) / name, base=str(model_path))
-        recs = score(model, tok, sc, generalization_scenarios(sc), "logprob")
+            model, tok, _ = load_trained(Path(soo_dir) / name, model=model, tok=tok)
+        recs = score(eval_ready(model, sc), tok, sc, generalization_scenarios(sc), "logprob")
         return {"condition": condition, "seed": seed, "records": recs,
                 "by_variant": {v: E.summarize_orders([r for r in recs if r["kind"] == v]) for v in S.VARIANTS}}
     key = eval_key(sc, organism=_model_id(model_path), n_generalization=sc.n_generalization, soo=dataclasses.asdict(sc.soo),
@@ -347,10 +441,10 @@ def mt_bench_judged(model_path, sc: LLMScale, run_dir, condition: str, seed, *, 
     name = "base" if condition == "base" else f"{condition}__seed{seed}"
 
     def compute():
-        if condition == "base":
-            model, tok = models.load(str(model_path))
-        else:
-            model, tok, _ = load_trained(Path(run_dir) / name, base=str(model_path))
+        model, tok = load(sc, model_path, quantization=sc.soo.quantization)
+        if condition != "base":
+            model, tok, _ = load_trained(Path(run_dir) / name, model=model, tok=tok)
+        model = eval_ready(model, sc)
         qs = list(S.mt_bench_questions()[:sc.n_capability])
         with models.autocast(sc.bf16):
             ans = E.generate(model, tok, [q["turns"][0] for q in qs], max_new_tokens=max_new_tokens, batch_size=8)

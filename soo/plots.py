@@ -118,6 +118,32 @@ def plot_layer_sweep(df: pd.DataFrame, base_rate: float | None = None, ax=None):
     return ax
 
 
+def plot_lr_sweep(df: pd.DataFrame, base_rate: float | None = None):
+    """SOO (MSE) against the learning rate: the deceptive rate (log-prob, with 95 % intervals) and
+    what it costs (capability KL to the model before SOO; greedy answers naming no room).
+    ``df``: ``lr``, ``mean``, ``ci_low``, ``ci_high``, ``kl``, ``generate unclear``."""
+    d = df.sort_values("lr")
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    a1.plot(d["lr"], d["mean"], marker="o", color=PALETTE[1], label="after SOO")
+    _errbars(a1, d["lr"], d["mean"], d["ci_low"], d["ci_high"], color=PALETTE[1])
+    if base_rate is not None:
+        a1.axhline(base_rate, color="grey", ls="--", label="before SOO")
+    a1.set_ylabel(RATE_LABEL)
+    a1.set_ylim(0, 105)
+    a1.legend(fontsize="small")
+    a2.plot(d["lr"], d["kl"], marker="o", color=PALETTE[2], label="capability KL (nats/token)")
+    a2.set_ylabel("KL to the model before SOO (nats/token)")
+    a3 = a2.twinx()
+    a3.plot(d["lr"], d["generate unclear"], marker="s", ls=":", color=PALETTE[3], label="answers naming no room")
+    a3.set_ylabel("greedy answers naming no room (%)")
+    a3.set_ylim(0, 105)
+    a2.legend(handles=a2.get_lines() + a3.get_lines(), fontsize="small", loc="upper left")
+    for ax in (a1, a2):
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+    return fig
+
+
 def plot_generalization(df: pd.DataFrame, variants, titles=None):
     """The paper's 3x3 grid: one panel per generalization scenario, bars per model condition.
 

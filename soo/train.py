@@ -105,8 +105,9 @@ PRESETS: dict[str, LLMTrainConfig] = {
     "repo_mistral": LLMTrainConfig(model="mistral-7b-instruct-v0.2", objective="soo_kl_logits", lr=5e-5,
                                    epochs=20, batch_size=4, grad_accum=4, max_length=128, quantization="4bit"),
     # SmolLM2-135M (30 layers): layer 18 = the paper's relative depth (Mistral 19/32); the
-    # layer sweep in llm_soo measures the choice. Higher lr: 135M parameters, 52 pairs.
-    "smollm2": LLMTrainConfig(layer=18, lr=1e-3, epochs=15, batch_size=4),
+    # layer sweep in llm_soo measures the choice. lr 3e-4: the largest of the llm_soo lr sweep
+    # (1e-4, 3e-4, 1e-3) at which the organism still answers (at 1e-3 SOO and its controls break it).
+    "smollm2": LLMTrainConfig(layer=18, lr=3e-4, epochs=15, batch_size=4),
     "smoke": LLMTrainConfig(model="tiny-random-llama", layer=1, lr=1e-3, epochs=1, batch_size=8),
 }
 
