@@ -1,6 +1,8 @@
 """LLM evaluation and training-step performance on the embedded model, ratios measured in one run.
 
-1. Evaluation on the same burglar scenarios (both orders, suffix "i_would"):
+1. Evaluation on the same burglar scenarios (both orders, suffix "i_would"), all three methods with the
+   same weights (``--eval-dtype``, default bf16 as in the notebooks) and ``--max-new-tokens`` (default
+   75, the official evaluation's):
    per-prompt generation with fixed 128-token padding (``generate_loop``, the official method) vs
    batched generation (``generate``) vs log-prob scoring (``score(method="logprob")``).
    Prints prompts/s, the ratios batched/loop (target >= 5x) and logprob/loop (target >= 30x), and
@@ -20,6 +22,7 @@ Usage: ``python benchmarks/bench_llm.py [--n 32] [--n-loop 8] [--steps 3]``; res
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import resource
 import sys
@@ -129,7 +132,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=16, help="scenarios for batched generation and log-prob (both orders)")
     ap.add_argument("--n-loop", type=int, default=4, help="scenarios for the per-prompt loop")
-    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--max-new-tokens", type=int, default=75, help="the official evaluation's 75")
+    ap.add_argument("--eval-dtype", choices=("bf16", "fp32"), default="bf16",
+                    help="weights for the evaluation phase (the notebooks evaluate in bf16 weights)")
     ap.add_argument("--steps", type=int, default=2, help="timed training steps per setting")
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
@@ -140,7 +145,9 @@ def main(argv=None):
     print(f"loaded {models.EMBEDDED} in {t_load:.1f} s; torch threads={torch.get_num_threads()}")
     res = {}
     if not a.skip_eval:
-        res["eval"] = bench_eval(model, tok, a.n, a.n_loop, a.max_new_tokens)
+        m = model if a.eval_dtype == "fp32" else copy.deepcopy(model).to(torch.bfloat16)
+        res["eval"] = {"dtype": a.eval_dtype, **bench_eval(m, tok, a.n, a.n_loop, a.max_new_tokens)}
+        del m
     if not a.skip_train:
         res["train"] = bench_train(model, tok, a.steps)
     atomic_write_json(Path(a.out), manifest(config=vars(a), results=res))

@@ -123,12 +123,12 @@ def llm_scale(scale: str, model: str | None = None, seeds=None) -> LLMScale:
                       n_pairs=8, n_probe=4, workers=1)
     elif scale == "default":
         soo = replace(PRESETS["smollm2"], epochs=5, bf16=True)
-        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=100, n_soo_eval=50, n_perspectives=20, n_generalization=20,
+        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=100, n_soo_eval=50, n_perspectives=20, n_generalization=15,
                       n_generate=10, seeds=(0, 1, 2), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
-                      sweep_lrs=(1e-4, 1e-3),
+                      sweep_lrs=(1e-3,),
                       soo=soo, organism=replace(soo, lr=1e-3, epochs=2, lora_r=16, lora_alpha=32, lora_dropout=0.05,
                                                 target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
-                      organism_n=256, n_capability=24, capability_tokens=48, gen_tokens=32)
+                      organism_n=128, n_capability=24, capability_tokens=48, gen_tokens=32)
     else:
         soo = replace(PRESETS["smollm2"], bf16=True)
         sc = LLMScale(scale, model or models.EMBEDDED, n_eval=250, n_soo_eval=250, n_perspectives=250, n_generalization=250,
@@ -372,6 +372,10 @@ def soo_runs(model_path, sc: LLMScale, run_dir, jobs, *, workers: int | None = N
 
     jobs = [tuple(j) + (None,) * (4 - len(j)) for j in jobs]
     specs = [_soo_spec(model_path, sc, run_dir, *j) for j in jobs]  # validates every job first
+    n_layers = models.layer_count(model_path)
+    if n_layers is not None:
+        for cfg, _, _ in specs:
+            models.check_layer(cfg.layer, n_layers)
     by_dir = {rdir: j for j, (_, rdir, _) in zip(jobs, specs)}  # one job per run folder
     todo = [j for rdir, j in by_dir.items() if not _is_cached(rdir / "result.json", specs[jobs.index(j)][2])]
     workers = 1 if torch.cuda.is_available() else max(1, min(workers or sc.workers, len(todo), os.cpu_count() or 1))

@@ -236,12 +236,29 @@ def num_layers(model: nn.Module) -> int:
     return len(decoder_layers(model))
 
 
-def normalize_layer(model: nn.Module, layer: int) -> int:
-    n = num_layers(model)
+def layer_count(name) -> int | None:
+    """The number of decoder layers from the model's config alone (no weights loaded), to check
+    layer parameters before any compute; ``None`` when the config cannot be read here."""
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(resolve(str(name)))
+    except (OSError, ValueError, ModelNotAvailableError):
+        return None
+    cfg = getattr(cfg, "text_config", None) or cfg
+    return getattr(cfg, "num_hidden_layers", None)
+
+
+def check_layer(layer, n: int) -> int:
+    """``layer`` (negative counts from the end) as an index into ``n`` layers, or a clear error."""
     if not isinstance(layer, int) or isinstance(layer, bool) or not -n <= layer < n:
         raise ValueError(f"layer={layer!r} is out of range for this model with {n} layers; "
                          f"valid: {-n}..{n - 1} (negative counts from the end).")
     return layer % n
+
+
+def normalize_layer(model: nn.Module, layer: int) -> int:
+    return check_layer(layer, num_layers(model))
 
 
 def module_names(model: nn.Module, layer: int = 0) -> list[str]:

@@ -27,6 +27,12 @@ def test_room_logprobs_equals_naive(tiny2):
     assert np.abs(fast - ref).max() < 1e-4
     # multi-token rooms are exercised (else the KV-cache pass would be untested)
     assert max(len(tok(" " + s.honest_room, add_special_tokens=False)["input_ids"]) for s in MIXED) > 1
+    # the shared-prefix pass is exercised (chat template: the system turn is common to all)
+    ctx = [tok(E.chat_text(tok, s.prompt, True) + E.answer_prefix(s), add_special_tokens=False)["input_ids"] for s in MIXED]
+    assert E._common_prefix_len(ctx) >= E.MIN_SHARED_PREFIX
+    # without the chat template: burglar prompts share a shorter prefix, perspectives none
+    raw = E.room_logprobs(model, tok, MIXED, batch_size=2, chat_template=False)
+    np.testing.assert_allclose(raw, E.room_logprobs_naive(model, tok, MIXED, chat_template=False), atol=1e-4)
 
 
 def test_score_logprob_labels_follow_logprobs(tiny2):
@@ -125,3 +131,31 @@ def test_score_on_embedded_model(embedded):
             assert all(isinstance(r["response"], str) and r["response"] for r in recs)
         summary = E.summarize_orders(recs)
         assert set(summary) >= {"paper", "mirrored", "pooled", "mean_of_orders"}
+
+
+@pytest.mark.parametrize("name", ["tiny-random-llama", "tiny-random-gemma2"])
+def test_capability_equals_per_example_computation(name):
+    """Batched, right-padded, logits only over answer positions == each text scored alone."""
+    model, tok = models.load(name)
+    base, _ = models.load(name)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))  # a different model than the base
+    qs = ["Write a haiku about rain.", "What is 2+2? Explain briefly, with an example from daily life.", "Hi"]
+    ans = ["Rain falls on the roof", "It is 4.", "Hello! How can I help you today?"]
+    kl_sum = nll_sum = n = 0.0
+    for q, a in zip(qs, ans):
+        c = tok(E.chat_text(tok, q), add_special_tokens=False)["input_ids"]
+        r = tok(a, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([c + r])
+        with torch.no_grad():
+            lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)[len(c) - 1:-1]
+            lb = torch.log_softmax(base(input_ids=ids).logits[0].float(), -1)[len(c) - 1:-1]
+        kl_sum += (lb.exp() * (lb - lp)).sum().item()
+        nll_sum += -lp.gather(-1, torch.tensor(r).unsqueeze(-1)).sum().item()
+        n += len(r)
+    got = E.capability(model, tok, qs, ans, base=base, batch_size=2)
+    assert got["n_tokens"] == n
+    assert got["kl"] == pytest.approx(kl_sum / n, rel=1e-3, abs=1e-6)
+    assert got["perplexity"] == pytest.approx(float(np.exp(nll_sum / n)), rel=1e-4)
+    assert got["kl"] > 1e-4

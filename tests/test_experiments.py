@@ -39,3 +39,14 @@ def test_eval_ready_merges_adapter_and_casts():
         got = ready(input_ids=ids).logits.float()
     assert not isinstance(ready, PeftModel) and ready.dtype == torch.bfloat16
     assert (got - want).abs().max() < 0.05 * want.abs().max()
+
+
+def test_soo_runs_rejects_bad_layer_before_compute(tmp_path):
+    import pytest
+
+    sc = X.llm_scale("smoke")
+    with pytest.raises(ValueError, match="layer=7 is out of range.*2 layers"):
+        X.soo_runs(sc.model, sc, tmp_path, [("soo_mse", 0, None), ("soo_mse", 0, 7)])
+    with pytest.raises(ValueError, match="condition"):
+        X.soo_runs(sc.model, sc, tmp_path, [("magic", 0)])
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
