@@ -274,8 +274,10 @@ def room_logprobs(model, tok, scenarios, *, chat_template: bool = True, batch_si
             ids[i, S - len(c):] = torch.tensor(c)
             am[i, P + S - len(c):] = 1
             pos[i, S - len(c):] = torch.arange(P, P + len(c))
+        # logits of the last position only; an index tensor (not the int 1) hands lm_head a contiguous
+        # copy: a strided slice can make torch.matmul expand the 49k x 576 weight once per row
         out = model(input_ids=ids.to(dev), attention_mask=am.to(dev), position_ids=pos.to(dev), past_key_values=cache,
-                    use_cache=True, logits_to_keep=1)
+                    use_cache=True, logits_to_keep=torch.tensor([S - 1], device=dev))
         first = torch.log_softmax(out.logits[:, -1].float(), -1).repeat_interleave(2, 0)  # (2B, V)
         lp = first[torch.arange(2 * B), torch.tensor([r[0] for r in rooms])].cpu()  # (2B,)
         L = max(map(len, rooms))

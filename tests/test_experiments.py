@@ -1,6 +1,7 @@
 """soo.experiments: parallel SOO runs equal sequential ones and are read back; the evaluated model."""
 import dataclasses
 
+import numpy as np
 import torch
 
 from soo import experiments as X
@@ -12,9 +13,10 @@ def test_soo_runs_parallel_equals_sequential_and_reads_back(tmp_path):
     jobs = [("soo_mse", 0, None), ("lm", 0, None), ("soo_mse", 0, sc.soo.layer)]  # the last is the first again
     par = X.soo_runs(sc.model, sc, tmp_path / "par", jobs, workers=2)
     seq = X.soo_runs(sc.model, sc, tmp_path / "seq", jobs, workers=1)
-    for a, b in zip(par, seq):
-        assert a["train_losses"] == b["train_losses"]
-        assert [r["logp_deceptive"] for r in a["records"]] == [r["logp_deceptive"] for r in b["records"]]
+    for a, b in zip(par, seq):  # equal up to float noise from the thread count (1 per worker vs 2 here)
+        np.testing.assert_allclose(a["train_losses"], b["train_losses"], rtol=1e-5)
+        np.testing.assert_allclose([r["logp_deceptive"] for r in a["records"]],
+                                   [r["logp_deceptive"] for r in b["records"]], rtol=1e-4)
     assert par[2] == par[0]
     stamp = (tmp_path / "par" / "lm__seed0" / "result.json").stat().st_mtime_ns
     assert X.soo_runs(sc.model, sc, tmp_path / "par", jobs[:2], workers=2) == par[:2]
