@@ -22,8 +22,10 @@ from soo.utils import atomic_write_json, atomic_write_text, project_root, read_j
 
 ORGANISM = "results/default/llm_organism/model"
 EXERCISES = {
-    "layer": ("llm_soo", {"model": ORGANISM, "layer": 6, "seeds": [0], "conditions": ["soo_mse"], "sweep_layers": []}),
-    "kl_loss": ("llm_soo", {"model": ORGANISM, "seeds": [0], "conditions": ["soo_kl_logits"], "sweep_layers": []}),
+    "layer": ("llm_soo", {"model": ORGANISM, "layer": 6, "seeds": [0], "conditions": ["soo_mse"], "sweep_layers": [],
+                        "sweep_lrs": []}),
+    "kl_loss": ("llm_soo", {"model": ORGANISM, "seeds": [0], "conditions": ["soo_kl_logits"], "sweep_layers": [],
+                          "sweep_lrs": []}),
     "no_counterbalancing": ("llm_organism", {"counterbalance": False}),
     "classifier_seeds": ("rl_classification", {"seeds": [155, 714, 1908, 1549, 1195]}),
     "honest_reward": ("rl_soo", {"finetune_reward": "honest"}),
