@@ -153,16 +153,23 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
+def _is_cached(path, key) -> bool:
+    """True if ``path`` holds a :func:`cached_json` result computed with ``key``."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    stored = read_json(path)
+    return isinstance(stored, dict) and "_key" in stored and stored["_key"] == _jsonable(key)
+
+
 def cached_json(path, compute, key=None):
     """Read ``path`` if it holds a result computed with the same ``key`` (the settings that
     produced it); otherwise compute, write atomically as ``{"_key": key, "value": ...}`` and return.
     A result computed with other settings is recomputed, never silently reused."""
     path = Path(path)
     key = _jsonable(key)
-    if path.exists():
-        stored = read_json(path)
-        if isinstance(stored, dict) and "_key" in stored and stored["_key"] == key:
-            return stored["value"]
+    if _is_cached(path, key):
+        return read_json(path)["value"]
     out = compute()
     atomic_write_json(path, {"_key": key, "value": out})
     return _jsonable(out)
@@ -318,14 +325,6 @@ def _soo_spec(model_path, sc: LLMScale, run_dir, condition: str, seed: int, laye
     return cfg, Path(run_dir) / name, _run_key(sc, model_path, cfg)
 
 
-def _is_cached(path, key) -> bool:
-    path = Path(path)
-    if not path.exists():
-        return False
-    stored = read_json(path)
-    return isinstance(stored, dict) and stored.get("_key") == _jsonable(key)
-
-
 def soo_run(model_path, sc: LLMScale, run_dir, condition: str, seed: int, *, layer: int | None = None,
             lr: float | None = None, progress=True) -> dict:
     """Fine-tune (condition, seed[, layer, lr]) on the self/other pairs and evaluate it. Resumable:
@@ -376,8 +375,8 @@ def soo_runs(model_path, sc: LLMScale, run_dir, jobs, *, workers: int | None = N
     if n_layers is not None:
         for cfg, _, _ in specs:
             models.check_layer(cfg.layer, n_layers)
-    by_dir = {rdir: j for j, (_, rdir, _) in zip(jobs, specs)}  # one job per run folder
-    todo = [j for rdir, j in by_dir.items() if not _is_cached(rdir / "result.json", specs[jobs.index(j)][2])]
+    by_dir = {rdir: (j, key) for j, (_, rdir, key) in zip(jobs, specs)}  # one job per run folder
+    todo = [j for rdir, (j, key) in by_dir.items() if not _is_cached(rdir / "result.json", key)]
     workers = 1 if torch.cuda.is_available() else max(1, min(workers or sc.workers, len(todo), os.cpu_count() or 1))
     if todo:
         print(f"{len(todo)} run(s) to train and evaluate in {workers} process(es); {len(by_dir) - len(todo)} read back",
