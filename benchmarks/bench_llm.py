@@ -15,7 +15,8 @@
    four settings are interleaved step by step so background load hits them alike), the ratio
    (target >= 3x) and the loss of each (equal up to float noise: padding is masked).
 
-Peak memory is the process's max RSS (``resource.getrusage``), printed after each phase.
+Peak memory is the process's max RSS (``resource.getrusage``) and, on CUDA, the peak allocated GPU
+memory, printed after each phase. On CUDA every timing waits for the queued GPU work.
 Usage: ``python benchmarks/bench_llm.py [--n 32] [--n-loop 8] [--steps 3]``; results also go to
 ``results/bench/llm.json``.
 """
@@ -46,9 +47,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def peak_cuda_mb() -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+
+
+def peak_memory() -> str:
+    cuda = peak_cuda_mb()
+    return f"peak RSS so far: {peak_rss_mb():.0f} MB" + (f", peak CUDA allocated: {cuda:.0f} MB" if cuda else "")
+
+
+def sync() -> None:
+    """Wait for queued GPU work, so that wall-clock timings include it (a no-op on the CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(fn):
+    sync()
     t0 = time.perf_counter()
     out = fn()
+    sync()
     return out, time.perf_counter() - t0
 
 
@@ -68,7 +86,7 @@ def bench_eval(model, tok, n: int, n_loop: int, max_new_tokens: int) -> dict:
     r["loop_equals_batched"] = sum(a == b["response"] for a, b in zip(loop, gen)) / n_loop
     r["decision_agreement"] = sum(a["label"] == b["label"] for a, b in zip(gen, lp)) / len(scen)
     r["generate_unclear"] = sum(a["label"] == "unclear" for a in gen) / len(scen)
-    r["peak_rss_mb"] = peak_rss_mb()
+    r["peak_rss_mb"], r["peak_cuda_mb"] = peak_rss_mb(), peak_cuda_mb()
     print(f"[eval] n={len(scen)} (loop on {n_loop}), max_new_tokens={max_new_tokens}")
     print(f"  loop (pad 128)  : {r['loop_prompts_per_s']:8.3f} prompts/s")
     print(f"  batched generate: {r['batched_prompts_per_s']:8.3f} prompts/s   ratio batched/loop = "
@@ -78,7 +96,7 @@ def bench_eval(model, tok, n: int, n_loop: int, max_new_tokens: int) -> dict:
     print(f"  identical decisions generate vs log-prob: {100 * r['decision_agreement']:.1f}% (target >= 98%); "
           f"generate 'unclear': {100 * r['generate_unclear']:.1f}%; loop == batched text: "
           f"{100 * r['loop_equals_batched']:.0f}%")
-    print(f"  peak RSS so far: {r['peak_rss_mb']:.0f} MB")
+    print(f"  {peak_memory()}")
     return r
 
 
@@ -102,12 +120,14 @@ def bench_train(model, tok, steps: int) -> dict:
     # the settings are interleaved step by step, so that load from other processes hits them alike
     for i in range(steps + 1):  # the first round is a warm-up
         for key, (c, es, eo, _, times) in settings.items():
+            sync()
             t0 = time.perf_counter()
             with models.autocast(c.bf16):
                 lo = objective_loss(peft, c, es, eo)
             lo.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
+            sync()
             if i:
                 times.append(time.perf_counter() - t0)
     out = {key: {"s_per_step": sum(t) / len(t), "s_min": min(t), "loss": loss, "seq_len": es["input_ids"].shape[1]}
@@ -123,8 +143,8 @@ def bench_train(model, tok, steps: int) -> dict:
     for pad in ("pad128", "dynamic"):
         out[f"ratio_fp32_over_bf16_{pad}"] = out[f"fp32_{pad}"]["s_min"] / out[f"bf16_{pad}"]["s_min"]
         print(f"  fp32/bf16 time ratio ({pad}): {out[f'ratio_fp32_over_bf16_{pad}']:.2f}x (>1: bf16 faster)")
-    out["peak_rss_mb"] = peak_rss_mb()
-    print(f"  peak RSS so far: {out['peak_rss_mb']:.0f} MB")
+    out["peak_rss_mb"], out["peak_cuda_mb"] = peak_rss_mb(), peak_cuda_mb()
+    print(f"  {peak_memory()}")
     return out
 
 
@@ -142,7 +162,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     (model, tok), t_load = timed(lambda: models.load())
-    print(f"loaded {models.EMBEDDED} in {t_load:.1f} s; torch threads={torch.get_num_threads()}")
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    print(f"loaded {models.EMBEDDED} in {t_load:.1f} s on {device}; torch {torch.__version__}, "
+          f"threads={torch.get_num_threads()}")
     res = {}
     if not a.skip_eval:
         m = model if a.eval_dtype == "fp32" else copy.deepcopy(model).to(torch.bfloat16)
@@ -150,6 +172,7 @@ def main(argv=None):
         del m
     if not a.skip_train:
         res["train"] = bench_train(model, tok, a.steps)
+    res["device"] = device
     atomic_write_json(Path(a.out), manifest(config=vars(a), results=res))
     print(f"wrote {a.out}")
 

@@ -165,7 +165,7 @@ def activations_at(model, enc, site: ActivationSite, *, stop: bool = True) -> to
 
     h = models.module_at(model, site.layer, site.module).register_forward_hook(hook)
     try:
-        model(**enc, use_cache=False)
+        model(**_to(enc, models.input_device(model)), use_cache=False)
     except _Stop:
         pass
     finally:
@@ -174,7 +174,10 @@ def activations_at(model, enc, site: ActivationSite, *, stop: bool = True) -> to
 
 
 def objective_loss(model, cfg: LLMTrainConfig, enc_self, enc_other) -> torch.Tensor:
-    """The training loss of ``cfg.objective`` on one batch of aligned pairs."""
+    """The training loss of ``cfg.objective`` on one batch of aligned pairs (encodings from
+    :func:`tokenize_pairs`, on any device: they are moved to the model's input device)."""
+    dev = models.input_device(model)
+    enc_self, enc_other = _to(enc_self, dev), _to(enc_other, dev)
     if cfg.objective in ("soo_mse", "soo_mse_shuffled"):
         a_self = activations_at(model, enc_self, cfg.site)  # (B, T, D)
         a_other = activations_at(model, enc_other, cfg.site)  # (B, T, D)
@@ -191,6 +194,7 @@ def objective_loss(model, cfg: LLMTrainConfig, enc_self, enc_other) -> torch.Ten
 
 def capability_kl(model, enc) -> torch.Tensor:
     """KL(P_base || P_tuned) per real token on neutral prompts (the adapter disabled = base)."""
+    enc = _to(enc, models.input_device(model))
     with torch.no_grad(), model.disable_adapter():
         logp_base = F.log_softmax(model(**enc, use_cache=False).logits.float(), -1)
     logp = F.log_softmax(model(**enc, use_cache=False).logits.float(), -1)
@@ -295,18 +299,17 @@ def train(cfg: LLMTrainConfig, *, pairs=None, model=None, tok=None, progress: bo
         other_p = [other_p[j] for j in perm]
     seed_everything(cfg.seed)
     model = lora_model(model, cfg)
-    dev = models.input_device(model)
     neutral = None
     if cfg.capability_weight > 0:
         neutral = [q["turns"][0] for q in scenarios.mt_bench_questions()]
 
     def batch_loss(idx):
         es, eo = tokenize_pairs(tok, [self_p[i] for i in idx], [other_p[i] for i in idx], cfg.max_length)
-        loss = objective_loss(model, cfg, _to(es, dev), _to(eo, dev))
+        loss = objective_loss(model, cfg, es, eo)
         if neutral is not None:
             j = [neutral[(i * 7) % len(neutral)] for i in idx]
             enc = tok(j, return_tensors="pt", padding=True, truncation=True, max_length=128)
-            loss = loss + cfg.capability_weight * capability_kl(model, _to(enc, dev))
+            loss = loss + cfg.capability_weight * capability_kl(model, enc)
         return loss
 
     result = _fit(model, cfg, len(pairs), batch_loss, progress=progress, desc=cfg.objective)

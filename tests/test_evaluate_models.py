@@ -84,7 +84,7 @@ def test_latent_soo(tiny):
             a = []
             for text in (p.self_prompt, p.other_prompt):
                 with torch.no_grad(), models.capture(model, [site]) as acts:
-                    model(**tok(text, return_tensors="pt"))
+                    model(**tok(text, return_tensors="pt").to(models.input_device(model)))
                 a.append(acts[site][0].float())
             k = min(len(a[0]), len(a[1]))
             mse.append(torch.mean((a[0][-k:] - a[1][-k:]) ** 2).item())
@@ -147,10 +147,10 @@ def test_capability_equals_per_example_computation(name):
     for q, a in zip(qs, ans):
         c = tok(E.chat_text(tok, q), add_special_tokens=False)["input_ids"]
         r = tok(a, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([c + r])
+        ids = torch.tensor([c + r]).to(models.input_device(model))
         with torch.no_grad():
-            lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)[len(c) - 1:-1]
-            lb = torch.log_softmax(base(input_ids=ids).logits[0].float(), -1)[len(c) - 1:-1]
+            lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)[len(c) - 1:-1].cpu()
+            lb = torch.log_softmax(base(input_ids=ids).logits[0].float(), -1)[len(c) - 1:-1].cpu()
         kl_sum += (lb.exp() * (lb - lp)).sum().item()
         nll_sum += -lp.gather(-1, torch.tensor(r).unsqueeze(-1)).sum().item()
         n += len(r)

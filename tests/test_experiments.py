@@ -34,7 +34,7 @@ def test_eval_ready_merges_adapter_and_casts():
     for p in peft.parameters():
         if p.requires_grad:
             torch.nn.init.normal_(p, std=0.1)  # a non-zero delta
-    ids = tok("Where is the kitchen?", return_tensors="pt")["input_ids"]
+    ids = tok("Where is the kitchen?", return_tensors="pt")["input_ids"].to(models.input_device(peft))
     with torch.no_grad():
         want = peft(input_ids=ids).logits
         ready = X.eval_ready(peft, sc)

@@ -15,16 +15,21 @@ def _encode(tok, max_length=None):
     return tokenize_pairs(tok, [p.self_prompt for p in PAIRS], [p.other_prompt for p in PAIRS], max_length)
 
 
+def _on(model, enc):
+    """The encoding on the model's device (the tests also run on CUDA: scripts/cuda_check.py)."""
+    return {k: v.to(models.input_device(model)) for k, v in enc.items()}
+
+
 def _hooked_acts(model, enc, layer):
     """Output of model.model.layers[layer].self_attn.o_proj via a hook registered here."""
     box = {}
     h = model.model.layers[layer].self_attn.o_proj.register_forward_hook(lambda m, i, o: box.__setitem__("a", o))
     try:
         with torch.no_grad():
-            model(**enc, use_cache=False)
+            model(**_on(model, enc), use_cache=False)
     finally:
         h.remove()
-    return box["a"].double()
+    return box["a"].double().cpu()
 
 
 def _manual(a_s, a_o, m_s, m_o, pooling):
@@ -58,7 +63,7 @@ def test_soo_mse_matches_hooked_computation(tiny):
             with torch.no_grad():
                 got = objective_loss(model, cfg, es, eo)
             assert expected > 0
-            torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-9, msg=f"{layer} {pooling}")
+            torch.testing.assert_close(got.double().cpu(), expected, rtol=1e-5, atol=1e-9, msg=f"{layer} {pooling}")
 
 
 def _manual_kl(ls, lo, mask=None):
@@ -76,10 +81,10 @@ def test_soo_kl_logits_matches_manual_kl(tiny, max_length):
         pytest.skip("fixed padding checked on one architecture (speed)")
     es, eo = _encode(tok, max_length)
     with torch.no_grad():
-        ls = model(**es, use_cache=False).logits
-        lo = model(**eo, use_cache=False).logits
+        ls = model(**_on(model, es), use_cache=False).logits.cpu()
+        lo = model(**_on(model, eo), use_cache=False).logits.cpu()
         cfg = LLMTrainConfig(model=name, objective="soo_kl_logits", layer=0, max_length=max_length)
-        got = objective_loss(model, cfg, es, eo)
+        got = objective_loss(model, cfg, es, eo).cpu()
     mask = None if max_length else (es["attention_mask"] * eo["attention_mask"]).double()
     expected = _manual_kl(ls, lo, mask)
     torch.testing.assert_close(got.double(), expected, rtol=1e-4, atol=1e-6)

@@ -27,7 +27,7 @@ def test_embedded_model_answers_offline(embedded, monkeypatch):
 def test_tiny_forward_backward(tiny):
     name, model, tok = tiny
     assert models.num_layers(model) == 2
-    enc = tok(["You are in a house together with burglar Bob."], return_tensors="pt")
+    enc = tok(["You are in a house together with burglar Bob."], return_tensors="pt").to(models.input_device(model))
     out = model(**enc, labels=enc["input_ids"])
     assert torch.isfinite(out.loss)
     out.loss.backward()
@@ -54,7 +54,7 @@ def test_4bit_cpu_loads_and_trains_one_lora_step():
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
     lora = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    enc = tok(["Bob wants to steal the diamond ring."], return_tensors="pt")
+    enc = tok(["Bob wants to steal the diamond ring."], return_tensors="pt").to(models.input_device(model))
     loss = model(**enc, labels=enc["input_ids"]).loss
     loss.backward()
     opt.step()
@@ -80,7 +80,7 @@ def test_module_at_bare_and_peft(tiny, layer):
 def test_capture_reads_site_and_removes_hooks():
     model, tok = models.load("tiny-random-mistral")
     site = ActivationSite(1)
-    enc = tok(["hello there"], return_tensors="pt")
+    enc = tok(["hello there"], return_tensors="pt").to(models.input_device(model))
     seen = {}
     h = module_at(model, 1).register_forward_hook(lambda m, i, o: seen.setdefault("o", o.detach()))
     with capture(model, [site]) as acts:

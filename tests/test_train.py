@@ -129,7 +129,7 @@ def test_saved_adapter_reloads_with_identical_logits(tmp_path):
     res = T.train(cfg, pairs=PAIRS, model=model, tok=tok, progress=False)
     res.save(tmp_path)
     assert T.is_finished(tmp_path)
-    enc = tok(["You are in a house together with burglar Bob."], return_tensors="pt")
+    enc = tok(["You are in a house together with burglar Bob."], return_tensors="pt").to(models.input_device(res.model))
     with torch.no_grad():
         ref = res.model(**enc).logits
         with res.model.disable_adapter():
