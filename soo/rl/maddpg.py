@@ -295,7 +295,8 @@ def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_lo
     """Train (or resume, or read back) one MADDPG run in ``run_dir``; return its ``metrics.json``.
 
     ``init``: start from these weights (SOO fine-tuning of a pretrained baseline).
-    ``aux_loss``: extra loss on the blue policy before each of its updates (see :mod:`soo.rl.soo`).
+    ``aux_loss``: extra loss on the blue policy before each of its updates (see :mod:`soo.rl.soo`); if it
+    has ``state_dict``/``load_state_dict`` (its random generator), that state is checkpointed too.
     ``stop_after``: stop (after checkpointing) once this many episodes are done (tests: interrupted run).
     """
     run_dir = Path(run_dir)
@@ -328,6 +329,8 @@ def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_lo
         torch.set_rng_state(ck["torch_rng"])
         st = json.loads(ck["state"])
         env.rng.bit_generator.state, rng.bit_generator.state = st["env_rng"], st["rng"]
+        if st.get("aux") is not None and hasattr(aux_loss, "load_state_dict"):
+            aux_loss.load_state_dict(st["aux"])
         ep, t, history, elapsed = st["ep"], st["t"], st["history"], st["elapsed"]
     next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
     t0 = time.perf_counter()
@@ -361,7 +364,8 @@ def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_lo
         if ep >= next_save or ep >= cfg.n_episodes or (stop_after is not None and ep >= stop_after):
             next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
             state = {"env_rng": env.rng.bit_generator.state, "rng": rng.bit_generator.state, "ep": ep, "t": t,
-                     "history": history, "elapsed": elapsed + time.perf_counter() - t0, "config": cfg.to_dict()}
+                     "history": history, "elapsed": elapsed + time.perf_counter() - t0, "config": cfg.to_dict(),
+                     "aux": aux_loss.state_dict() if hasattr(aux_loss, "state_dict") else None}
             _save_resume(resume, model, buffer, state)
             if stop_after is not None and ep >= stop_after and ep < cfg.n_episodes:
                 return {"interrupted": True, "episode": ep}

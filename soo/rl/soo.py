@@ -62,40 +62,57 @@ def soo_term(policy, obs_self: torch.Tensor, obs_other: torch.Tensor) -> torch.T
     return log_mse(hidden(policy, obs_self), hidden(policy, obs_other))
 
 
-def make_aux_loss(condition: str, pretrained: MADDPG, radius: float, rng: np.random.Generator, n_obs: int):
+class AuxLoss:
     """The auxiliary loss on blue's policy used by :func:`soo.rl.maddpg.train` during fine-tuning.
 
-    It takes the blue observations of the replay sample (up to ``n_obs``): the capability term on all of
-    them, the SOO term on those with the adversary out of sight (skipped if there are none).
+    Called as ``aux(model, sample) -> (loss, info)`` on a replay sample: the capability term on its blue
+    observations (up to ``n_obs``), the SOO term on those with the adversary out of sight (skipped if there
+    are none). Its random generator (synthetic adversaries, the "random" control) is part of the training
+    state: ``state_dict`` / ``load_state_dict`` let a resumed run continue exactly where it stopped.
     """
-    if condition not in CONDITIONS:
-        raise ValueError(f"condition={condition!r} is not valid; choose one of {CONDITIONS}.")
-    ref = pretrained.policies[BLUE]
-    ref.eval()
 
-    def aux_loss(model: MADDPG, sample):
+    def __init__(self, condition: str, pretrained: MADDPG, radius: float, rng: np.random.Generator, n_obs: int):
+        if condition not in CONDITIONS:
+            raise ValueError(f"condition={condition!r} is not valid; choose one of {CONDITIONS}.")
+        if not radius > 0:
+            raise ValueError(f"radius={radius!r} must be > 0 (the paper uses 0.125).")
+        self.condition, self.radius, self.rng, self.n_obs = condition, radius, rng, n_obs
+        self.ref = pretrained.policies[BLUE]
+        self.ref.eval()
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+    def __call__(self, model: MADDPG, sample):
         policy = model.policies[BLUE]
-        obs = sample[0][BLUE][:n_obs]  # (n, 10)
+        obs = sample[0][BLUE][:self.n_obs]  # (n, 10)
         policy.eval()
         with torch.no_grad():
-            a_base = ref(obs)
+            a_base = self.ref(obs)
         cap = log_mse(policy(obs), a_base)
         info = {"losses/capability": cap.item()}
-        if condition == "soo":
+        if self.condition == "soo":
             o_self = obs[self_mask(obs)]
             if len(o_self) == 0:
                 return cap, info
-            o_other = torch.as_tensor(make_other_obs(o_self.numpy(), rng, radius))
+            o_other = torch.as_tensor(make_other_obs(o_self.numpy(), self.rng, self.radius))
             s = soo_term(policy, o_self, o_other)
             info["losses/soo"] = s.item()
             return s + cap, info
-        if condition == "random":
-            s = torch.log(torch.tensor(rng.uniform() ** 10 + EPS))
+        if self.condition == "random":
+            s = torch.log(torch.tensor(self.rng.uniform() ** 10 + EPS))
             info["losses/soo"] = s.item()
             return s + cap, info
         return cap, info
 
-    return aux_loss
+
+def make_aux_loss(condition: str, pretrained: MADDPG, radius: float, rng: np.random.Generator,
+                  n_obs: int) -> AuxLoss:
+    """The auxiliary loss of ``condition`` ("soo", "random", "capability"); see :class:`AuxLoss`."""
+    return AuxLoss(condition, pretrained, radius, rng, n_obs)
 
 
 @torch.no_grad()
