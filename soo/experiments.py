@@ -406,6 +406,52 @@ def result_row(res: dict) -> dict:
             "kl": res["capability"]["kl"], "perplexity": res["capability"]["perplexity"]}
 
 
+SUMMARY_COLUMNS = ("mean", "paper order", "mirrored", "generate mean", "generate unclear", "perspectives",
+                   "latent attn", "latent mlp", "kl", "perplexity")
+CONTROLS = ("lm", "soo_mse_shuffled", "soo_kl_logits")
+
+
+def soo_jobs(sc: LLMScale, conditions=CONDITIONS, sweep_layers=(), sweep_lrs=()) -> dict[str, list[tuple]]:
+    """The llm_soo notebook's runs, for :func:`run_jobs`: ``"main"`` every (condition, seed) at the scale's
+    layer and lr; ``"layers"`` SOO (MSE) with the first seed at each sweep layer; ``"lrs"`` SOO (MSE) with
+    the first seed at the scale's lr and each sweep lr (empty when ``sweep_lrs`` is)."""
+    for c in conditions:
+        check_condition(c)
+    seed0 = sc.seeds[0]
+    lrs = sorted({sc.soo.lr, *map(float, sweep_lrs)}) if len(sweep_lrs) else []
+    return {"main": [(c, s, None) for c in conditions for s in sc.seeds],
+            "layers": [("soo_mse", seed0, int(L)) for L in sweep_layers],
+            "lrs": [("soo_mse", seed0, None, lr) for lr in lrs]}
+
+
+def run_jobs(model_path, sc: LLMScale, run_dir, jobs: dict[str, list[tuple]], **kwargs) -> dict[str, list[dict]]:
+    """All jobs of :func:`soo_jobs` in one :func:`soo_runs` call (one pool), results grouped as given."""
+    flat = [j for group in jobs.values() for j in group]
+    out, res = soo_runs(model_path, sc, run_dir, flat, **kwargs), {}
+    for name, group in jobs.items():
+        res[name], out = out[:len(group)], out[len(group):]
+    return res
+
+
+def seed_summary(per_seed, columns=SUMMARY_COLUMNS):
+    """Mean and population SD (ddof=0, as the paper) over seeds of each condition: a DataFrame indexed by
+    condition with columns ``"<col> mean"`` and ``"<col> sd"``, conditions in their order of appearance."""
+    g = per_seed.groupby("condition", sort=False)[list(columns)]
+    mean, sd = g.mean(), g.std(ddof=0)
+    out = mean.add_suffix(" mean").join(sd.add_suffix(" sd"))
+    return out[[f"{c} {k}" for c in columns for k in ("mean", "sd")]]
+
+
+def verdict(mean: float, sd: float, ref_mean: float, ref_sd: float) -> str:
+    """How a rate compares with a reference over seeds, for the prose: "lower than" / "higher than" when the
+    two mean ± SD intervals do not overlap, else "not clearly different from"."""
+    if mean + sd < ref_mean - ref_sd:
+        return "lower than"
+    if mean - sd > ref_mean + ref_sd:
+        return "higher than"
+    return "not clearly different from"
+
+
 # ----------------------------------------------------------------------------- generalization
 def generalization_scenarios(sc: LLMScale):
     return [s for v in S.VARIANTS for o in S.ORDERS for s in S.variant(v, sc.n_generalization, order=o, suffix=sc.suffix)]

@@ -52,3 +52,35 @@ def test_soo_runs_rejects_bad_layer_before_compute(tmp_path):
     with pytest.raises(ValueError, match="condition"):
         X.soo_runs(sc.model, sc, tmp_path, [("magic", 0)])
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_soo_jobs_groups_and_checks_conditions(monkeypatch):
+    import pytest
+
+    sc = dataclasses.replace(X.llm_scale("smoke"), seeds=(3, 4))
+    jobs = X.soo_jobs(sc, ["soo_mse", "lm"], sweep_layers=[0, 1], sweep_lrs=[1e-2, 1e-4])
+    assert jobs["main"] == [("soo_mse", 3, None), ("soo_mse", 4, None), ("lm", 3, None), ("lm", 4, None)]
+    assert jobs["layers"] == [("soo_mse", 3, 0), ("soo_mse", 3, 1)]
+    assert [j[3] for j in jobs["lrs"]] == sorted({1e-4, sc.soo.lr, 1e-2})  # the main lr joins the sweep
+    assert X.soo_jobs(sc, ["lm"])["lrs"] == []  # no sweep lrs: no lr runs (not even the main lr again)
+    with pytest.raises(ValueError, match="condition"):
+        X.soo_jobs(sc, ["soo_mse", "telepathy"])
+    # run_jobs: one soo_runs call, results handed back per group in order
+    calls = []
+    monkeypatch.setattr(X, "soo_runs", lambda m, s, d, flat, **kw: calls.append(flat) or [{"job": j} for j in flat])
+    out = X.run_jobs("m", sc, "d", jobs)
+    assert len(calls) == 1 and {k: [r["job"] for r in v] for k, v in out.items()} == jobs
+
+
+def test_seed_summary_population_sd_and_verdicts():
+    import pandas as pd
+
+    per_seed = pd.DataFrame({"condition": ["b", "a", "a", "a"], "mean": [50.0, 10.0, 20.0, 60.0], "kl": [0.0, 1, 2, 3]})
+    s = X.seed_summary(per_seed, ["mean", "kl"])
+    assert list(s.index) == ["b", "a"] and list(s.columns) == ["mean mean", "mean sd", "kl mean", "kl sd"]
+    assert s.loc["a", "mean mean"] == 30.0
+    assert s.loc["a", "mean sd"] == np.std([10, 20, 60])  # ddof=0, as the paper; pandas' default is ddof=1
+    assert s.loc["b", "mean sd"] == 0.0
+    assert X.verdict(10, 2, 20, 3) == "lower than"
+    assert X.verdict(30, 2, 20, 3) == "higher than"
+    assert X.verdict(16, 2, 20, 3) == "not clearly different from"  # 18 > 17: the intervals overlap
