@@ -2,7 +2,8 @@
 
 Each exercise is one notebook run with changed parameters, writing into its own
 ``results/workshop/<name>`` so the book's results are untouched (the trained organism of
-the default scale is reused where an exercise starts from it). Prints one line per
+the default scale is reused where an exercise starts from it); an exercise's folder is emptied
+first, so that every time is a fresh run. Prints one line per
 exercise, keeps every exercise's latest time in ``benchmarks/workshop_times.json`` (so ``--only``
 updates one row) and writes ``book/workshop_times.md``, which the workshop page includes.
 
@@ -33,11 +34,12 @@ EXERCISES = {
 
 
 def prepare(name: str, root) -> None:
-    """What an exercise's instructions do before its notebook runs."""
+    """A fresh start (an earlier run of the exercise would be read back, not timed), then what the
+    exercise's instructions do before its notebook runs."""
+    shutil.rmtree(root / "results" / "workshop" / name, ignore_errors=True)
     if name == "honest_reward":  # reuse the book's RL baselines (fine-tuning starts from them)
         dst = root / "results" / "workshop" / name / "default" / "rl" / "baselines"
-        if not dst.exists():
-            shutil.copytree(root / "results" / "default" / "rl" / "baselines", dst)
+        shutil.copytree(root / "results" / "default" / "rl" / "baselines", dst)
 
 
 def main(argv=None) -> int:

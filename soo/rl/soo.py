@@ -74,8 +74,6 @@ class AuxLoss:
     def __init__(self, condition: str, pretrained: MADDPG, radius: float, rng: np.random.Generator, n_obs: int):
         if condition not in CONDITIONS:
             raise ValueError(f"condition={condition!r} is not valid; choose one of {CONDITIONS}.")
-        if not radius > 0:
-            raise ValueError(f"radius={radius!r} must be > 0 (the paper uses 0.125).")
         self.condition, self.radius, self.rng, self.n_obs = condition, radius, rng, n_obs
         self.ref = pretrained.policies[BLUE]
         self.ref.eval()
