@@ -70,15 +70,20 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def bench_eval(model, tok, n: int, n_loop: int, max_new_tokens: int) -> dict:
+def bench_eval(model, tok, n: int, n_loop: int, max_new_tokens: int, batch_size: int = 16) -> dict:
     half = max(1, n // 2)
     scen = burglar(half, suffix="i_would") + burglar(half, order="mirrored", suffix="i_would")
     prompts = [s.prompt for s in scen]
     n_loop = min(n_loop, len(scen))
+    # warm-up (one-time kernel, allocator and library initialisation, large on a GPU): not timed
+    E.generate_loop(model, tok, prompts[:1], max_new_tokens=2)
+    E.score(model, tok, scen[:2], method="generate", max_new_tokens=2, batch_size=batch_size)
+    E.score(model, tok, scen[:2], method="logprob", batch_size=batch_size)
     loop, t_loop = timed(lambda: E.generate_loop(model, tok, prompts[:n_loop], max_new_tokens=max_new_tokens))
-    gen, t_gen = timed(lambda: E.score(model, tok, scen, method="generate", max_new_tokens=max_new_tokens))
-    lp, t_lp = timed(lambda: E.score(model, tok, scen, method="logprob"))
-    r = {"n": len(scen), "n_loop": n_loop, "max_new_tokens": max_new_tokens,
+    gen, t_gen = timed(lambda: E.score(model, tok, scen, method="generate", max_new_tokens=max_new_tokens,
+                                       batch_size=batch_size))
+    lp, t_lp = timed(lambda: E.score(model, tok, scen, method="logprob", batch_size=batch_size))
+    r = {"n": len(scen), "n_loop": n_loop, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
          "loop_prompts_per_s": n_loop / t_loop, "batched_prompts_per_s": len(scen) / t_gen,
          "logprob_prompts_per_s": len(scen) / t_lp}
     r["ratio_batched_over_loop"] = r["batched_prompts_per_s"] / r["loop_prompts_per_s"]
@@ -87,7 +92,7 @@ def bench_eval(model, tok, n: int, n_loop: int, max_new_tokens: int) -> dict:
     r["decision_agreement"] = sum(a["label"] == b["label"] for a, b in zip(gen, lp)) / len(scen)
     r["generate_unclear"] = sum(a["label"] == "unclear" for a in gen) / len(scen)
     r["peak_rss_mb"], r["peak_cuda_mb"] = peak_rss_mb(), peak_cuda_mb()
-    print(f"[eval] n={len(scen)} (loop on {n_loop}), max_new_tokens={max_new_tokens}")
+    print(f"[eval] n={len(scen)} (loop on {n_loop}), max_new_tokens={max_new_tokens}, batch_size={batch_size}")
     print(f"  loop (pad 128)  : {r['loop_prompts_per_s']:8.3f} prompts/s")
     print(f"  batched generate: {r['batched_prompts_per_s']:8.3f} prompts/s   ratio batched/loop = "
           f"{r['ratio_batched_over_loop']:.1f}x (target >= 5)")
@@ -155,6 +160,8 @@ def main(argv=None):
     ap.add_argument("--max-new-tokens", type=int, default=75, help="the official evaluation's 75")
     ap.add_argument("--eval-dtype", choices=("bf16", "fp32"), default="bf16",
                     help="weights for the evaluation phase (the notebooks evaluate in bf16 weights)")
+    ap.add_argument("--batch-size", type=int, default=16, help="batch size of batched generation and log-prob "
+                    "(the library's default, 16; larger batches pay off on a GPU)")
     ap.add_argument("--steps", type=int, default=2, help="timed training steps per setting")
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
@@ -168,7 +175,7 @@ def main(argv=None):
     res = {}
     if not a.skip_eval:
         m = model if a.eval_dtype == "fp32" else copy.deepcopy(model).to(torch.bfloat16)
-        res["eval"] = {"dtype": a.eval_dtype, **bench_eval(m, tok, a.n, a.n_loop, a.max_new_tokens)}
+        res["eval"] = {"dtype": a.eval_dtype, **bench_eval(m, tok, a.n, a.n_loop, a.max_new_tokens, a.batch_size)}
         del m
     if not a.skip_train:
         res["train"] = bench_train(model, tok, a.steps)
