@@ -20,7 +20,7 @@ from . import evaluate as E
 from . import models
 from . import scenarios as S
 from .train import PRESETS, LLMTrainConfig, is_finished, load_trained, train, train_sft
-from .utils import SCALES, atomic_write_json, check_choice, read_json
+from .utils import SCALES, as_ints, as_positive_floats, atomic_write_json, check_choice, read_json
 
 CONDITIONS = ("soo_mse", "lm", "soo_mse_shuffled", "soo_kl_logits")
 CONDITION_LABELS = {"base": "Before fine-tuning", "soo_mse": "SOO (MSE, paper)", "lm": "Control: LM loss",
@@ -142,7 +142,7 @@ def llm_scale(scale: str, model: str | None = None, seeds=None) -> LLMScale:
     sc = replace(sc, soo=soo_cfg, organism=replace(sc.organism, model=sc.model, bf16=sc.bf16),
                  suffix=_suffix_for(sc.model))
     if seeds is not None:
-        seeds = tuple(int(s) for s in seeds)
+        seeds = as_ints("seeds", seeds)
         if not seeds:
             raise ValueError("seeds: give at least one seed (or None for the scale's default)")
         sc = replace(sc, seeds=seeds, generalization_seeds=seeds[:len(sc.generalization_seeds)])
@@ -417,10 +417,11 @@ def soo_jobs(sc: LLMScale, conditions=CONDITIONS, sweep_layers=(), sweep_lrs=())
     the first seed at the scale's lr and each sweep lr (empty when ``sweep_lrs`` is)."""
     for c in conditions:
         check_condition(c)
+    layers, sweep_lrs = as_ints("sweep_layers", sweep_layers), as_positive_floats("sweep_lrs", sweep_lrs)
     seed0 = sc.seeds[0]
-    lrs = sorted({sc.soo.lr, *map(float, sweep_lrs)}) if len(sweep_lrs) else []
+    lrs = sorted({sc.soo.lr, *sweep_lrs}) if sweep_lrs else []
     return {"main": [(c, s, None) for c in conditions for s in sc.seeds],
-            "layers": [("soo_mse", seed0, int(L)) for L in sweep_layers],
+            "layers": [("soo_mse", seed0, L) for L in layers],
             "lrs": [("soo_mse", seed0, None, lr) for lr in lrs]}
 
 

@@ -7,6 +7,8 @@ that a later run would mistake for a finished one.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import random
 import subprocess
@@ -35,6 +37,45 @@ def check_choice(name: str, value: Any, choices) -> None:
     choices = tuple(choices)
     if value not in choices:
         raise ValueError(f"{name}={value!r} is not valid; choose one of {', '.join(map(repr, choices))}.")
+
+
+def _as_list(name: str, values, example: str) -> list:
+    if isinstance(values, (str, bytes, numbers.Number)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name}={values!r}: give a list, e.g. {example}.")
+    return list(values)
+
+
+def as_ints(name: str, values) -> tuple[int, ...]:
+    """``values`` (a list of integers, or of strings that spell integers: papermill's ``-p`` passes
+    YAML) as a tuple of ints; otherwise a ``ValueError`` naming the parameter. Booleans and numbers
+    with a fraction are refused rather than rounded."""
+    vals = _as_list(name, values, "[0, 1, 2]")
+    out = []
+    for v in vals:
+        if isinstance(v, str) and v.strip().lstrip("+-").isdigit():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise ValueError(f"{name}={vals!r}: {v!r} is not an integer.")
+        out.append(int(v))
+    return tuple(out)
+
+
+def as_positive_floats(name: str, values) -> tuple[float, ...]:
+    """``values`` (a list of positive numbers, or strings that spell them, such as ``"1e-3"``, which
+    YAML reads as a string) as a tuple of floats; otherwise a ``ValueError`` naming the parameter."""
+    vals = _as_list(name, values, "[1e-4, 1e-3]")
+    out = []
+    for v in vals:
+        try:
+            if isinstance(v, bool):
+                raise TypeError
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={vals!r}: {v!r} is not a number.") from None
+        if not (math.isfinite(f) and f > 0):
+            raise ValueError(f"{name}={vals!r}: {v!r} must be a finite number > 0.")
+        out.append(f)
+    return tuple(out)
 
 
 def check_scale(scale: str) -> str:

@@ -84,3 +84,28 @@ def test_seed_summary_population_sd_and_verdicts():
     assert X.verdict(10, 2, 20, 3) == "lower than"
     assert X.verdict(30, 2, 20, 3) == "higher than"
     assert X.verdict(16, 2, 20, 3) == "not clearly different from"  # 18 > 17: the intervals overlap
+
+
+def test_list_parameters_are_checked_before_any_compute():
+    import pytest
+
+    from soo.rl.config import scale_config
+    from soo.utils import as_ints, as_positive_floats
+
+    assert as_ints("seeds", [0, "3", np.int64(2)]) == (0, 3, 2)
+    assert as_positive_floats("sweep_lrs", ["1e-3", 3e-4]) == (1e-3, 3e-4)  # YAML reads 1e-3 as a string
+    sc = X.llm_scale("smoke")
+    bad = [(dict(sweep_layers=[1.5]), r"sweep_layers=.*1\.5 is not an integer"),
+           (dict(sweep_layers=[True]), "sweep_layers=.*not an integer"),
+           (dict(sweep_layers=3), r"sweep_layers=3: give a list"),
+           (dict(sweep_lrs=["fast"]), "sweep_lrs=.*'fast' is not a number"),
+           (dict(sweep_lrs=[-1e-3]), "sweep_lrs=.*must be a finite number > 0"),
+           (dict(sweep_lrs="1e-3"), "sweep_lrs='1e-3': give a list")]
+    for kwargs, match in bad:
+        with pytest.raises(ValueError, match=match):
+            X.soo_jobs(sc, X.CONDITIONS, **kwargs)
+    for make in (lambda s: X.llm_scale("smoke", seeds=s), lambda s: scale_config("smoke", seeds=s)):
+        with pytest.raises(ValueError, match="seeds=.*'a' is not an integer"):
+            make(["a"])
+        with pytest.raises(ValueError, match="seeds: give at least one seed"):
+            make([])
