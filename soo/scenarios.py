@@ -38,6 +38,11 @@ VARIANTS = ("name", "objective", "action", "name_objective", "name_action", "obj
             "name_objective_action", "treasure_hunt", "escape_room")
 """Generalization scenarios (paper §4.3 / Table 5), in this fixed order: the seven non-empty
 combinations of the Name, Objective and Action axes, then the two extended scenarios."""
+VARIANT_TITLES = {"name": "Name", "objective": "Objective", "action": "Action", "name_objective": "Name + Objective",
+                  "name_action": "Name + Action", "objective_action": "Objective + Action",
+                  "name_objective_action": "Name + Objective + Action", "treasure_hunt": "Treasure Hunt",
+                  "escape_room": "Escape Room"}
+"""The paper's titles of the generalization variants (its 3x3 figure)."""
 
 VARIANT_SEED = 0
 """Seed of the permutation that orders the 1000 generalization combinations (see :func:`variant_combos`)."""
