@@ -20,7 +20,7 @@ from . import evaluate as E
 from . import models
 from . import scenarios as S
 from .train import PRESETS, LLMTrainConfig, is_finished, load_trained, train, train_sft
-from .utils import SCALES, as_ints, as_positive_floats, atomic_write_json, check_choice, read_json
+from .utils import SCALES, as_ints, as_positive_floats, atomic_write_json, check_choice, read_json, seed_table
 
 CONDITIONS = ("soo_mse", "lm", "soo_mse_shuffled", "soo_kl_logits")
 CONDITION_LABELS = {"base": "Before fine-tuning", "soo_mse": "SOO (MSE, paper)", "lm": "Control: LM loss",
@@ -437,10 +437,7 @@ def run_jobs(model_path, sc: LLMScale, run_dir, jobs: dict[str, list[tuple]], **
 def seed_summary(per_seed, columns=SUMMARY_COLUMNS):
     """Mean and population SD (ddof=0, as the paper) over seeds of each condition: a DataFrame indexed by
     condition with columns ``"<col> mean"`` and ``"<col> sd"``, conditions in their order of appearance."""
-    g = per_seed.groupby("condition", sort=False)[list(columns)]
-    mean, sd = g.mean(), g.std(ddof=0)
-    out = mean.add_suffix(" mean").join(sd.add_suffix(" sd"))
-    return out[[f"{c} {k}" for c in columns for k in ("mean", "sd")]]
+    return seed_table(per_seed, "condition", columns)
 
 
 def verdict(mean: float, sd: float, ref_mean: float, ref_sd: float) -> str:

@@ -78,6 +78,17 @@ def as_positive_floats(name: str, values) -> tuple[float, ...]:
     return tuple(out)
 
 
+def seed_table(df, by: str, columns=None):
+    """Mean and population SD (ddof=0, the convention of the paper and of this project) over the rows
+    (seeds) of each ``by`` group of a DataFrame: columns ``"<col> mean"`` and ``"<col> sd"`` for each of
+    ``columns`` (default: every other numeric column), groups in their order of appearance."""
+    g = df.groupby(by, sort=False)
+    columns = list(columns) if columns is not None else [c for c in df.select_dtypes("number").columns if c != by]
+    mean, sd = g[columns].mean(), g[columns].std(ddof=0)
+    out = mean.add_suffix(" mean").join(sd.add_suffix(" sd"))
+    return out[[f"{c} {k}" for c in columns for k in ("mean", "sd")]]
+
+
 def check_scale(scale: str) -> str:
     check_choice("scale", scale, SCALES)
     return scale

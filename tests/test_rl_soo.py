@@ -90,5 +90,7 @@ def test_behavioural_difference_and_accuracy():
     s = [{"soo": np.ones((2, 2)), "honest": np.ones((2, 2)), "deceptive": np.zeros((2, 2))}] * 3
     d = behavioural_difference(s)
     assert d["soo_vs_honest"]["mean"] == 0 and d["honest_vs_deceptive"]["mean"] == 1 and d["soo_vs_deceptive"]["sd"] == 0
+    two = [s[0], {**s[0], "soo": np.zeros((2, 2))}]  # soo vs deceptive: MSE 1 and 0 over two seeds
+    assert behavioural_difference(two)["soo_vs_deceptive"]["sd"] == 0.5  # population SD (sample SD: 0.707)
     acc = classification_accuracy([[1.0, -2.0], [1.0, -3.0]], [[0.0, -1.0], [2.0, -1.0]])
     np.testing.assert_allclose(acc, [0.5, 1.0])

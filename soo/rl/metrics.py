@@ -98,11 +98,12 @@ PAIRS = (("soo", "honest"), ("soo", "deceptive"), ("honest", "deceptive"))
 
 
 def behavioural_difference(surfaces_per_seed: list[dict]) -> dict:
-    """Mean and SD over seeds of the surface MSE for SOO vs honest, SOO vs deceptive, honest vs deceptive."""
+    """Mean and population SD (ddof=0, the project's convention, as the paper's LLM tables) over seeds of
+    the surface MSE for SOO vs honest, SOO vs deceptive, honest vs deceptive."""
     out = {}
     for a, b in PAIRS:
         v = np.array([surface_mse(s[a], s[b]) for s in surfaces_per_seed])
-        out[f"{a}_vs_{b}"] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+        out[f"{a}_vs_{b}"] = {"mean": float(v.mean()), "sd": float(v.std(ddof=0)),
                               "per_seed": v.tolist()}
     return out
 

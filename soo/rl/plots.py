@@ -15,10 +15,16 @@ PAIR_LABELS = {"soo_vs_honest": "SOO vs Honest", "soo_vs_deceptive": "SOO vs Dec
                "honest_vs_deceptive": "Honest vs Deceptive"}
 
 
+def _population_sd(v: pd.Series) -> tuple[float, float]:
+    """mean ± population SD (ddof=0); seaborn's ``errorbar="sd"`` uses the sample SD (ddof=1)."""
+    return v.mean() - v.std(ddof=0), v.mean() + v.std(ddof=0)
+
+
 def plot_training_curves(history: pd.DataFrame, y: str = "return_blue", ax=None):
-    """Mean episode return (column ``y``) against training episode, one line per ``agent`` (band: seeds)."""
+    """Mean episode return (column ``y``) against training episode, one line per ``agent``
+    (band: mean ± population SD over seeds)."""
     ax = ax or plt.subplots(figsize=(6, 3.5))[1]
-    sns.lineplot(data=history, x="episode", y=y, hue="agent", palette=AGENT_COLOURS, errorbar="sd", ax=ax)
+    sns.lineplot(data=history, x="episode", y=y, hue="agent", palette=AGENT_COLOURS, errorbar=_population_sd, ax=ax)
     ax.set(xlabel="Training episode", ylabel=y.replace("_", " ").capitalize())
     return ax
 
