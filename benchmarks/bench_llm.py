@@ -11,13 +11,13 @@
    is compared per prompt.
 2. One SOO training step (soo_mse, "full" pooling, a batch of 4 pairs): fixed 128-token padding
    (``max_length=128``, the official code) vs dynamic padding (``max_length=None``), in fp32 and
-   bf16 autocast. Prints seconds/step (fastest and mean of ``--steps`` after one warm-up round; the
+   in bf16 as the notebooks train (bf16 base weights, fp32 LoRA, bf16 autocast). Prints seconds/step (fastest and mean of ``--steps`` after one warm-up round; the
    four settings are interleaved step by step so background load hits them alike), the ratio
    (target >= 3x) and the loss of each (equal up to float noise: padding is masked).
 
 Peak memory is the process's max RSS (``resource.getrusage``) and, on CUDA, the peak allocated GPU
 memory, printed after each phase. On CUDA every timing waits for the queued GPU work.
-Usage: ``python benchmarks/bench_llm.py [--n 32] [--n-loop 8] [--steps 3]``; results also go to
+Usage: ``python benchmarks/bench_llm.py [--n 64] [--n-loop 16] [--steps 2] [--batch-size 16]``; results also go to
 ``results/bench/llm.json``.
 """
 from __future__ import annotations
@@ -106,25 +106,27 @@ def bench_eval(model, tok, n: int, n_loop: int, max_new_tokens: int, batch_size:
 
 
 def bench_train(model, tok, steps: int) -> dict:
+    """fp32: fp32 weights and LoRA, no autocast. bf16: as the notebooks train (``LLMScale.dtype``), bf16 base
+    weights, fp32 LoRA adapters (peft upcasts them) and bf16 autocast."""
     pairs = soo_pairs()[:4]
     cfg = LLMTrainConfig(layer=18, batch_size=4, lora_dropout=0.0)
-    peft = lora_model(model, cfg)
-    params = [p for p in peft.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=0.0)  # lr 0: every step sees the same weights
     settings = {}
     for bf16 in (False, True):
+        base = copy.deepcopy(model).to(torch.bfloat16 if bf16 else torch.float32)
+        peft = lora_model(base, cfg)
+        opt = torch.optim.AdamW([p for p in peft.parameters() if p.requires_grad], lr=0.0)  # lr 0: same weights
         for max_length in (128, None):
             c = LLMTrainConfig(layer=18, batch_size=4, lora_dropout=0.0, max_length=max_length, bf16=bf16)
             es, eo = tokenize_pairs(tok, [p.self_prompt for p in pairs], [p.other_prompt for p in pairs], max_length)
             peft.eval()
             with torch.no_grad(), models.autocast(bf16):
                 loss = objective_loss(peft, c, es, eo).item()
+            peft.train()
             key = f"{'bf16' if bf16 else 'fp32'}_{'pad128' if max_length else 'dynamic'}"
-            settings[key] = (c, es, eo, loss, [])
-    peft.train()
+            settings[key] = (c, peft, opt, es, eo, loss, [])
     # the settings are interleaved step by step, so that load from other processes hits them alike
     for i in range(steps + 1):  # the first round is a warm-up
-        for key, (c, es, eo, _, times) in settings.items():
+        for key, (c, peft, opt, es, eo, _, times) in settings.items():
             sync()
             t0 = time.perf_counter()
             with models.autocast(c.bf16):
@@ -136,7 +138,7 @@ def bench_train(model, tok, steps: int) -> dict:
             if i:
                 times.append(time.perf_counter() - t0)
     out = {key: {"s_per_step": sum(t) / len(t), "s_min": min(t), "loss": loss, "seq_len": es["input_ids"].shape[1]}
-           for key, (c, es, eo, loss, t) in settings.items()}
+           for key, (c, _, _, es, eo, loss, t) in settings.items()}
     print(f"[train step] soo_mse layer 18 full pooling, batch of 4 pairs, {steps} interleaved steps; ratios of the fastest step (robust to load)")
     for prec in ("fp32", "bf16"):
         f, d = out[f"{prec}_pad128"], out[f"{prec}_dynamic"]
@@ -155,8 +157,8 @@ def bench_train(model, tok, steps: int) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=16, help="scenarios for batched generation and log-prob (both orders)")
-    ap.add_argument("--n-loop", type=int, default=4, help="scenarios for the per-prompt loop")
+    ap.add_argument("--n", type=int, default=64, help="scenarios for batched generation and log-prob (both orders)")
+    ap.add_argument("--n-loop", type=int, default=16, help="scenarios for the per-prompt loop")
     ap.add_argument("--max-new-tokens", type=int, default=75, help="the official evaluation's 75")
     ap.add_argument("--eval-dtype", choices=("bf16", "fp32"), default="bf16",
                     help="weights for the evaluation phase (the notebooks evaluate in bf16 weights)")
