@@ -11,9 +11,10 @@
    is compared per prompt.
 2. One SOO training step (soo_mse, "full" pooling, a batch of 4 pairs): fixed 128-token padding
    (``max_length=128``, the official code) vs dynamic padding (``max_length=None``), in fp32 and
-   in bf16 as the notebooks train (bf16 base weights, fp32 LoRA, bf16 autocast). Prints seconds/step (fastest and mean of ``--steps`` after one warm-up round; the
-   four settings are interleaved step by step so background load hits them alike), the ratio
-   (target >= 3x) and the loss of each (equal up to float noise: padding is masked).
+   in bf16 as the notebooks train (bf16 base weights, fp32 LoRA, bf16 autocast). Prints seconds/step
+   (fastest and mean of ``--steps`` after one warm-up round; the four settings are interleaved step by
+   step so background load hits them alike), the ratio (target >= 3x) and the loss of each (equal up
+   to float noise: padding is masked; bf16 weights make that noise about 2 %).
 
 Peak memory is the process's max RSS (``resource.getrusage``) and, on CUDA, the peak allocated GPU
 memory, printed after each phase. On CUDA every timing waits for the queued GPU work.
