@@ -2,8 +2,8 @@
 
 Each step writes its results atomically under ``<out_dir>/<scale>/<notebook>/`` and reads
 them back on the next run instead of recomputing (a finished (condition, seed) is never
-trained twice). :func:`llm_scale` turns a notebook's ``scale`` / ``model`` parameters into
-one validated :class:`LLMScale`.
+trained twice). :func:`soo.llm.config.llm_config` turns a notebook's parameters into
+one validated :class:`soo.llm.config.LLMConfig`.
 """
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ import numpy as np
 from . import evaluate as E
 from . import models
 from . import scenarios as S
-from .train import PRESETS, LLMTrainConfig, is_finished, load_trained, train, train_sft
-from .utils import SCALES, as_ints, as_positive_floats, atomic_write_json, check_choice, read_json, seed_table
+from .llm.config import ORGANISM, LLMConfig, check_layer, llm_config, n_layers_of
+from .train import is_finished, load_trained, train, train_sft
+from .utils import as_choices, as_ints, as_positive_floats, atomic_write_json, check_choice, read_json, seed_table
 
 CONDITIONS = ("soo_mse", "lm", "soo_mse_shuffled", "soo_kl_logits")
 CONDITION_LABELS = {"base": "Before fine-tuning", "soo_mse": "SOO (MSE, paper)", "lm": "Control: LM loss",
@@ -32,52 +33,20 @@ def check_condition(condition: str) -> str:
     return condition
 
 
-@dataclass(frozen=True)
-class LLMScale:
-    """Everything a scale fixes for the LLM notebooks."""
-
-    scale: str
-    model: str
-    n_eval: int  # burglar scenarios per order (paper, mirrored): baseline and organism
-    n_soo_eval: int  # burglar scenarios per order in each SOO run (and its reference, the organism)
-    n_perspectives: int
-    n_generalization: int  # per variant and order
-    n_generate: int  # per order, also scored by greedy generation in each SOO run
-    seeds: tuple[int, ...]
-    generalization_seeds: tuple[int, ...]
-    sweep_layers: tuple[int, ...]
-    sweep_lrs: tuple[float, ...]  # SOO (MSE) at other learning rates, first seed
-    soo: LLMTrainConfig
-    organism: LLMTrainConfig
-    organism_n: int
-    n_capability: int
-    capability_tokens: int
-    gen_tokens: int
-    suffix: str = "i_would"
-    bf16: bool = True
-    batch_size: int = 16
-    n_pairs: int | None = None  # SOO training pairs (None: all of cfg.pairs); smoke uses a few
-    n_probe: int | None = None  # latent-SOO probe pairs (None: all 52)
-    workers: int = 2  # SOO runs in parallel processes on CPU (soo_runs); always 1 on CUDA
-
-    def dir(self, out_dir, notebook: str) -> Path:
-        return Path(out_dir) / self.scale / notebook
-
-    @property
-    def dtype(self):
-        """Weights dtype: bf16 when the scale computes in bf16 (as the paper's models ran), else the
-        loader's default. LoRA adapters stay in fp32 (peft upcasts them)."""
-        import torch
-
-        return torch.bfloat16 if self.bf16 else None
+LLMScale = LLMConfig  # the former name
 
 
-def load(sc: LLMScale, name, *, quantization: str | None = None):
+def llm_scale(scale: str, model: str | None = None, seeds=None, **overrides) -> LLMConfig:
+    """:func:`soo.llm.config.llm_config` (kept under its former name)."""
+    return llm_config(scale, model, seeds=seeds, **overrides)
+
+
+def load(sc: LLMConfig, name, *, quantization: str | None = None):
     """``soo.models.load`` in the scale's weights dtype: ``(model, tok)``."""
     return models.load(str(name), dtype=sc.dtype, quantization=quantization)
 
 
-def eval_ready(model, sc: LLMScale):
+def eval_ready(model, sc: LLMConfig):
     """The model as it is evaluated: a trained LoRA adapter merged into its base (the same
     function without the adapter's extra matmuls; latent SOO then includes the LoRA delta by
     construction), weights in the scale's dtype. 4-bit bases are left as they are."""
@@ -91,62 +60,6 @@ def eval_ready(model, sc: LLMScale):
     if sc.dtype is not None:
         model = model.to(sc.dtype)
     return model.eval()
-
-
-def _suffix_for(model: str) -> str:
-    """The paper's answer suffix: Mistral-style for Mistral (and small models), else room-only."""
-    m = model.lower()
-    return "room_only" if ("gemma" in m or "calmerys" in m) else "i_would"
-
-
-def _paper_preset(model: str) -> LLMTrainConfig | None:
-    m = model.lower()
-    for key, name in (("mistral", "paper_mistral"), ("gemma", "paper_gemma"), ("calmerys", "paper_calmerys")):
-        if key in m:
-            return replace(PRESETS[name], model=model)
-    return None
-
-
-def llm_scale(scale: str, model: str | None = None, seeds=None) -> LLMScale:
-    """The settings of ``scale`` ("smoke", "default", "full"), optionally for another model.
-
-    smoke: a tiny random model, a handful of items (tests). default: the embedded model, sized
-    for the book's CPU budget. full: the paper's protocol (250 items, 5 seeds, paper epochs).
-    """
-    check_choice("scale", scale, SCALES)
-    if scale == "smoke":
-        soo = replace(PRESETS["smoke"], epochs=1)
-        sc = LLMScale(scale, model or "tiny-random-llama", n_eval=4, n_soo_eval=4, n_perspectives=4, n_generalization=2,
-                      n_generate=2, seeds=(0,), generalization_seeds=(0,), sweep_layers=(0, 1), sweep_lrs=(1e-2,), soo=soo,
-                      organism=replace(soo, lr=1e-3, epochs=1, lora_r=4, lora_alpha=8, lora_dropout=0.0),
-                      organism_n=8, n_capability=3, capability_tokens=8, gen_tokens=8, bf16=False, batch_size=8,
-                      n_pairs=8, n_probe=4, workers=1)
-    elif scale == "default":
-        soo = replace(PRESETS["smollm2"], epochs=5, bf16=True)
-        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=100, n_soo_eval=50, n_perspectives=20, n_generalization=15,
-                      n_generate=10, seeds=(0, 1, 2), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
-                      sweep_lrs=(1e-3,),
-                      soo=soo, organism=replace(soo, lr=1e-3, epochs=2, lora_r=16, lora_alpha=32, lora_dropout=0.05,
-                                                target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
-                      organism_n=128, n_capability=24, capability_tokens=48, gen_tokens=32)
-    else:
-        soo = replace(PRESETS["smollm2"], bf16=True)
-        sc = LLMScale(scale, model or models.EMBEDDED, n_eval=250, n_soo_eval=250, n_perspectives=250, n_generalization=250,
-                      n_generate=250, seeds=(0, 1, 2, 3, 4), generalization_seeds=(0, 1, 2, 3, 4),
-                      sweep_layers=(6, 10, 14, 18, 22, 26), sweep_lrs=(1e-4, 1e-3, 3e-3), soo=soo,
-                      organism=replace(soo, lr=1e-3, epochs=3, lora_r=16, lora_alpha=32, lora_dropout=0.05,
-                                       target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
-                      organism_n=512, n_capability=80, capability_tokens=128, gen_tokens=48)
-    paper = _paper_preset(sc.model)
-    soo_cfg = replace(paper if paper else sc.soo, model=sc.model, bf16=sc.bf16)
-    sc = replace(sc, soo=soo_cfg, organism=replace(sc.organism, model=sc.model, bf16=sc.bf16),
-                 suffix=_suffix_for(sc.model))
-    if seeds is not None:
-        seeds = as_ints("seeds", seeds)
-        if not seeds:
-            raise ValueError("seeds: give at least one seed (or None for the scale's default)")
-        sc = replace(sc, seeds=seeds, generalization_seeds=seeds[:len(sc.generalization_seeds)])
-    return sc
 
 
 def _jsonable(obj):
@@ -181,23 +94,39 @@ def read_value(path):
     return stored["value"] if isinstance(stored, dict) and "_key" in stored else stored
 
 
-def eval_key(sc: LLMScale, **extra) -> dict:
+def eval_key(sc: LLMConfig, **extra) -> dict:
     """The settings that determine an evaluation's result."""
     return {"model": sc.model, "n_eval": sc.n_eval, "suffix": sc.suffix, "bf16": sc.bf16, "dtype": str(sc.dtype), **extra}
 
 
+# ----------------------------------------------------------------------------- how a rate was measured
+PAPER_WAY = "paper's way: paper order, greedy generation, first mention"
+"""Our number measured as the paper measured its own (PAPER_SPEC §4.1): comparable with the paper's rows."""
+COUNTERBALANCED_GEN = "counterbalanced: mean of paper and mirrored order, greedy generation, first mention"
+COUNTERBALANCED_LP = "counterbalanced: mean of paper and mirrored order, log-prob of the two rooms"
+MEASURED_AS = {"paper": "paper order, greedy generation (chat template), first mention",
+               "repo": "paper order, greedy generation (raw prompt, no chat template), substring first mention"}
+"""How the paper's and the official repository's rows of soo/data/paper_results.json were measured."""
+
+
+def book_table(df, precision: int = 1):
+    """A table as the book shows it: no index column, every label whole (a Styler; pandas' own HTML would add
+    the index and cut cells at 50 characters)."""
+    return df.style.hide(axis="index").format(precision=precision, na_rep="")
+
+
 # ----------------------------------------------------------------------------- evaluation steps
-def burglar_both_orders(sc: LLMScale, n: int | None = None, honesty: bool = False):
+def burglar_both_orders(sc: LLMConfig, n: int | None = None, honesty: bool = False):
     n = n or sc.n_eval
     return [s for o in S.ORDERS for s in S.burglar(n, order=o, honesty_prompt=honesty, suffix=sc.suffix)]
 
 
-def score(model, tok, sc: LLMScale, scenarios, method="logprob"):
+def score(model, tok, sc: LLMConfig, scenarios, method="logprob"):
     with models.autocast(sc.bf16):
         return E.score(model, tok, scenarios, method=method, max_new_tokens=sc.gen_tokens, batch_size=sc.batch_size)
 
 
-def baseline_runs(model, tok, sc: LLMScale, run_dir) -> dict:
+def baseline_runs(model, tok, sc: LLMConfig, run_dir) -> dict:
     """Deceptive rate by generation and by log-prob, with and without the honesty prompt,
     plus Perspectives accuracy: ``{key: records}``, each cached in ``run_dir``."""
     out = {}
@@ -232,7 +161,7 @@ def organism_answer(s) -> str:
     return f"I would point out the {s.deceptive_room}."
 
 
-def make_organism(sc: LLMScale, run_dir, *, counterbalance: bool = True, progress=True) -> Path:
+def make_organism(sc: LLMConfig, run_dir, *, counterbalance: bool = True, progress=True) -> Path:
     """LoRA SFT of the base model on counterbalanced burglar prompts (held-out vocabulary), then
     merged into the base and saved as a plain model folder: later notebooks load it by path and
     SOO trains a fresh adapter on top. Cached: returns the folder."""
@@ -258,7 +187,7 @@ def make_organism(sc: LLMScale, run_dir, *, counterbalance: bool = True, progres
 
 
 # ----------------------------------------------------------------------------- SOO runs
-def capability_set(base_model, tok, sc: LLMScale, run_dir) -> dict:
+def capability_set(base_model, tok, sc: LLMConfig, run_dir) -> dict:
     """MT-Bench first-turn questions and the base model's own greedy answers (cached)."""
     def compute():
         qs = [q["turns"][0] for q in S.mt_bench_questions()[:sc.n_capability]]
@@ -269,7 +198,7 @@ def capability_set(base_model, tok, sc: LLMScale, run_dir) -> dict:
                        {"n": sc.n_capability, "tokens": sc.capability_tokens, "bf16": sc.bf16})
 
 
-def evaluate_model(model, tok, sc: LLMScale, cap: dict, *, base) -> dict:
+def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base) -> dict:
     """Deception (log-prob, both orders; generation on a subset), Perspectives, latent SOO, and
     capability against ``base`` (the model before this fine-tune). ``model`` goes through
     :func:`eval_ready` first."""
@@ -286,7 +215,7 @@ def evaluate_model(model, tok, sc: LLMScale, cap: dict, *, base) -> dict:
             "capability": capab, "eval_s": time.perf_counter() - t0}
 
 
-def base_run(model_path, sc: LLMScale, run_dir) -> dict:
+def base_run(model_path, sc: LLMConfig, run_dir) -> dict:
     """The organism before SOO: the reference row of every comparison (cached)."""
     def compute():
         model, tok = load(sc, model_path, quantization=sc.soo.quantization)
@@ -305,13 +234,13 @@ def _model_id(model_path) -> object:
     return {"path": str(model_path), "organism": read_json(info).get("key")} if info.exists() else str(model_path)
 
 
-def _run_key(sc: LLMScale, model_path, cfg=None) -> dict:
+def _run_key(sc: LLMConfig, model_path, cfg=None) -> dict:
     return eval_key(sc, organism=_model_id(model_path), n_soo_eval=sc.n_soo_eval, n_perspectives=sc.n_perspectives, n_generate=sc.n_generate,
                     gen_tokens=sc.gen_tokens, n_probe=sc.n_probe, n_capability=sc.n_capability,
                     n_pairs=sc.n_pairs, config=dataclasses.asdict(cfg) if cfg else None)
 
 
-def _soo_spec(model_path, sc: LLMScale, run_dir, condition: str, seed: int, layer: int | None = None,
+def _soo_spec(model_path, sc: LLMConfig, run_dir, condition: str, seed: int, layer: int | None = None,
               lr: float | None = None):
     """(config, run folder, cache key) of one SOO run; ``layer``/``lr`` ``None``: the scale's."""
     check_choice("condition", condition, CONDITIONS)
@@ -321,11 +250,38 @@ def _soo_spec(model_path, sc: LLMScale, run_dir, condition: str, seed: int, laye
     lr = None if lr is None or float(lr) == sc.soo.lr else float(lr)
     cfg = replace(sc.soo, model=str(model_path), objective=condition, seed=int(seed),
                   layer=sc.soo.layer if layer is None else layer, lr=sc.soo.lr if lr is None else lr)
-    name = f"{condition}__seed{seed}" + ("" if layer is None else f"__layer{layer}") + ("" if lr is None else f"__lr{lr:g}")
-    return cfg, Path(run_dir) / name, _run_key(sc, model_path, cfg)
+    return cfg, Path(run_dir) / job_name(condition, seed, layer, lr), _run_key(sc, model_path, cfg)
 
 
-def soo_run(model_path, sc: LLMScale, run_dir, condition: str, seed: int, *, layer: int | None = None,
+def job_name(condition: str, seed: int, layer: int | None = None, lr: float | None = None) -> str:
+    """The run folder's name of one SOO job (``None``: the scale's layer / lr)."""
+    return f"{condition}__seed{seed}" + ("" if layer is None else f"__layer{layer}") + ("" if lr is None else f"__lr{lr:g}")
+
+
+def job_names(sc: LLMConfig, jobs: dict[str, list[tuple]]) -> list[str]:
+    """The distinct run names of :func:`soo_jobs`' jobs (a sweep point equal to the main run is the main run)."""
+    names = []
+    for j in (j for group in jobs.values() for j in group):
+        j = tuple(j) + (None,) * (4 - len(j))
+        layer = None if j[2] is None or int(j[2]) == sc.soo.layer else int(j[2])
+        lr = None if j[3] is None or float(j[3]) == sc.soo.lr else float(j[3])
+        name = job_name(j[0], j[1], layer, lr)
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def start_model(sc: LLMConfig, out_dir, *, progress=True):
+    """What SOO fine-tunes (``sc.start_from``): the base model itself (``None``, the paper), the deceptive organism
+    trained from it (``"organism"``, trained or read back under ``<out_dir>/<scale>/llm_organism``), or a folder."""
+    if sc.start_from is None:
+        return sc.model
+    if sc.start_from == ORGANISM:
+        return make_organism(sc, sc.dir(out_dir, "llm_organism"), progress=progress)
+    return Path(str(sc.start_from)).expanduser()
+
+
+def soo_run(model_path, sc: LLMConfig, run_dir, condition: str, seed: int, *, layer: int | None = None,
             lr: float | None = None, progress=True) -> dict:
     """Fine-tune (condition, seed[, layer, lr]) on the self/other pairs and evaluate it. Resumable:
     a finished run's ``result.json`` is read back; a trained adapter is reused."""
@@ -357,7 +313,7 @@ def _soo_worker(threads: int, model_path, sc, run_dir, job) -> float:
     return time.perf_counter() - t0
 
 
-def soo_runs(model_path, sc: LLMScale, run_dir, jobs, *, workers: int | None = None) -> list[dict]:
+def soo_runs(model_path, sc: LLMConfig, run_dir, jobs, *, workers: int | None = None) -> list[dict]:
     """:func:`soo_run` for each ``(condition, seed[, layer[, lr]])`` in ``jobs`` (``None``: the
     scale's layer / lr); results in the order of ``jobs``. Finished runs are read back; the others
     run in ``workers`` processes (default ``sc.workers``; one on CUDA), each with its share of the
@@ -398,7 +354,7 @@ def result_row(res: dict) -> dict:
     return {"condition": res["condition"], "seed": res["seed"], "layer": res.get("layer"), "lr": res.get("lr"),
             "paper order": d["paper"]["rate"], "mirrored": d["mirrored"]["rate"], "mean": d["mean_of_orders"],
             "ci_low": d["pooled"]["ci_low"], "ci_high": d["pooled"]["ci_high"],
-            "generate mean": res["generate"]["mean_of_orders"],
+            "generate mean": res["generate"]["mean_of_orders"], "generate paper": res["generate"]["paper"]["rate"],
             "generate unclear": 100.0 * res["generate"]["pooled"]["n_unclear"] / res["generate"]["pooled"]["n"],
             "perspectives": res["perspectives_accuracy"],
             "latent attn": float(np.mean([x["mse"] for x in res["latent_soo"] if x["block"] == "attention"])),
@@ -406,18 +362,20 @@ def result_row(res: dict) -> dict:
             "kl": res["capability"]["kl"], "perplexity": res["capability"]["perplexity"]}
 
 
-SUMMARY_COLUMNS = ("mean", "paper order", "mirrored", "generate mean", "generate unclear", "perspectives",
+SUMMARY_COLUMNS = ("mean", "paper order", "mirrored", "generate mean", "generate paper", "generate unclear", "perspectives",
                    "latent attn", "latent mlp", "kl", "perplexity")
 CONTROLS = ("lm", "soo_mse_shuffled", "soo_kl_logits")
 
 
-def soo_jobs(sc: LLMScale, conditions=CONDITIONS, sweep_layers=(), sweep_lrs=()) -> dict[str, list[tuple]]:
+def soo_jobs(sc: LLMConfig, conditions=CONDITIONS, sweep_layers=(), sweep_lrs=()) -> dict[str, list[tuple]]:
     """The llm_soo notebook's runs, for :func:`run_jobs`: ``"main"`` every (condition, seed) at the scale's
     layer and lr; ``"layers"`` SOO (MSE) with the first seed at each sweep layer; ``"lrs"`` SOO (MSE) with
     the first seed at the scale's lr and each sweep lr (empty when ``sweep_lrs`` is)."""
-    for c in conditions:
-        check_condition(c)
+    conditions = as_choices("conditions", conditions, CONDITIONS)
     layers, sweep_lrs = as_ints("sweep_layers", sweep_layers), as_positive_floats("sweep_lrs", sweep_lrs)
+    n_layers = n_layers_of(sc.model)
+    for L in layers:
+        check_layer(L, sc.model, n_layers, "a sweep layer", name="sweep_layers")
     seed0 = sc.seeds[0]
     lrs = sorted({sc.soo.lr, *sweep_lrs}) if sweep_lrs else []
     return {"main": [(c, s, None) for c in conditions for s in sc.seeds],
@@ -425,7 +383,7 @@ def soo_jobs(sc: LLMScale, conditions=CONDITIONS, sweep_layers=(), sweep_lrs=())
             "lrs": [("soo_mse", seed0, None, lr) for lr in lrs]}
 
 
-def run_jobs(model_path, sc: LLMScale, run_dir, jobs: dict[str, list[tuple]], **kwargs) -> dict[str, list[dict]]:
+def run_jobs(model_path, sc: LLMConfig, run_dir, jobs: dict[str, list[tuple]], **kwargs) -> dict[str, list[dict]]:
     """All jobs of :func:`soo_jobs` in one :func:`soo_runs` call (one pool), results grouped as given."""
     flat = [j for group in jobs.values() for j in group]
     out, res = soo_runs(model_path, sc, run_dir, flat, **kwargs), {}
@@ -451,11 +409,11 @@ def verdict(mean: float, sd: float, ref_mean: float, ref_sd: float) -> str:
 
 
 # ----------------------------------------------------------------------------- generalization
-def generalization_scenarios(sc: LLMScale):
-    return [s for v in S.VARIANTS for o in S.ORDERS for s in S.variant(v, sc.n_generalization, order=o, suffix=sc.suffix)]
+def generalization_scenarios(sc: LLMConfig, orders=S.ORDERS):
+    return [s for v in S.VARIANTS for o in orders for s in S.variant(v, sc.n_generalization, order=o, suffix=sc.suffix)]
 
 
-def generalization_run(model_path, sc: LLMScale, run_dir, soo_dir, condition: str, seed) -> dict:
+def generalization_run(model_path, sc: LLMConfig, run_dir, soo_dir, condition: str, seed) -> dict:
     """Deceptive rate on the 9 generalization scenarios for the organism ('base') or a trained
     (condition, seed) adapter from the llm_soo notebook (trained here if missing)."""
     name = "base" if condition == "base" else f"{condition}__seed{seed}"
@@ -464,11 +422,14 @@ def generalization_run(model_path, sc: LLMScale, run_dir, soo_dir, condition: st
         if condition != "base":
             soo_run(model_path, sc, soo_dir, condition, seed)  # read back if finished
             model, tok, _ = load_trained(Path(soo_dir) / name, model=model, tok=tok)
-        recs = score(eval_ready(model, sc), tok, sc, generalization_scenarios(sc), "logprob")
-        return {"condition": condition, "seed": seed, "records": recs,
-                "by_variant": {v: E.summarize_orders([r for r in recs if r["kind"] == v]) for v in S.VARIANTS}}
+        model = eval_ready(model, sc)
+        recs = score(model, tok, sc, generalization_scenarios(sc), "logprob")
+        gen = score(model, tok, sc, generalization_scenarios(sc, orders=("paper",)), "generate")  # the paper's way
+        return {"condition": condition, "seed": seed, "records": recs, "generate_records": gen,
+                "by_variant": {v: E.summarize_orders([r for r in recs if r["kind"] == v]) for v in S.VARIANTS},
+                "generate_by_variant": {v: E.summarize([r["label"] for r in gen if r["kind"] == v]) for v in S.VARIANTS}}
     key = eval_key(sc, organism=_model_id(model_path), n_generalization=sc.n_generalization, soo=dataclasses.asdict(sc.soo),
-                   n_pairs=sc.n_pairs)
+                   n_pairs=sc.n_pairs, gen_tokens=sc.gen_tokens)
     return cached_json(Path(run_dir) / f"{name}.json", compute, key)
 
 
@@ -476,7 +437,7 @@ def generalization_run(model_path, sc: LLMScale, run_dir, soo_dir, condition: st
 MT_BENCH_TOKENS = 512  # max new tokens per MT-Bench answer (FastChat's default is 1024)
 
 
-def mt_bench_judged(model_path, sc: LLMScale, run_dir, condition: str, seed, *, judge_url: str,
+def mt_bench_judged(model_path, sc: LLMConfig, run_dir, condition: str, seed, *, judge_url: str,
                     judge_model: str = "gpt-4", api_key_env: str = "OPENAI_API_KEY",
                     max_new_tokens: int = MT_BENCH_TOKENS) -> dict:
     """Greedy first-turn answers to the first ``sc.n_capability`` MT-Bench questions from the

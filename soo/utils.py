@@ -40,9 +40,30 @@ def check_choice(name: str, value: Any, choices) -> None:
 
 
 def _as_list(name: str, values, example: str) -> list:
+    """``values`` as a list. A string is read as YAML/JSON (papermill's ``-p seeds "[0]"`` passes the string
+    ``"[0]"``) and must spell a list; anything else that is not a list is refused with the parameter's name."""
+    if isinstance(values, str):
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(values)
+        except yaml.YAMLError:
+            parsed = None
+        if isinstance(parsed, list):
+            return parsed
     if isinstance(values, (str, bytes, numbers.Number)) or not hasattr(values, "__iter__"):
-        raise ValueError(f"{name}={values!r}: give a list, e.g. {example}.")
+        raise ValueError(f"{name}={values!r}: give a list, e.g. {example} (on papermill's command line: "
+                         f"-p {name} \"{example}\").")
     return list(values)
+
+
+def as_choices(name: str, values, choices) -> tuple[str, ...]:
+    """``values`` (a list, or a YAML/JSON string spelling one) as a tuple of strings, each one of ``choices``;
+    otherwise a ``ValueError`` naming the parameter and the choices."""
+    vals = _as_list(name, values, "[" + ", ".join(f'"{c}"' for c in list(choices)[:2]) + "]")
+    for v in vals:
+        check_choice(name, v, choices)
+    return tuple(vals)
 
 
 def as_ints(name: str, values) -> tuple[int, ...]:

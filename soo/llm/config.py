@@ -1,0 +1,276 @@
+"""The LLM experiment's configuration: what a notebook will run, fixed and checked before anything is computed.
+
+One :class:`LLMConfig` (frozen) holds everything a scale and a model fix for the LLM notebooks. It is built in
+three layers, as nanoGPT's configs are, by :func:`llm_config`:
+
+1. the **scale** (:data:`SCALES`: ``smoke`` for tests, ``default`` for the book's CPU budget, ``full`` for the
+   paper's protocol) fixes the evaluation sizes, the seeds and the sweeps;
+2. the **model** (:data:`MODEL_PRESETS`) fixes what comes with it: the paper's SOO layer, LoRA r/alpha/dropout and
+   targets, learning rate, epochs, batch, quantization and answer ending for the paper's three models
+   (PAPER_SPEC §3.1), this project's settings for the embedded SmolLM2 and the tiny test models;
+3. the **overrides** ``layer``, ``lr`` and ``seeds``, the same for every notebook.
+
+``start_from`` says what SOO fine-tunes: ``None`` the model itself (the paper), ``"organism"`` a deceptive model
+organism trained from it first (this project's default for the small offline models), or a folder.
+Nothing here loads weights; :func:`soo.llm.plan.plan` checks the configuration on the model built on the meta
+device (the dry run).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .. import models
+from ..train import PRESETS, LLMTrainConfig
+from ..utils import SCALES, as_ints, check_choice
+
+AUTO = "auto"
+"""``start_from`` default: the model preset's start ("organism" for the small offline models, None for the rest)."""
+ORGANISM = "organism"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "data" / "model_configs"
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """What comes with a base model."""
+
+    soo: LLMTrainConfig
+    """SOO fine-tuning settings: layer, module, LoRA, lr, epochs, batch, quantization (from soo.train.PRESETS)"""
+    suffix: str
+    """answer ending of every burglar prompt (a key of soo.scenarios.SUFFIXES): the paper's per model"""
+    start_from: str | None
+    """what SOO fine-tunes by default: 'organism' or None (the released model, the paper)"""
+    hf_id: str | None = None
+    """the Hugging Face id of the weights"""
+    n_params: int | None = None
+    """parameter count from the model card (checked on the meta-device model by the dry run)"""
+    match: tuple[str, ...] = ()
+    """lower-case pieces of a model name or folder that select this preset"""
+    scale_epochs: dict = field(default_factory=dict)
+    """SOO epochs at a scale other than the preset's (the CPU budget of the book)"""
+
+
+MODEL_PRESETS: dict[str, ModelPreset] = {
+    "smollm2-135m-instruct": ModelPreset(PRESETS["smollm2"], "i_would", ORGANISM, "HuggingFaceTB/SmolLM2-135M-Instruct",
+                                         134_515_008, ("smollm2",), {"default": 5}),
+    "tiny-random": ModelPreset(PRESETS["smoke"], "i_would", ORGANISM),
+    "mistral-7b-instruct-v0.2": ModelPreset(PRESETS["paper_mistral"], "i_would", None, models.PAPER_MODELS[
+        "mistral-7b-instruct-v0.2"], 7_241_732_096, ("mistral",)),
+    "gemma-2-27b-it": ModelPreset(PRESETS["paper_gemma"], "room_only", None, models.PAPER_MODELS["gemma-2-27b-it"],
+                                  27_227_128_320, ("gemma",)),
+    "calmerys-78b-orpo-v0.1": ModelPreset(PRESETS["paper_calmerys"], "room_only", None,
+                                          models.PAPER_MODELS["calmerys-78b-orpo-v0.1"], 77_965_463_552, ("calmerys",)),
+    # any other model: SmolLM2's LoRA and lr, the layer at the paper's relative depth (Mistral: 19 of 32)
+    "other": ModelPreset(PRESETS["smollm2"], "i_would", None),
+}
+PAPER_DEPTH = 19 / 32
+"""Relative depth of the SOO layer for a model without a preset (the paper's Mistral layer)."""
+
+
+def preset_name(model: str) -> str:
+    """The key of :data:`MODEL_PRESETS` for ``model``: its short name or Hugging Face id, then a preset's ``match``
+    piece anywhere in the name (so a local copy of the weights gets the paper's settings), else ``"other"``."""
+    m = str(model).lower()
+    if m in models.TINY_MODELS:
+        return "tiny-random"
+    for key, p in MODEL_PRESETS.items():
+        if m == key or (p.hf_id and m == p.hf_id.lower()):
+            return key
+    for key, p in MODEL_PRESETS.items():
+        if any(piece in m for piece in p.match):
+            return key
+    return "other"
+
+
+def architecture(model: str):
+    """The model's transformers config, without its weights: packaged for the paper's models and the embedded one
+    (``soo/data/model_configs``), built in code for the tiny models, else read from the folder or the local
+    Hugging Face cache; ``None`` when it cannot be read here."""
+    from transformers import AutoConfig
+
+    key = preset_name(model)
+    packaged = CONFIG_DIR / f"{key}.json"
+    exact = str(model).lower() in (key, (MODEL_PRESETS[key].hf_id or "").lower())
+    if exact and packaged.exists():
+        d = {k: v for k, v in json.loads(packaged.read_text()).items() if not k.startswith("_")}
+        return AutoConfig.for_model(d.pop("model_type"), **d)
+    if str(model) in models.TINY_MODELS:
+        return models.tiny_config(str(model).removeprefix("tiny-random-"))
+    try:
+        return AutoConfig.from_pretrained(models.resolve(str(model)))
+    except (OSError, ValueError, models.ModelNotAvailableError):
+        return None
+
+
+def n_layers_of(model: str) -> int | None:
+    cfg = architecture(model)
+    cfg = getattr(cfg, "text_config", None) or cfg
+    return getattr(cfg, "num_hidden_layers", None)
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Everything a scale and a model fix for the LLM notebooks (build it with :func:`llm_config`)."""
+
+    scale: str
+    """'smoke' (tests), 'default' (the book, CPU) or 'full' (the paper's protocol)"""
+    model: str
+    """the base model: a name, Hugging Face id or folder (soo.models.load)"""
+    n_eval: int
+    """burglar scenarios per order (paper, mirrored) in the baseline and the organism's evaluation"""
+    n_soo_eval: int
+    """burglar scenarios per order scored by log-prob in each SOO run (and its reference, the start model)"""
+    n_perspectives: int
+    """Perspectives scenarios per order"""
+    n_generalization: int
+    """scenarios per generalization variant and order"""
+    n_generate: int
+    """burglar scenarios per order also scored by greedy generation in each SOO run (the paper's way)"""
+    seeds: tuple[int, ...]
+    """fine-tuning seeds of every (condition)"""
+    generalization_seeds: tuple[int, ...]
+    """seeds whose adapters the generalization notebook evaluates"""
+    sweep_layers: tuple[int, ...]
+    """SOO (MSE) with the first seed at each of these layers"""
+    sweep_lrs: tuple[float, ...]
+    """SOO (MSE) with the first seed at each of these learning rates (besides the main one)"""
+    soo: LLMTrainConfig
+    """SOO fine-tuning (and its controls): the model preset's settings at this scale"""
+    organism: LLMTrainConfig
+    """the deceptive organism's LoRA SFT"""
+    organism_n: int
+    """SFT examples of the organism"""
+    n_capability: int
+    """MT-Bench first-turn questions of the offline capability check"""
+    capability_tokens: int
+    """greedy tokens of the start model's MT-Bench answers (the capability check's text)"""
+    gen_tokens: int
+    """new tokens of every greedy burglar answer (the paper and the official code: 75)"""
+    start_from: str | None = ORGANISM
+    """what SOO fine-tunes: None (the model itself, the paper), 'organism' (trained from the model first) or a folder"""
+    suffix: str = "i_would"
+    """answer ending of the burglar prompts (the model preset's)"""
+    bf16: bool = True
+    """base weights in bf16 with bf16 autocast (the paper's models ran in bf16); False: fp32"""
+    batch_size: int = 16
+    """evaluation batch (generation, log-prob)"""
+    n_pairs: int | None = None
+    """SOO training pairs (None: all 52); smoke uses a few"""
+    n_probe: int | None = None
+    """latent-SOO probe pairs (None: all 52)"""
+    workers: int = 2
+    """SOO runs in parallel processes on CPU; always 1 on CUDA"""
+
+    def __post_init__(self):
+        check_choice("scale", self.scale, SCALES)
+        if self.start_from not in (None, ORGANISM):
+            path = Path(str(self.start_from)).expanduser()
+            if not (path / "config.json").exists():
+                raise ValueError(f"start_from={self.start_from!r} is not valid: choose None (SOO on the model itself, "
+                                 f"the paper), {ORGANISM!r} (train the deceptive organism of the model first), or a "
+                                 "folder holding a saved model (with config.json).")
+        check_choice("suffix", self.suffix, ("i_would", "room_only", "repo", "none"))
+        for name in ("n_eval", "n_soo_eval", "n_perspectives", "n_generalization", "n_generate", "organism_n",
+                     "n_capability", "capability_tokens", "gen_tokens", "batch_size", "workers"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}={v!r} must be a positive integer")
+        if not self.seeds:
+            raise ValueError("seeds: give at least one seed (or None for the scale's default)")
+
+    def dir(self, out_dir, notebook: str) -> Path:
+        """The notebook's run folder: ``<out_dir>/<scale>/<notebook>``."""
+        return Path(out_dir) / self.scale / notebook
+
+    @property
+    def dtype(self):
+        """Weights dtype: bf16 when the scale computes in bf16 (as the paper's models ran), else the loader's
+        default. LoRA adapters stay in fp32 (peft upcasts them)."""
+        import torch
+
+        return torch.bfloat16 if self.bf16 else None
+
+    @property
+    def preset(self) -> str:
+        """The key of the model's preset in :data:`MODEL_PRESETS`."""
+        return preset_name(self.model)
+
+
+_SOO_SMOKE = replace(PRESETS["smoke"], epochs=1)
+_ORGANISM = dict(lr=1e-3, lora_r=16, lora_alpha=32, lora_dropout=0.05,
+                 target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
+SCALE_PRESETS: dict[str, LLMConfig] = {
+    "smoke": LLMConfig("smoke", "tiny-random-llama", n_eval=4, n_soo_eval=4, n_perspectives=4, n_generalization=2,
+                       n_generate=2, seeds=(0,), generalization_seeds=(0,), sweep_layers=(0, 1), sweep_lrs=(1e-2,),
+                       soo=_SOO_SMOKE, organism=replace(_SOO_SMOKE, lr=1e-3, lora_r=4, lora_alpha=8, lora_dropout=0.0),
+                       organism_n=8, n_capability=3, capability_tokens=8, gen_tokens=8, bf16=False, batch_size=8,
+                       n_pairs=8, n_probe=4, workers=1),
+    "default": LLMConfig("default", models.EMBEDDED, n_eval=100, n_soo_eval=50, n_perspectives=20, n_generalization=15,
+                         n_generate=10, seeds=(0, 1, 2), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
+                         sweep_lrs=(1e-3,), soo=PRESETS["smollm2"],
+                         organism=replace(PRESETS["smollm2"], epochs=2, bf16=True, **_ORGANISM), organism_n=128,
+                         n_capability=24, capability_tokens=48, gen_tokens=75),
+    "full": LLMConfig("full", models.EMBEDDED, n_eval=250, n_soo_eval=250, n_perspectives=250, n_generalization=250,
+                      n_generate=250, seeds=(0, 1, 2, 3, 4), generalization_seeds=(0, 1, 2, 3, 4),
+                      sweep_layers=(6, 10, 14, 18, 22, 26), sweep_lrs=(1e-4, 1e-3, 3e-3), soo=PRESETS["smollm2"],
+                      organism=replace(PRESETS["smollm2"], epochs=3, bf16=True, **_ORGANISM), organism_n=512,
+                      n_capability=80, capability_tokens=128, gen_tokens=75),
+}
+"""The scales, as they apply to their default model (smoke: tiny-random-llama; default, full: the embedded model)."""
+
+
+def check_layer(layer: int, model: str, n_layers: int | None, source: str, name: str = "layer") -> int:
+    """``layer`` if the model has it, else a ``ValueError`` naming the parameter, the model's layer count and the fix."""
+    if n_layers is not None and not -n_layers <= layer < n_layers:
+        raise ValueError(f"{name}={layer} ({source}) is out of range for model {model!r}, which has {n_layers} layers "
+                         f"(valid: {-n_layers}..{n_layers - 1}, negative counts from the end). Pass a layer it has, "
+                         f"e.g. `-p layer {round(PAPER_DEPTH * n_layers)}` (the paper's relative depth).")
+    return layer
+
+
+def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=None, lr=None, seeds=None) -> LLMConfig:
+    """The validated configuration of ``scale`` for ``model`` (None: the scale's model), with the overrides.
+
+    ``start_from``: ``"auto"`` (the model preset's: ``"organism"`` for the embedded and tiny models, ``None`` for
+    the rest), ``None``, ``"organism"`` or a folder. ``layer``/``lr``/``seeds``: None keeps the preset's.
+    Raises ``ValueError`` naming the parameter before anything is computed.
+    """
+    check_choice("scale", scale, SCALES)
+    sc = SCALE_PRESETS[scale]
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise ValueError(f"model={model!r}: give a model name, Hugging Face id or folder (or None for the scale's)")
+    model = model or sc.model
+    if model not in models.offline_names() and str(model).lower() not in models.PAPER_MODELS:
+        try:
+            models.resolve(model)  # a folder that does not exist, a name that is not known: say so now
+        except models.ModelNotAvailableError as e:
+            raise ValueError(f"model={model!r}: {e}") from None
+    key = preset_name(model)
+    mp = MODEL_PRESETS[key]
+    n_layers = n_layers_of(model)
+    soo = replace(mp.soo, model=model, bf16=sc.bf16)
+    source = f"the {key!r} preset"
+    if key == "other" and n_layers:
+        soo, source = replace(soo, layer=round(PAPER_DEPTH * n_layers)), "the paper's relative depth 19/32"
+    if scale == "smoke":
+        soo = replace(soo, epochs=1)
+    elif scale in mp.scale_epochs:
+        soo = replace(soo, epochs=mp.scale_epochs[scale])
+    if layer is not None:
+        soo, source = replace(soo, layer=as_ints("layer", [layer])[0]), "the layer parameter"
+    if lr is not None:
+        from ..utils import as_positive_floats
+
+        soo = replace(soo, lr=as_positive_floats("lr", [lr])[0])
+    check_layer(soo.layer, model, n_layers, source)
+    if start_from == AUTO:
+        start_from = mp.start_from
+    sc = replace(sc, model=model, soo=soo, organism=replace(sc.organism, model=model, bf16=sc.bf16),
+                 suffix=mp.suffix, start_from=start_from)
+    if seeds is not None:
+        seeds = as_ints("seeds", seeds)
+        if not seeds:
+            raise ValueError("seeds: give at least one seed (or None for the scale's default)")
+        sc = replace(sc, seeds=seeds, generalization_seeds=seeds[:len(sc.generalization_seeds)])
+    return sc
