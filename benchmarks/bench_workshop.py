@@ -22,13 +22,15 @@ from soo import notebooks
 from soo.utils import atomic_write_json, atomic_write_text, project_root, read_json
 
 ORGANISM = "results/default/llm_organism/model"
+# The parameters exactly as papermill's command line passes those of book/workshop.md (lists as strings);
+# tests/test_documented_commands.py runs the page's commands themselves.
 EXERCISES = {
-    "layer": ("llm_soo", {"model": ORGANISM, "layer": 6, "seeds": [0], "conditions": ["soo_mse"], "sweep_layers": [],
-                        "sweep_lrs": []}),
-    "kl_loss": ("llm_soo", {"model": ORGANISM, "seeds": [0], "conditions": ["soo_kl_logits"], "sweep_layers": [],
-                          "sweep_lrs": []}),
+    "layer": ("llm_soo", {"start_from": ORGANISM, "layer": 6, "seeds": "[0]", "conditions": '["soo_mse"]',
+                        "sweep_layers": "[]", "sweep_lrs": "[]"}),
+    "kl_loss": ("llm_soo", {"start_from": ORGANISM, "seeds": "[0]", "conditions": '["soo_kl_logits"]',
+                          "sweep_layers": "[]", "sweep_lrs": "[]"}),
     "no_counterbalancing": ("llm_organism", {"counterbalance": False}),
-    "classifier_seeds": ("rl_classification", {"seeds": [155, 714, 1908, 1549, 1195]}),
+    "classifier_seeds": ("rl_classification", {"seeds": "[155, 714, 1908, 1549, 1195]"}),
     "honest_reward": ("rl_soo", {"finetune_reward": "honest"}),
 }
 

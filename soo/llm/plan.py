@@ -143,8 +143,7 @@ def plan(cfg: LLMConfig, notebook: str, *, n_eval: int, runs=(), objectives=("so
            "bf16": cfg.bf16, "eval_batch_size": cfg.batch_size, "checks": checks, "assumed_tokens": TOKENS}
     if notebook == "llm_organism":
         out["layer"] = cfg.soo.layer  # the SOO layer the organism will later be fine-tuned at (unused by the SFT)
-    assert all(k in out for k in PLAN_KEYS)
-    return out
+    return {**{k: out[k] for k in PLAN_KEYS}, **out}
 
 
 def plan_table(p: dict):

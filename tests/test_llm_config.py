@@ -1,0 +1,126 @@
+"""soo.llm.config and the dry run: the paper's models get the paper's settings, checked on their real architectures
+(built on the meta device, no weights); bad values fail before any compute with the parameter's name."""
+import shutil
+
+import pytest
+
+from soo import experiments as X
+from soo import models
+from soo.llm import plan as P
+from soo.llm.config import MODEL_PRESETS, SCALE_PRESETS, llm_config, preset_name
+from soo.utils import as_choices, as_ints, as_positive_floats
+
+PAPER = {  # PAPER_SPEC §3.1 and §4.1
+    "mistral-7b-instruct-v0.2": dict(layer=19, lora_r=8, lora_alpha=32, lora_dropout=0.2, lr=1e-4, epochs=15,
+                                     quantization="4bit", suffix="i_would", n_layers=32),
+    "gemma-2-27b-it": dict(layer=20, lora_r=4, lora_alpha=8, lora_dropout=0.1, lr=9e-4, epochs=8, quantization=None,
+                           suffix="room_only", n_layers=46),
+    "calmerys-78b-orpo-v0.1": dict(layer=57, lora_r=8, lora_alpha=32, lora_dropout=0.2, lr=1e-4, epochs=15,
+                                   quantization="4bit", suffix="room_only", n_layers=86),
+}
+
+
+@pytest.mark.parametrize("name", list(PAPER))
+def test_paper_models_get_the_papers_settings_by_short_name_and_hub_id(name):
+    for model in (name, models.PAPER_MODELS[name]):
+        sc = llm_config("full", model)
+        want = PAPER[name]
+        c = sc.soo
+        got = dict(layer=c.layer, lora_r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, lr=c.lr,
+                   epochs=c.epochs, quantization=c.quantization, suffix=sc.suffix)
+        assert got == {k: v for k, v in want.items() if k != "n_layers"}
+        assert c.target_modules == ("q_proj", "v_proj") and c.module == "self_attn.o_proj" and c.batch_size == 4
+        assert sc.start_from is None and sc.gen_tokens == 75 and sc.n_soo_eval == 250 and len(sc.seeds) == 5
+
+
+@pytest.mark.parametrize("name", list(PAPER))
+def test_plan_on_the_meta_device_matches_the_model_card(name):
+    sc = llm_config("full", name)
+    p = P.plan(sc, "llm_soo", n_eval=sc.n_soo_eval, runs=["a", "b"])
+    assert list(p)[:len(P.PLAN_KEYS)] == list(P.PLAN_KEYS)
+    assert p["n_layers"] == PAPER[name]["n_layers"] and p["layer"] == PAPER[name]["layer"]
+    assert p["n_params"] == MODEL_PRESETS[name].n_params  # the card's count, exactly
+    assert p["checks"]["n_lora_modules"] == 2 * p["n_layers"]
+    assert p["n_runs"] == 2 and p["max_new_tokens"] == 75 and p["n_eval"] == 250
+    assert 0 < p["mem_weights_gib"] < p["mem_total_gib"]
+
+
+def test_memory_estimate_orders_of_magnitude():
+    mistral = P.plan(llm_config("full", "mistral-7b-instruct-v0.2"), "llm_soo", n_eval=250)
+    gemma = P.plan(llm_config("full", "gemma-2-27b-it"), "llm_soo", n_eval=250)
+    assert 3 < mistral["mem_weights_gib"] < 5  # 7.24B in nf4, embeddings and lm_head in bf16
+    assert 48 < gemma["mem_weights_gib"] < 53  # 27.2B in bf16
+
+
+def test_embedded_model_default_scale_is_unchanged_but_for_75_tokens():
+    sc = llm_config("default")
+    assert sc.model == models.EMBEDDED and sc.start_from == "organism" and sc.suffix == "i_would"
+    assert (sc.soo.layer, sc.soo.lr, sc.soo.epochs, sc.soo.bf16) == (18, 3e-4, 5, True)
+    assert (sc.organism.lr, sc.organism.epochs, sc.organism.lora_r) == (1e-3, 2, 16)
+    assert sc.gen_tokens == 75 and SCALE_PRESETS["full"].gen_tokens == 75
+    assert llm_config("full").soo.epochs == 15
+
+
+def test_overrides_take_one_path_and_are_checked():
+    sc = llm_config("full", "mistral-7b-instruct-v0.2", layer=16, lr="2e-5", seeds="[0, 1]")
+    assert (sc.soo.layer, sc.soo.lr, sc.seeds) == (16, 2e-5, (0, 1))
+    with pytest.raises(ValueError, match="layer=40 .*'mistral-7b-instruct-v0.2'.* 32 layers"):
+        llm_config("full", "mistral-7b-instruct-v0.2", layer=40)
+    with pytest.raises(ValueError, match="scale='huge'"):
+        llm_config("huge")
+    with pytest.raises(ValueError, match="start_from='/nope'"):
+        llm_config("smoke", start_from="/nope")
+    with pytest.raises(ValueError, match="model='/no/such/folder'"):
+        llm_config("smoke", "/no/such/folder")
+
+
+def test_tiny_model_named_like_a_paper_model_gets_no_layer_it_lacks(tmp_path):
+    dst = tmp_path / "Mistral-7B-Instruct-v0.2-tiny"
+    shutil.copytree(models.tiny_path("tiny-random-mistral"), dst)
+    assert preset_name(str(dst)) == "mistral-7b-instruct-v0.2"
+    with pytest.raises(ValueError, match=r"layer=19 \(the 'mistral-7b-instruct-v0.2' preset\) .* has 2 layers"):
+        llm_config("smoke", str(dst))
+    assert llm_config("smoke", str(dst), layer=1).soo.layer == 1
+
+
+def test_other_models_get_the_papers_relative_depth(tmp_path):
+    dst = tmp_path / "some-model"
+    shutil.copytree(models.tiny_path("tiny-random-qwen2"), dst)
+    sc = llm_config("smoke", str(dst))
+    assert sc.preset == "other" and sc.soo.layer == 1 and sc.start_from is None  # round(19/32 * 2)
+
+
+def test_list_parameters_from_papermills_strings():
+    assert as_ints("seeds", "[0]") == (0,) and as_ints("seeds", "[155, 714]") == (155, 714)
+    assert as_positive_floats("sweep_lrs", "[1e-3, 3e-4]") == (1e-3, 3e-4) and as_positive_floats("sweep_lrs", "[]") == ()
+    assert as_choices("conditions", '["soo_kl_logits"]', X.CONDITIONS) == ("soo_kl_logits",)
+    for bad, match in (("3", "seeds='3': give a list"), ("{a: 1}", "give a list"), ("[x]", "'x' is not an integer")):
+        with pytest.raises(ValueError, match=match):
+            as_ints("seeds", bad)
+    with pytest.raises(ValueError, match="conditions='telepathy' is not valid"):
+        as_choices("conditions", '["telepathy"]', X.CONDITIONS)
+    jobs = X.soo_jobs(llm_config("smoke"), '["lm"]', "[]", "[]")
+    assert jobs == {"main": [("lm", 0, None)], "layers": [], "lrs": []}
+    with pytest.raises(ValueError, match="sweep_layers=5 .* 2 layers"):
+        X.soo_jobs(llm_config("smoke"), ["lm"], [5], [])
+
+
+def test_dry_run_checks_modules_on_the_meta_model():
+    from dataclasses import replace
+
+    sc = llm_config("full", "gemma-2-27b-it")
+    with pytest.raises(ValueError, match="target_modules=.*'c_attn' is not a module"):
+        P.meta_checks(replace(sc, soo=replace(sc.soo, target_modules=("q_proj", "c_attn"))))
+    with pytest.raises(ValueError, match="module='self_attn.out_proj'"):
+        P.meta_checks(replace(sc, soo=replace(sc.soo, module="self_attn.out_proj")))
+
+
+def test_embedded_architecture_is_the_packaged_one(embedded):
+    """The packaged config.json of the embedded model describes the converted GGUF exactly."""
+    lm, _ = embedded
+    meta = P.meta_model(models.EMBEDDED)
+    assert sum(p.numel() for p in meta.parameters()) == sum(p.numel() for p in lm.parameters())
+    assert MODEL_PRESETS[models.EMBEDDED].n_params == sum(p.numel() for p in lm.parameters())
+    for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+              "vocab_size", "rope_parameters", "tie_word_embeddings"):
+        assert getattr(meta.config, k) == getattr(lm.config, k), k
