@@ -1,10 +1,20 @@
-"""MADDPG as in maddpg-pytorch (the fork the official code used), on the batched environment.
+"""MADDPG as in maddpg-pytorch (the fork the official code used), on the batched environment; K independent
+runs trained as one stacked computation.
 
 Networks: ``BatchNorm1d(in) -> Linear(in, 64) -> leaky_relu -> Linear(64, 64) -> leaky_relu -> Linear(64, out)``;
 the policy ends in tanh with its last weights ~ U(-3e-3, 3e-3); the centralised critic sees all
 observations and actions (6 + 10 + 2 + 2 = 20 inputs). Adam lr 0.01, gamma 0.95, tau 0.01, batch 1024,
 buffer 1e6, gradient clip 0.5, policy loss ``-Q + 1e-3 mean(a^2)``, rewards normalised by the buffer's
 mean and standard deviation, OU exploration noise (theta 0.15, sigma 0.2) scaled 0.3 -> 0 over 25k episodes.
+
+Two implementations of one update, tested equal (``tests/test_rl_equivalence.py``):
+
+* :meth:`MADDPG.update_reference`: the straightforward ``nn.Module`` version (maddpg-pytorch's ``update``);
+* :class:`StackedMADDPG`: what :func:`train` runs. The parameters of each network of K runs live in one
+  flat ``(K, P)`` tensor (gradients in another), so gradient clipping and Adam (fused) are a few ops per
+  network whatever K is; layers are batched matrix products over runs; the policy step differentiates only
+  the policy (the reference also computes critic weight gradients there, which are zeroed before use);
+  the other agent's action is computed without a graph. K = 1 is a single run.
 
 Deviations (also listed in the book):
 
@@ -21,10 +31,12 @@ Deviations (also listed in the book):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +49,15 @@ from .env import ACT_DIM, OBS_DIMS, BatchedDeceptionEnv
 
 N_AGENTS = 2  # red adversary, blue agent
 BLUE = 1
+TRAINING_VERSION = 2
+"""Bump when a change alters what training computes (not only how fast): it is part of every run's
+settings key, so runs kept with the book (``book/data/rl_full``) made by older code are flagged stale."""
+
+# Replay rows: [obs red (6), obs blue (10), act red (2), act blue (2), next obs red (6), next obs blue (10), rew (2)]
+_OBS, _ACT, _NEXT, _REW = slice(0, 16), slice(16, 20), slice(20, 36), slice(36, 38)
+ROW = 38
+# Gradients live in views of one flat tensor (strided when K > 1); autograd accumulates into them in place.
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 
 
 class MLP(nn.Module):
@@ -71,7 +92,9 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 class MADDPG(nn.Module):
-    """Two agents' policies, critics, their targets and optimizers."""
+    """Two agents' policies, critics, their targets and optimizers: one run, as plain modules.
+
+    Used to build, save and load runs and to evaluate them; :class:`StackedMADDPG` trains them."""
 
     def __init__(self, cfg: RLConfig):
         super().__init__()
@@ -95,8 +118,9 @@ class MADDPG(nn.Module):
             acts = [np.clip(a + n, -1, 1) for a, n in zip(acts, noise)]
         return acts
 
-    def update(self, sample, agent_i: int, aux_loss: Callable | None = None) -> dict:
-        """One critic and one policy step of ``agent_i`` on ``sample`` (maddpg-pytorch ``MADDPG.update``).
+    def update_reference(self, sample, agent_i: int, aux_loss: Callable | None = None) -> dict:
+        """One critic and one policy step of ``agent_i`` on ``sample`` (maddpg-pytorch ``MADDPG.update``),
+        written plainly; :meth:`StackedMADDPG.update` computes the same faster (tested equal).
 
         ``aux_loss(self, sample)`` (SOO fine-tuning) is a loss on the blue policy, optimised in its own
         step before the regular update, as in the official fork.
@@ -140,7 +164,8 @@ class MADDPG(nn.Module):
 
 
 class ReplayBuffer:
-    """Circular buffer of joint transitions with running reward sums for normalisation."""
+    """Circular buffer of joint transitions with running reward sums for normalisation (one run, plain
+    numpy; the reference for :class:`StackedReplayBuffer`)."""
 
     def __init__(self, capacity: int):
         self.cap, self.n, self.i = capacity, 0, 0
@@ -179,22 +204,6 @@ class ReplayBuffer:
                 [t(rews[:, a]) for a in range(N_AGENTS)], [t(o[idx]) for o in self.next_obs],
                 torch.zeros(batch))  # MPE episodes never terminate: dones are always 0
 
-    def state_dict(self):
-        """Only the filled rows travel (a checkpoint of a young buffer stays small)."""
-        n, t = self.n, torch.from_numpy  # tensors, so the checkpoint loads with weights_only=True
-        return {"cap": self.cap, "n": n, "i": self.i, "rsum": t(self.rsum.copy()), "rsq": t(self.rsq.copy()),
-                "rews": t(self.rews[:n].copy()),
-                **{k: [t(a[:n].copy()) for a in getattr(self, k)] for k in ("obs", "next_obs", "acs")}}
-
-    def load_state_dict(self, d):
-        self.__init__(d["cap"])
-        self.n, self.i = d["n"], d["i"]
-        self.rsum, self.rsq = np.asarray(d["rsum"]).copy(), np.asarray(d["rsq"]).copy()
-        self.rews[: self.n] = np.asarray(d["rews"])
-        for k in ("obs", "next_obs", "acs"):
-            for a, v in zip(getattr(self, k), d[k]):
-                a[: self.n] = np.asarray(v)
-
 
 class OUNoise:
     """Ornstein-Uhlenbeck noise, one process per environment: ``(n, dim)``."""
@@ -209,6 +218,250 @@ class OUNoise:
     def __call__(self, rng, scale):
         self.x = self.x + self.theta * -self.x + self.sigma * rng.standard_normal(self.x.shape)
         return self.x * scale
+
+
+# ---------------------------------------------------------------------------------------------
+# K runs as one computation
+# ---------------------------------------------------------------------------------------------
+_PARAMS = ("in_fn.weight", "in_fn.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias")
+_BUFFERS = ("in_fn.running_mean", "in_fn.running_var", "in_fn.num_batches_tracked")
+
+
+def _bmm_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-run ``x[k] @ w[k].T + b[k]`` for ``x (K, B, in)``, ``w (K, out, in)``, ``b (K, out)``."""
+    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+
+class StackedMLP:
+    """K copies of one :class:`MLP` shape with their own weights: parameters in one flat ``(K, P)`` tensor
+    ``flat`` (gradients in ``grad``), exposed per layer as views ``(K, ...)``; forward on ``(K, B, in)``."""
+
+    def __init__(self, mlps: Sequence[MLP], device="cpu", requires_grad: bool = True):
+        self.K, self.policy = len(mlps), mlps[0].policy
+        states = [m.state_dict() for m in mlps]
+        shapes = [tuple(states[0][n].shape) for n in _PARAMS]
+        sizes = [int(np.prod(s)) for s in shapes]
+        self.flat = torch.cat([torch.cat([s[n].reshape(-1) for n in _PARAMS]).unsqueeze(0) for s in states]).to(device)
+        self.grad = torch.zeros_like(self.flat)
+        self.p, off = {}, 0  # K = 1: the layers' own shapes (plain 2-D kernels, as the reference)
+        for name, shape, size in zip(_PARAMS, shapes, sizes):
+            shape = shape if self.K == 1 else (self.K, *shape)
+            v = self.flat[:, off:off + size].view(shape)
+            if requires_grad:
+                v.requires_grad_(True)
+                v.grad = self.grad[:, off:off + size].view(shape)
+            self.p[name] = v
+            off += size
+        self.leaves = list(self.p.values())
+        self.buffers = {n: torch.stack([s[n] for s in states]).to(device) for n in _BUFFERS}
+        self.flat.grad = self.grad
+
+    def __call__(self, x: torch.Tensor, training: bool, return_hidden: bool = False):
+        """``x (K, B, in)`` -> ``(K, B, out)`` (and the hidden layers ``(K, B, hidden)``); ``training``:
+        BatchNorm on the batch's statistics (updating the running ones) rather than the running ones."""
+        K, B, D = x.shape
+        p, b = self.p, self.buffers
+        if training:
+            b["in_fn.num_batches_tracked"].add_(1)
+        if K == 1:
+            xn = F.batch_norm(x.squeeze(0).contiguous(), b["in_fn.running_mean"].view(-1),
+                              b["in_fn.running_var"].view(-1), p["in_fn.weight"], p["in_fn.bias"], training, 0.1, 1e-5)
+            h1 = F.leaky_relu(F.linear(xn, p["fc1.weight"], p["fc1.bias"]), inplace=True)
+            h2 = F.leaky_relu(F.linear(h1, p["fc2.weight"], p["fc2.bias"]), inplace=True)
+            out = F.linear(h2, p["fc3.weight"], p["fc3.bias"])
+            h1, h2, out = h1.unsqueeze(0), h2.unsqueeze(0), out.unsqueeze(0)
+        else:  # BatchNorm of K runs at once: the runs' features side by side as K * D channels of one batch
+            xn = F.batch_norm(x.transpose(0, 1).reshape(B, K * D).contiguous(), b["in_fn.running_mean"].view(-1),
+                              b["in_fn.running_var"].view(-1), p["in_fn.weight"].reshape(-1),
+                              p["in_fn.bias"].reshape(-1), training, 0.1, 1e-5)
+            xn = xn.view(B, K, D).transpose(0, 1)
+            h1 = F.leaky_relu(_bmm_linear(xn, p["fc1.weight"], p["fc1.bias"]), inplace=True)
+            h2 = F.leaky_relu(_bmm_linear(h1, p["fc2.weight"], p["fc2.bias"]), inplace=True)
+            out = _bmm_linear(h2, p["fc3.weight"], p["fc3.bias"])
+        if self.policy:
+            out = torch.tanh(out)
+        return (h1, h2, out) if return_hidden else out
+
+    def zero_grad(self):
+        self.grad.zero_()
+
+    def clip_grad_norm_(self, max_norm: float) -> None:
+        """Per run, as ``nn.utils.clip_grad_norm_`` over that run's parameters."""
+        if self.K == 1:  # the reference's order of operations: the norm of the per-tensor norms
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v.grad) for v in self.leaves]))
+        else:
+            norms = [torch.linalg.vector_norm(v.grad.reshape(self.K, -1), dim=1) for v in self.leaves]
+            norm = torch.linalg.vector_norm(torch.stack(norms, 1), dim=1, keepdim=True)
+        self.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+
+    @torch.no_grad()
+    def soft_update_from(self, source: "StackedMLP", tau: float) -> None:
+        self.flat.mul_(1 - tau).add_(source.flat, alpha=tau)
+
+    def state_dict(self, k: int) -> dict:
+        """Run ``k`` as an :class:`MLP` state dict (CPU tensors)."""
+        out = {n: (v if self.K == 1 else v[k]).detach().cpu().clone() for n, v in self.p.items()}
+        out.update({n: v[k].cpu().clone() for n, v in self.buffers.items()})
+        return out
+
+
+class FlatAdam:
+    """Adam on a :class:`StackedMLP`'s flat ``(K, P)`` parameters: ``torch.optim.Adam``'s single-tensor
+    arithmetic (betas 0.9/0.999, eps 1e-8, step by step the same float operations, so results are bit-identical
+    to the reference's per-parameter Adam) without its per-call bookkeeping, which costs more than the
+    arithmetic at this size. (The fused kernel rounds differently, and Adam amplifies rounding where |grad| ~ eps.)"""
+
+    def __init__(self, net: "StackedMLP", lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.param, self.grad, self.lr, self.betas, self.eps = net.flat, net.grad, lr, betas, eps
+        self.exp_avg, self.exp_avg_sq, self.t = torch.zeros_like(net.flat), torch.zeros_like(net.flat), 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        (b1, b2), self.t = self.betas, self.t + 1
+        self.exp_avg.lerp_(self.grad, 1 - b1)
+        self.exp_avg_sq.mul_(b2).addcmul_(self.grad, self.grad, value=1 - b2)
+        step = float(self.t)
+        denom = (self.exp_avg_sq.sqrt() / (1 - b2 ** step) ** 0.5).add_(self.eps)
+        self.param.addcdiv_(self.exp_avg, denom, value=-(self.lr / (1 - b1 ** step)))
+
+    def state_dict(self, k: int) -> dict:
+        return {"step": self.t, "exp_avg": self.exp_avg[k].cpu().clone(), "exp_avg_sq": self.exp_avg_sq[k].cpu().clone()}
+
+    def load_state_dicts(self, states: Sequence[dict]) -> None:
+        self.t = int(states[0]["step"])
+        self.exp_avg.copy_(torch.stack([s["exp_avg"] for s in states]))
+        self.exp_avg_sq.copy_(torch.stack([s["exp_avg_sq"] for s in states]))
+
+
+class StackedMADDPG:
+    """K independent MADDPG runs with the same network shapes and hyperparameters (seeds, rewards and
+    SOO conditions may differ), updated as one computation on ``device``."""
+
+    def __init__(self, models: Sequence[MADDPG], device="cpu"):
+        cfg = models[0].cfg
+        self.cfg, self.K, self.device = cfg, len(models), torch.device(device)
+        stack = lambda part, a, grad=True: StackedMLP([getattr(m, part)[a] for m in models], device, grad)  # noqa: E731
+        self.policies = [stack("policies", a) for a in range(N_AGENTS)]
+        self.critics = [stack("critics", a) for a in range(N_AGENTS)]
+        self.target_policies = [stack("target_policies", a, False) for a in range(N_AGENTS)]
+        self.target_critics = [stack("target_critics", a, False) for a in range(N_AGENTS)]
+        self.policy_opts = [FlatAdam(p, cfg.lr) for p in self.policies]
+        self.critic_opts = [FlatAdam(c, cfg.lr) for c in self.critics]
+
+    @torch.no_grad()
+    def act(self, obs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Deterministic actions of every run: ``obs = [red (K, n, 6), blue (K, n, 10)]`` -> ``[(K, n, 2)] * 2``."""
+        return [p(torch.as_tensor(o, dtype=torch.float32, device=self.device), False).cpu().numpy()
+                for p, o in zip(self.policies, obs)]
+
+    def update(self, rows: torch.Tensor, agent_i: int, aux_loss: Callable | None = None) -> dict:
+        """One critic and one policy step of ``agent_i`` in every run on replay rows ``(K, B, 38)`` (rewards
+        already normalised); :meth:`MADDPG.update_reference` per run. Losses come back as ``(K,)`` tensors."""
+        cfg, i = self.cfg, agent_i
+        obs = [rows[..., 0:6], rows[..., 6:16]]
+        next_obs = [rows[..., 20:26], rows[..., 26:36]]
+        pol, crit, info = self.policies[i], self.critics[i], {}
+        if aux_loss is not None:
+            pol.zero_grad()
+            loss, info = aux_loss(self, obs[BLUE])
+            loss.sum().backward(inputs=pol.leaves)
+            pol.clip_grad_norm_(cfg.grad_clip)
+            self.policy_opts[i].step()
+        # critic
+        with torch.no_grad():
+            next_acs = [tp(no, True) for tp, no in zip(self.target_policies, next_obs)]
+            q_next = self.target_critics[i](torch.cat([*next_obs, *next_acs], 2), True)
+            target = rows[..., 36 + i:37 + i] + cfg.gamma * q_next  # MPE episodes never end: no done mask
+        crit.zero_grad()
+        q = crit(rows[..., 0:20], True)
+        vf_loss = ((q - target) ** 2).mean((1, 2))
+        vf_loss.sum().backward(inputs=crit.leaves)
+        crit.clip_grad_norm_(cfg.grad_clip)
+        self.critic_opts[i].step()
+        # policy (only the policy is differentiated; the other agent's action carries no graph)
+        pol.zero_grad()
+        pol_out = pol(obs[i], True)
+        with torch.no_grad():
+            other = self.policies[1 - i](obs[1 - i], True)
+        acs = [pol_out, other] if i == 0 else [other, pol_out]
+        pol_loss = -crit(torch.cat([*obs, *acs], 2), True).mean((1, 2)) + cfg.policy_reg * (pol_out ** 2).mean((1, 2))
+        pol_loss.sum().backward(inputs=pol.leaves)
+        pol.clip_grad_norm_(cfg.grad_clip)
+        self.policy_opts[i].step()
+        return {f"losses/vf_{i}": vf_loss.detach(), f"losses/pol_{i}": pol_loss.detach(), **info}
+
+    def update_targets(self) -> None:
+        for t, s in zip(self.target_policies + self.target_critics, self.policies + self.critics):
+            t.soft_update_from(s, self.cfg.tau)
+
+    def export(self, k: int, cfg: RLConfig | None = None) -> MADDPG:
+        """Run ``k`` as a :class:`MADDPG` (weights, targets, BatchNorm statistics; not optimiser states)."""
+        m = MADDPG(cfg or self.cfg)
+        for part in ("policies", "critics", "target_policies", "target_critics"):
+            for a in range(N_AGENTS):
+                getattr(m, part)[a].load_state_dict(getattr(self, part)[a].state_dict(k))
+        return m
+
+    def opt_state(self, k: int) -> dict:
+        """Run ``k``'s Adam states (step count, moments) of the 4 networks."""
+        return {f"{name}{a}": o.state_dict(k) for name, opts in (("policy", self.policy_opts), ("critic", self.critic_opts))
+                for a, o in enumerate(opts)}
+
+    def load_opt_states(self, states: Sequence[dict]) -> None:
+        """Stack per-run Adam states (all at the same step count) into the optimisers."""
+        for name, opts in (("policy", self.policy_opts), ("critic", self.critic_opts)):
+            for a, o in enumerate(opts):
+                o.load_state_dicts([s[f"{name}{a}"] for s in states])
+
+
+class StackedReplayBuffer:
+    """K circular buffers of joint transitions as one ``(K, capacity, 38)`` array, with per-run running reward
+    sums for normalisation; every run pushes the same number of transitions at the same time."""
+
+    def __init__(self, K: int, capacity: int):
+        self.K, self.cap, self.n, self.i = K, capacity, 0, 0
+        self.data = np.zeros((K, capacity, ROW), np.float32)  # pages are touched only when filled
+        self.rsum, self.rsq = np.zeros((K, N_AGENTS)), np.zeros((K, N_AGENTS))
+
+    def __len__(self):
+        return self.n
+
+    def push(self, obs, acs, rews, next_obs):
+        """``obs``/``next_obs``: ``[(K, m, 6), (K, m, 10)]``, ``acs``: ``[(K, m, 2)] * 2``, ``rews (K, m, 2)``."""
+        m = rews.shape[1]
+        idx = (self.i + np.arange(m)) % self.cap
+        if self.n == self.cap:  # overwritten rewards leave the running sums
+            old = self.data[:, idx, _REW].astype(np.float64)
+            self.rsum -= old.sum(1)
+            self.rsq -= (old ** 2).sum(1)
+        self.data[:, idx] = np.concatenate([*obs, *acs, *next_obs, rews], axis=2)
+        self.rsum += rews.sum(1)
+        self.rsq += (rews.astype(np.float64) ** 2).sum(1)
+        self.i = (self.i + m) % self.cap
+        self.n = min(self.n + m, self.cap)
+
+    def sample(self, batch: int, rngs: Sequence[np.random.Generator], device="cpu") -> torch.Tensor:
+        """Rows ``(K, batch, 38)``, each run's drawn with its own generator (without replacement), rewards
+        normalised by that run's buffer mean and standard deviation."""
+        idx = np.stack([rng.choice(self.n, size=batch, replace=False) for rng in rngs])
+        rows = self.data[np.arange(self.K)[:, None], idx]  # (K, B, 38)
+        mean = self.rsum / self.n
+        std = np.sqrt(np.maximum(self.rsq / self.n - mean ** 2, 0.0))
+        std = np.where(std > 1e-8, std, 1.0)
+        rows[..., _REW] = (rows[..., _REW] - mean[:, None]) / std[:, None]
+        return torch.from_numpy(rows).to(device, non_blocking=True)
+
+    def run_state(self, k: int) -> dict:
+        """Run ``k``'s filled rows and sums (a checkpoint of a young buffer stays small)."""
+        t = torch.from_numpy
+        return {"cap": self.cap, "n": self.n, "i": self.i, "rsum": t(self.rsum[k].copy()),
+                "rsq": t(self.rsq[k].copy()), "rows": t(self.data[k, :self.n].copy())}
+
+    def load_run_states(self, states: Sequence[dict]) -> None:
+        self.n, self.i = states[0]["n"], states[0]["i"]
+        for k, s in enumerate(states):
+            self.data[k, :self.n] = np.asarray(s["rows"])
+            self.rsum[k], self.rsq[k] = np.asarray(s["rsum"]), np.asarray(s["rsq"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,28 +503,43 @@ def _check_shapes(model: MADDPG, state: dict, path) -> None:
                              f"(hidden_dim={model.cfg.hidden_dim}); check the checkpoint matches the config.")
 
 
+def settings_key(cfg: RLConfig) -> str:
+    """What a run's result depends on: its settings and :data:`TRAINING_VERSION` (hex digest)."""
+    blob = json.dumps({"config": cfg.to_dict(), "training_version": TRAINING_VERSION}, sort_keys=True, default=float)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def _same_config(stored: dict | None, cfg: RLConfig) -> bool:
     return stored == json.loads(json.dumps(cfg.to_dict(), default=float))
 
 
 def is_finished(run_dir: str | Path, cfg: RLConfig) -> bool:
-    """True if ``run_dir`` holds a finished run trained with exactly ``cfg``."""
+    """True if ``run_dir`` holds a finished run trained with exactly ``cfg`` by this training code."""
     run_dir = Path(run_dir)
-    return ((run_dir / "metrics.json").exists() and (run_dir / "model.pt").exists()
-            and _same_config(read_json(run_dir / "metrics.json").get("config"), cfg))
+    if not ((run_dir / "metrics.json").exists() and (run_dir / "model.pt").exists()):
+        return False
+    m = read_json(run_dir / "metrics.json")
+    return _same_config(m.get("config"), cfg) and m.get("settings_key") == settings_key(cfg)
+
+
+def _resume_state(run_dir: Path, cfg: RLConfig) -> dict | None:
+    """The run's resume checkpoint if it was made with ``cfg`` by this training code, else ``None``."""
+    resume = run_dir / "resume.pt"
+    if not resume.exists():
+        return None
+    ck = torch.load(resume, map_location="cpu", weights_only=True)
+    st = json.loads(ck["state"])
+    return ck if st.get("settings_key") == settings_key(cfg) else None
 
 
 def _discard_other_settings(run_dir: Path, cfg: RLConfig) -> None:
-    """A finished run or a resume checkpoint made with other settings is never reused: remove it
-    (with a note), so that the run is trained from the start with ``cfg``."""
+    """A finished run or a resume checkpoint made with other settings (or older training code) is never
+    reused: remove it (with a note), so that the run is trained from the start with ``cfg``."""
     stale = []
-    if (run_dir / "metrics.json").exists():
+    if (run_dir / "metrics.json").exists() and not is_finished(run_dir, cfg):
         stale += [run_dir / n for n in ("metrics.json", "model.pt")]
-    resume = run_dir / "resume.pt"
-    if resume.exists():
-        st = json.loads(torch.load(resume, map_location="cpu", weights_only=True)["state"])
-        if not _same_config(st.get("config"), cfg):
-            stale.append(resume)
+    if (run_dir / "resume.pt").exists() and _resume_state(run_dir, cfg) is None:
+        stale.append(run_dir / "resume.pt")
     stale = [f for f in stale if f.exists()]
     if stale:
         print(f"{run_dir}: found a run with other settings; training again with the current ones")
@@ -279,61 +547,185 @@ def _discard_other_settings(run_dir: Path, cfg: RLConfig) -> None:
             f.unlink()
 
 
-def _save_resume(path: Path, model, buffer, state: dict) -> None:
+def _save_resume(path: Path, model: StackedMADDPG, k: int, buffer: StackedReplayBuffer, state: dict) -> None:
     tmp = path.with_name("." + path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "policy_opts": [o.state_dict() for o in model.policy_opts],
-                "critic_opts": [o.state_dict() for o in model.critic_opts], "buffer": buffer.state_dict(),
-                "torch_rng": torch.get_rng_state(), "state": json.dumps(state, default=float)}, tmp)
+    torch.save({"model": model.export(k).state_dict(), "opt": model.opt_state(k), "buffer": buffer.run_state(k),
+                "state": json.dumps(state, default=float)}, tmp)
     tmp.replace(path)
 
 
 # ---------------------------------------------------------------------------------------------
 # training loop
 # ---------------------------------------------------------------------------------------------
+_SAME = ("n_episodes", "episode_length", "num_envs", "hidden_dim", "lr", "gamma", "tau", "batch_size",
+         "buffer_length", "steps_per_update", "grad_clip", "policy_reg", "init_noise_scale", "final_noise_scale",
+         "n_exploration_eps", "save_interval", "soo_batch", "radius")
+"""Settings that runs trained as one stack must share (seed, mode and SOO condition may differ)."""
+
+
 def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_loss: Callable | None = None,
-          stop_after: int | None = None, log: Callable | None = None) -> dict:
+          stop_after: int | None = None, log: Callable | None = None, device="cpu") -> dict:
     """Train (or resume, or read back) one MADDPG run in ``run_dir``; return its ``metrics.json``.
 
     ``init``: start from these weights (SOO fine-tuning of a pretrained baseline).
-    ``aux_loss``: extra loss on the blue policy before each of its updates (see :mod:`soo.rl.soo`); if it
-    has ``state_dict``/``load_state_dict`` (its random generator), that state is checkpointed too.
+    ``aux_loss``: the SOO fine-tuning loss of :mod:`soo.rl.soo` (an ``AuxLoss``) on the blue policy before
+    each of its updates; its random generator is checkpointed with the run.
     ``stop_after``: stop (after checkpointing) once this many episodes are done (tests: interrupted run).
     """
-    run_dir = Path(run_dir)
-    if is_finished(run_dir, cfg):
-        return read_json(run_dir / "metrics.json")  # finished with these settings: read back
-    _discard_other_settings(run_dir, cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    return train_stacked([cfg], [run_dir], [init], [aux_loss], stop_after=stop_after,
+                         log=None if log is None else (lambda k, row: log(row)), device=device)[0]
+
+
+def train_stacked(cfgs: Sequence[RLConfig], run_dirs: Sequence[str | Path], inits=None, aux_losses=None,
+                  stop_after: int | None = None, log: Callable | None = None, device="cpu") -> list[dict]:
+    """Train K independent runs as one stacked computation; each run is keyed by its own settings, resumed
+    from and written to its own folder, and gives the same result as :func:`train` on it alone (to float
+    rounding: ``tests/test_rl_equivalence.py``). Finished runs are read back; the rest must share the
+    settings in ``_SAME`` and the same progress (runs resumed at different episodes train in groups).
+
+    ``inits``/``aux_losses``: per run, as in :func:`train` (``None`` entries for baselines).
+    ``log(k, row)``: called with each run's training-log row. Returns the runs' ``metrics.json``.
+    """
+    K = len(cfgs)
+    run_dirs = [Path(d) for d in run_dirs]
+    inits = list(inits) if inits is not None else [None] * K
+    aux_losses = list(aux_losses) if aux_losses is not None else [None] * K
+    if not len(run_dirs) == len(inits) == len(aux_losses) == K:
+        raise ValueError("train_stacked: cfgs, run_dirs, inits and aux_losses must have one entry per run.")
+    out: list[dict | None] = [None] * K
+    todo = []
+    for k in range(K):
+        if is_finished(run_dirs[k], cfgs[k]):
+            out[k] = read_json(run_dirs[k] / "metrics.json")  # finished with these settings: read back
+        else:
+            _discard_other_settings(run_dirs[k], cfgs[k])
+            todo.append(k)
+    for k in todo[1:]:
+        bad = [f for f in _SAME if getattr(cfgs[k], f) != getattr(cfgs[todo[0]], f)]
+        if bad:
+            raise ValueError(f"train_stacked: runs of one stack must share {bad[0]} "
+                             f"({getattr(cfgs[todo[0]], bad[0])!r} vs {getattr(cfgs[k], bad[0])!r}); train them apart.")
+    if len({aux_losses[k] is None for k in todo}) > 1:
+        raise ValueError("train_stacked: a stack holds either baselines or fine-tunings (aux_losses), not both.")
+    resumes = {k: _resume_state(run_dirs[k], cfgs[k]) for k in todo}
+    groups: dict[int, list[int]] = {}
+    for k in todo:
+        groups.setdefault(json.loads(resumes[k]["state"])["ep"] if resumes[k] else 0, []).append(k)
+    for ks in groups.values():
+        res = _train_group([cfgs[k] for k in ks], [run_dirs[k] for k in ks], [inits[k] for k in ks],
+                           [aux_losses[k] for k in ks], [resumes[k] for k in ks], stop_after,
+                           None if log is None else (lambda j, row, ks=ks: log(ks[j], row)), device)
+        for k, r in zip(ks, res):
+            out[k] = r
+    return out
+
+
+def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, device) -> list[dict]:
+    K, cfg = len(cfgs), cfgs[0]
+    models = []
+    for c, d, init in zip(cfgs, run_dirs, inits):
+        d.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(c.seed)
+        m = MADDPG(c)
+        if init is not None:
+            for part in ("policies", "critics", "target_policies", "target_critics"):
+                getattr(m, part).load_state_dict(getattr(init, part).state_dict())
+        models.append(m)
+    n_envs = min(cfg.num_envs, cfg.n_episodes)
+    envs = [BatchedDeceptionEnv(n_envs, c.env, seed=c.seed) for c in cfgs]
+    rngs = [np.random.default_rng([c.seed, 1]) for c in cfgs]
+    buffer = StackedReplayBuffer(K, cfg.buffer_length)
+    noise = [[OUNoise(n_envs) for _ in range(N_AGENTS)] for _ in range(K)]
+    ep, t, histories, elapsed = 0, 0, [[] for _ in range(K)], [0.0] * K
+    if resumes[0] is not None:
+        for m, ck in zip(models, resumes):
+            m.load_state_dict(ck["model"])
+    model = StackedMADDPG(models, device)
+    aux = None if aux_losses[0] is None else aux_losses[0].stacked(aux_losses, model.device)
+    if resumes[0] is not None:
+        model.load_opt_states([ck["opt"] for ck in resumes])
+        buffer.load_run_states([ck["buffer"] for ck in resumes])
+        for k, ck in enumerate(resumes):
+            st = json.loads(ck["state"])
+            envs[k].rng.bit_generator.state, rngs[k].bit_generator.state = st["env_rng"], st["rng"]
+            if st.get("aux") is not None:
+                aux_losses[k].load_state_dict(st["aux"])
+            ep, t, histories[k], elapsed[k] = st["ep"], st["t"], st["history"], st["elapsed"]
+    next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
+    t0 = time.perf_counter()
+    while ep < cfg.n_episodes:
+        obs = [np.stack(o) for o in zip(*[e.reset() for e in envs])]  # [(K, n, 6), (K, n, 10)]
+        scale = cfg.final_noise_scale + (cfg.init_noise_scale - cfg.final_noise_scale) * \
+            max(0, cfg.n_exploration_eps - ep) / cfg.n_exploration_eps
+        for nz in noise:
+            for z in nz:
+                z.reset()
+        ret, done, infos = np.zeros((K, n_envs, N_AGENTS)), False, {}
+        while not done:
+            acts = model.act(obs)
+            acts = [np.clip(acts[a] + np.stack([nz[a](rng, scale) for nz, rng in zip(noise, rngs)]), -1, 1)
+                    for a in range(N_AGENTS)]
+            steps = [e.step([acts[0][k], acts[1][k]]) for k, e in enumerate(envs)]
+            next_obs = [np.stack([s[0][a] for s in steps]) for a in range(N_AGENTS)]
+            rew = np.stack([s[1] for s in steps])  # (K, n, 2)
+            done, info = steps[0][2], [s[3] for s in steps]
+            buffer.push(obs, acts, rew, next_obs)
+            ret += rew
+            obs = next_obs
+            n_updates = (t + n_envs) // cfg.steps_per_update - t // cfg.steps_per_update
+            t += n_envs
+            if len(buffer) >= cfg.batch_size:
+                for _ in range(n_updates):
+                    for a in range(N_AGENTS):
+                        infos.update(model.update(buffer.sample(cfg.batch_size, rngs, model.device), a,
+                                                  aux if a == BLUE else None))
+                    model.update_targets()
+        ep += n_envs
+        logged = {k: v.tolist() for k, v in infos.items()}  # one device sync per batch of episodes
+        wall = time.perf_counter() - t0
+        for k in range(K):
+            row = {"episode": ep, "noise": scale, "return_red": float(ret[k, :, 0].mean()),
+                   "return_blue": float(ret[k, :, 1].mean()), "trapped": float(info[k]["trapped"].mean()),
+                   **{name: v[k] for name, v in logged.items() if not np.isnan(v[k])}}
+            histories[k].append(row)
+            if log is not None:
+                log(k, row)
+        if ep >= next_save or ep >= cfg.n_episodes or (stop_after is not None and ep >= stop_after):
+            next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
+            for k in range(K):
+                state = {"env_rng": envs[k].rng.bit_generator.state, "rng": rngs[k].bit_generator.state,
+                         "ep": ep, "t": t, "history": histories[k], "elapsed": elapsed[k] + wall,
+                         "config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]),
+                         "aux": aux_losses[k].state_dict() if aux_losses[k] is not None else None}
+                _save_resume(run_dirs[k] / "resume.pt", model, k, buffer, state)
+            if stop_after is not None and ep >= stop_after and ep < cfg.n_episodes:
+                return [{"interrupted": True, "episode": ep}] * K
+    wall = time.perf_counter() - t0
+    out = []
+    for k in range(K):
+        save_policies(model.export(k, cfgs[k]), run_dirs[k])
+        metrics = {"config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]), "history": histories[k],
+                   "wall_time_s": elapsed[k] + wall, "episodes": ep, "stacked_runs": K, "device": str(model.device)}
+        atomic_write_json(run_dirs[k] / "metrics.json", metrics)
+        (run_dirs[k] / "resume.pt").unlink(missing_ok=True)
+        out.append(read_json(run_dirs[k] / "metrics.json"))
+    return out
+
+
+def train_reference(cfg: RLConfig, init: MADDPG | None = None, aux_loss: Callable | None = None) -> dict:
+    """One run with :meth:`MADDPG.update_reference` and :class:`ReplayBuffer`: the straightforward loop that
+    :func:`train` speeds up (no checkpoints, nothing written). For benchmarks and learning-curve comparisons
+    (``benchmarks/bench_rl.py --curves``); returns ``{"history", "wall_time_s"}`` like ``metrics.json``."""
     torch.manual_seed(cfg.seed)
     model = MADDPG(cfg)
     if init is not None:
-        model.policies.load_state_dict(init.policies.state_dict())
-        model.critics.load_state_dict(init.critics.state_dict())
-        model.target_policies.load_state_dict(init.target_policies.state_dict())
-        model.target_critics.load_state_dict(init.target_critics.state_dict())
+        model.load_state_dict(init.state_dict())
     n_envs = min(cfg.num_envs, cfg.n_episodes)
     env = BatchedDeceptionEnv(n_envs, cfg.env, seed=cfg.seed)
     rng = np.random.default_rng([cfg.seed, 1])
     buffer = ReplayBuffer(cfg.buffer_length)
     noise = [OUNoise(n_envs) for _ in range(N_AGENTS)]
-    ep, t, history, elapsed = 0, 0, [], 0.0
-    resume = run_dir / "resume.pt"
-    if resume.exists():
-        ck = torch.load(resume, map_location="cpu", weights_only=True)
-        model.load_state_dict(ck["model"])
-        for o, s in zip(model.policy_opts, ck["policy_opts"]):
-            o.load_state_dict(s)
-        for o, s in zip(model.critic_opts, ck["critic_opts"]):
-            o.load_state_dict(s)
-        buffer.load_state_dict(ck["buffer"])
-        torch.set_rng_state(ck["torch_rng"])
-        st = json.loads(ck["state"])
-        env.rng.bit_generator.state, rng.bit_generator.state = st["env_rng"], st["rng"]
-        if st.get("aux") is not None and hasattr(aux_loss, "load_state_dict"):
-            aux_loss.load_state_dict(st["aux"])
-        ep, t, history, elapsed = st["ep"], st["t"], st["history"], st["elapsed"]
-    next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
-    t0 = time.perf_counter()
+    ep, t, history, t0 = 0, 0, [], time.perf_counter()
     while ep < cfg.n_episodes:
         obs = env.reset()
         scale = cfg.final_noise_scale + (cfg.init_noise_scale - cfg.final_noise_scale) * \
@@ -352,27 +744,10 @@ def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_lo
             if len(buffer) >= cfg.batch_size:
                 for _ in range(n_updates):
                     for a in range(N_AGENTS):
-                        infos.update(model.update(buffer.sample(cfg.batch_size, rng), a,
-                                                  aux_loss if a == BLUE else None))
+                        infos.update(model.update_reference(buffer.sample(cfg.batch_size, rng), a,
+                                                            aux_loss if a == BLUE else None))
                     model.update_targets()
         ep += n_envs
-        row = {"episode": ep, "noise": scale, "return_red": float(ret[:, 0].mean()),
-               "return_blue": float(ret[:, 1].mean()), "trapped": float(info["trapped"].mean()), **infos}
-        history.append(row)
-        if log is not None:
-            log(row)
-        if ep >= next_save or ep >= cfg.n_episodes or (stop_after is not None and ep >= stop_after):
-            next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
-            state = {"env_rng": env.rng.bit_generator.state, "rng": rng.bit_generator.state, "ep": ep, "t": t,
-                     "history": history, "elapsed": elapsed + time.perf_counter() - t0, "config": cfg.to_dict(),
-                     "aux": aux_loss.state_dict() if hasattr(aux_loss, "state_dict") else None}
-            _save_resume(resume, model, buffer, state)
-            if stop_after is not None and ep >= stop_after and ep < cfg.n_episodes:
-                return {"interrupted": True, "episode": ep}
-    elapsed += time.perf_counter() - t0
-    save_policies(model, run_dir)
-    metrics = {"config": cfg.to_dict(), "history": history, "wall_time_s": elapsed, "episodes": ep}
-    atomic_write_json(run_dir / "metrics.json", metrics)
-    resume.unlink(missing_ok=True)
-    return metrics
-
+        history.append({"episode": ep, "noise": scale, "return_red": float(ret[:, 0].mean()),
+                        "return_blue": float(ret[:, 1].mean()), "trapped": float(info["trapped"].mean()), **infos})
+    return {"history": history, "wall_time_s": time.perf_counter() - t0}

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..losses import log_mse  # log(MSE + eps), shared with the LLM code
 from .config import CONDITIONS
-from .maddpg import BLUE, MADDPG
+from .maddpg import BLUE, MADDPG, StackedMLP
 
 EPS = 1e-25
 ADV = slice(6, 8)  # adversary slot of blue's observation
@@ -44,11 +45,15 @@ def make_other_obs(obs, rng: np.random.Generator, radius: float = 0.125):
     if not radius > 0:
         raise ValueError(f"radius={radius!r} must be > 0 (the paper uses 0.125).")
     obs = np.array(obs, dtype=np.float32, copy=True)
-    n = obs.shape[0]
+    obs[:, ADV] = synthetic_offsets(rng, obs.shape[0], radius)
+    return obs
+
+
+def synthetic_offsets(rng: np.random.Generator, n: int, radius: float) -> np.ndarray:
+    """``n`` offsets ``r (cos t, sin t)``, ``t ~ U[0, 2 pi)`` then ``r ~ U(0, radius)``, as float32 ``(n, 2)``."""
     theta = rng.uniform(0.0, 2 * np.pi, size=n)
     r = rng.uniform(0.0, radius, size=n)
-    obs[:, ADV] = (r[:, None] * np.stack([np.cos(theta), np.sin(theta)], 1)).astype(np.float32)
-    return obs
+    return (r[:, None] * np.stack([np.cos(theta), np.sin(theta)], 1)).astype(np.float32)
 
 
 def hidden(policy, obs: torch.Tensor) -> torch.Tensor:
@@ -84,6 +89,10 @@ class AuxLoss:
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
 
+    def stacked(self, aux_losses: list["AuxLoss"], device) -> "StackedAuxLoss":
+        """The losses of K runs (this one among them) as one computation for :class:`StackedMADDPG`."""
+        return StackedAuxLoss(aux_losses, device)
+
     def __call__(self, model: MADDPG, sample):
         policy = model.policies[BLUE]
         obs = sample[0][BLUE][:self.n_obs]  # (n, 10)
@@ -105,6 +114,64 @@ class AuxLoss:
             info["losses/soo"] = s.item()
             return s + cap, info
         return cap, info
+
+
+class StackedAuxLoss:
+    """:class:`AuxLoss` of K runs at once (each its own condition, frozen baseline and generator), called by
+    :meth:`soo.rl.maddpg.StackedMADDPG.update` as ``aux(model, obs_blue (K, B, 10)) -> (loss (K,), info)``.
+
+    The SOO term's MSE is a masked mean: rows with red in sight keep their real observation as the "other"
+    one, so their hidden states are equal and add exactly zero; the sum is divided by each run's count."""
+
+    def __init__(self, aux_losses: list[AuxLoss], device):
+        self.runs = list(aux_losses)
+        if len({(a.n_obs, a.radius) for a in self.runs}) > 1:
+            raise ValueError("StackedAuxLoss: the runs of one stack must share n_obs and radius.")
+        self.n_obs, self.radius = self.runs[0].n_obs, self.runs[0].radius
+        self.ref = StackedMLP([a.ref for a in self.runs], device, requires_grad=False)
+        self.soo = [k for k, a in enumerate(self.runs) if a.condition == "soo"]
+        self.random = [k for k, a in enumerate(self.runs) if a.condition == "random"]
+
+    def __call__(self, model, obs_blue: torch.Tensor):
+        policy = model.policies[BLUE]
+        obs = obs_blue[:, :self.n_obs]  # (K, n, 10)
+        K = obs.shape[0]
+        with torch.no_grad():
+            a_base = self.ref(obs, False)
+        h1, h2, a = policy(obs, False, return_hidden=True)
+        cap = torch.log(((a - a_base) ** 2).mean((1, 2)) + EPS)  # (K,)
+        soo = torch.full((K,), float("nan"), device=obs.device)
+        extra = torch.zeros(K, device=obs.device)
+        if self.soo:
+            mask = (obs[..., ADV] == 0).all(-1)  # (K, n): red out of sight
+            counts = mask.sum(1).tolist()
+            ks = [k for k in self.soo if counts[k]]
+            if K == 1 and ks:  # one run: the reference's arithmetic (the self rows only), bit for bit
+                o_self = obs[0][mask[0]]
+                o_other = o_self.clone()
+                o_other[:, ADV] = torch.from_numpy(synthetic_offsets(self.runs[0].rng, counts[0], self.radius)).to(obs.device)
+                hs, ho = (torch.cat(policy(o[None], False, return_hidden=True)[:2], 2) for o in (o_self, o_other))
+                term = torch.log(F.mse_loss(hs, ho) + EPS).view(1)
+            elif ks:
+                other = obs.clone()
+                for k in ks:
+                    off = synthetic_offsets(self.runs[k].rng, counts[k], self.radius)
+                    other[k, mask[k], ADV.start:ADV.stop] = torch.from_numpy(off).to(obs.device)
+                g1, g2, _ = policy(other, False, return_hidden=True)
+                sq = ((torch.cat([h1, h2], 2) - torch.cat([g1, g2], 2)) ** 2).sum((1, 2))  # (K,)
+                n = torch.tensor(counts, dtype=sq.dtype, device=obs.device) * h1.shape[2] * 2
+                idx = torch.tensor(ks, device=obs.device)
+                term = torch.log(sq[idx] / n[idx] + EPS)
+            if ks:
+                idx = torch.tensor(ks, device=obs.device)
+                extra = extra.index_add(0, idx, term)
+                soo = soo.index_copy(0, idx, term.detach())
+        for k in self.random:
+            u = self.runs[k].rng.uniform()
+            v = torch.log(torch.tensor(u ** 10 + EPS))
+            extra = extra.index_add(0, torch.tensor([k], device=obs.device), v.to(obs.device).view(1))
+            soo[k] = v
+        return cap + extra, {"losses/capability": cap.detach(), "losses/soo": soo}
 
 
 def make_aux_loss(condition: str, pretrained: MADDPG, radius: float, rng: np.random.Generator,
