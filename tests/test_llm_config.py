@@ -124,3 +124,36 @@ def test_embedded_architecture_is_the_packaged_one(embedded):
     for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
               "vocab_size", "rope_parameters", "tie_word_embeddings"):
         assert getattr(meta.config, k) == getattr(lm.config, k), k
+
+
+@pytest.mark.slow
+def test_paper_path_end_to_end_on_a_tiny_mistral(tmp_path):
+    """start_from=None (SOO on the model itself), greedy generation scored by first mention in the paper's order,
+    the honesty-prompt baseline: llm_baseline and llm_soo at the smoke scale on a tiny random Mistral."""
+    import json as _json
+
+    from soo import notebooks
+    from soo.utils import project_root, read_json
+
+    root = project_root()
+    (tmp_path / "notebooks").mkdir()
+    for n in ("llm_baseline", "llm_soo"):
+        shutil.copy(root / "notebooks" / f"{n}.md", tmp_path / "notebooks" / f"{n}.md")
+    common = {"model": "tiny-random-mistral", "out_dir": str(tmp_path / "results"), "fig_dir": str(tmp_path / "fig")}
+    notebooks.execute("llm_baseline", scale="smoke", root=tmp_path, parameters=common, executed_dir="executed")
+    notebooks.execute("llm_soo", scale="smoke", root=tmp_path, executed_dir="executed",
+                      parameters={**common, "start_from": None, "conditions": '["soo_mse"]', "sweep_layers": "[]",
+                                  "sweep_lrs": "[]"})
+    base_dir = tmp_path / "results" / "smoke" / "llm_baseline"
+    honesty = X.read_value(base_dir / "generate_honesty.json")
+    assert read_json(base_dir / "generate_honesty.json")["_key"]["honesty"] is True
+    assert {r["order"] for r in honesty} == {"paper", "mirrored"} and all("response" in r for r in honesty)
+    soo_dir = tmp_path / "results" / "smoke" / "llm_soo"
+    assert not (tmp_path / "results" / "smoke" / "llm_organism").exists()  # no organism on the paper path
+    res = X.read_value(soo_dir / "soo_mse__seed0" / "result.json")
+    assert res["config"]["model"] == "tiny-random-mistral" and res["config"]["layer"] == 1
+    assert {r["order"] for r in res["generate_records"]} == {"paper", "mirrored"}
+    assert all(r["label"] in ("deceptive", "honest", "unclear") for r in res["generate_records"])
+    nb = _json.loads((tmp_path / "executed" / "llm_soo.ipynb").read_text())
+    assert "paper order, greedy generation" in _json.dumps(nb)  # the comparison's paper-way row
+    assert read_json(soo_dir / "soo_mse__seed0" / "manifest.json")["config"]["objective"] == "soo_mse"

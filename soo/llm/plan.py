@@ -11,8 +11,8 @@ The memory figures are estimates for planning (GiB = 2**30 bytes), not measureme
 per quantized weight; bf16: 2 bytes; fp32: 4), LoRA weights + gradients + AdamW moments (16 bytes per LoRA
 parameter), and activations: the larger of training (both passes of a SOO pair to the SOO layer, or through the
 whole model and its logits for the KL-on-logits and LM-loss objectives) and evaluation (the KV cache of a
-generation batch, the capability check's logits), at the run's batch sizes and the token counts in
-:data:`TOKENS`.
+generation batch and the logits of its prompts, the capability check's logits), at the run's batch sizes and the
+token counts in :data:`TOKENS`. On a GPU, PyTorch's caching allocator and the CUDA context come on top.
 """
 from __future__ import annotations
 
@@ -115,7 +115,8 @@ def estimate_memory(cfg: LLMConfig, checks: dict, *, notebook: str, objectives=(
         act = B * TOKENS["burglar_prompt"] * (L * per_token_layer + 3 * V * 4)
     Te = TOKENS["burglar_prompt"] + cfg.gen_tokens
     kv_cache = cfg.batch_size * Te * L * 2 * kv * hd * wb
-    prefill = cfg.batch_size * TOKENS["burglar_prompt"] * (2 * i + 4 * h) * wb + cfg.batch_size * V * 4
+    # prefill of a generation batch: MLP intermediates, and the logits of every prompt position (bf16, then fp32)
+    prefill = cfg.batch_size * TOKENS["burglar_prompt"] * ((2 * i + 4 * h) * wb + V * (wb + 4))
     evaluation = kv_cache + prefill
     if notebook == "llm_soo":  # capability: fp32 log-softmax of tuned and base, and their KL, on the kept positions
         evaluation = max(evaluation, 8 * (cfg.capability_tokens + TOKENS["capability_answer_extra"]) * V * 4 * 3)
@@ -167,11 +168,14 @@ def stop_here() -> None:
 
 def dry_run(cfg: LLMConfig, notebook: str, run_dir, *, n_eval: int, runs=(), objectives=("soo_mse",)) -> dict:
     """Write the plan to ``run_dir/plan.json`` (atomically), show it, and skip the rest of the notebook."""
-    from IPython.display import display
-
     p = plan(cfg, notebook, n_eval=n_eval, runs=runs, objectives=objectives)
     path = atomic_write_json(Path(run_dir) / "plan.json", p)
-    display(plan_table(p).style.hide(axis="index"))
+    try:
+        from IPython.display import display
+
+        display(plan_table(p).style.hide(axis="index"))
+    except ImportError:  # no IPython (e.g. scripts/run_notebook.py on a bare GPU machine)
+        print(plan_table(p).to_string(index=False))
     print(f"dry run: plan written to {path}; nothing was loaded or trained. The rest of the notebook is skipped.")
     stop_here()
     return p

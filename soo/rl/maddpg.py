@@ -253,6 +253,7 @@ class StackedMLP:
             self.p[name] = v
             off += size
         self.leaves = list(self.p.values())
+        self.grads = [v.grad for v in self.leaves] if requires_grad else []
         self.buffers = {n: torch.stack([s[n] for s in states]).to(device) for n in _BUFFERS}
         self.flat.grad = self.grad
 
@@ -264,8 +265,8 @@ class StackedMLP:
         if training:
             b["in_fn.num_batches_tracked"].add_(1)
         if K == 1:
-            xn = F.batch_norm(x.squeeze(0).contiguous(), b["in_fn.running_mean"].view(-1),
-                              b["in_fn.running_var"].view(-1), p["in_fn.weight"], p["in_fn.bias"], training, 0.1, 1e-5)
+            xn = torch.batch_norm(x.squeeze(0).contiguous(), p["in_fn.weight"], p["in_fn.bias"], b["in_fn.running_mean"][0],
+                                  b["in_fn.running_var"][0], training, 0.1, 1e-5, False)
             h1 = F.leaky_relu(F.linear(xn, p["fc1.weight"], p["fc1.bias"]), inplace=True)
             h2 = F.leaky_relu(F.linear(h1, p["fc2.weight"], p["fc2.bias"]), inplace=True)
             out = F.linear(h2, p["fc3.weight"], p["fc3.bias"])
@@ -288,7 +289,7 @@ class StackedMLP:
     def clip_grad_norm_(self, max_norm: float) -> None:
         """Per run, as ``nn.utils.clip_grad_norm_`` over that run's parameters."""
         if self.K == 1:  # the reference's order of operations: the norm of the per-tensor norms
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v.grad) for v in self.leaves]))
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.grads)))
         else:
             norms = [torch.linalg.vector_norm(v.grad.reshape(self.K, -1), dim=1) for v in self.leaves]
             norm = torch.linalg.vector_norm(torch.stack(norms, 1), dim=1, keepdim=True)
@@ -443,8 +444,11 @@ class StackedReplayBuffer:
     def sample(self, batch: int, rngs: Sequence[np.random.Generator], device="cpu") -> torch.Tensor:
         """Rows ``(K, batch, 38)``, each run's drawn with its own generator (without replacement), rewards
         normalised by that run's buffer mean and standard deviation."""
-        idx = np.stack([rng.choice(self.n, size=batch, replace=False) for rng in rngs])
-        rows = self.data[np.arange(self.K)[:, None], idx]  # (K, B, 38)
+        if self.K == 1:
+            rows = self.data[0].take(rngs[0].choice(self.n, size=batch, replace=False), axis=0)[None]
+        else:
+            idx = np.stack([rng.choice(self.n, size=batch, replace=False) for rng in rngs])
+            rows = self.data[np.arange(self.K)[:, None], idx]  # (K, B, 38)
         mean = self.rsum / self.n
         std = np.sqrt(np.maximum(self.rsq / self.n - mean ** 2, 0.0))
         std = np.where(std > 1e-8, std, 1.0)
