@@ -151,14 +151,15 @@ def _observe(pos, landmarks, goal, trapped, radius):
     return obs_red.astype(np.float32), obs_blue.astype(np.float32)
 
 
-def _rewards(pos, landmarks, goal, trapped, radius, mode):
+def _rewards(pos, landmarks, goal, trapped, radius, deceptive):
+    """Rewards ``(n, 2)``; ``deceptive``: one bool, or one per environment (the trap bonus applies)."""
     n = pos.shape[0]
     goal_pos = landmarks[np.arange(n), goal]
     red_goal = np.linalg.norm(pos[:, 0] - goal_pos, axis=1) < NEAR
     blue_goal = np.linalg.norm(pos[:, 1] - goal_pos, axis=1) < NEAR
     near = np.linalg.norm(pos[:, 1] - pos[:, 0], axis=1) <= radius
     r_red = R_GOAL * red_goal + R_NEAR_BLUE * near
-    r_blue = R_GOAL * blue_goal + (R_TRAP * trapped if mode == "deceptive" else 0.0)
+    r_blue = R_GOAL * blue_goal + R_TRAP * (trapped & deceptive)
     return np.stack([r_red, r_blue], 1).astype(np.float64)
 
 
@@ -175,6 +176,7 @@ class BatchedDeceptionEnv:
             raise ValueError(f"num_envs={num_envs!r} must be a positive integer.")
         self.n, self.cfg = int(num_envs), config
         self.rng = np.random.default_rng(seed)
+        self.deceptive = config.mode == "deceptive"
 
     def reset(self, seed: int | None = None):
         if seed is not None:
@@ -202,9 +204,45 @@ class BatchedDeceptionEnv:
         self.vel[newly, 0] = 0.0  # max_speed = 0 from now on
         self.trapped = self.trapped | newly
         self.t += 1
-        rew = _rewards(self.pos, self.landmarks, self.goal, self.trapped, self.cfg.radius, self.cfg.mode)
+        rew = _rewards(self.pos, self.landmarks, self.goal, self.trapped, self.cfg.radius, self.deceptive)
         obs = list(_observe(self.pos, self.landmarks, self.goal, self.trapped, self.cfg.radius))
         return obs, rew, self.t >= self.cfg.episode_length, {"trapped": self.trapped.copy()}
+
+
+class StackedDeceptionEnv(BatchedDeceptionEnv):
+    """The environments of K training runs as one batch of ``K * num_envs`` (run-major), for stacked training.
+
+    Run ``k`` draws its initial states from its own generator seeded ``seeds[k]`` and has its own reward mode,
+    so its environments follow exactly the trajectories of ``BatchedDeceptionEnv(num_envs, configs[k],
+    seeds[k])`` given the same actions. ``reset()`` -> ``[(K, n, 6), (K, n, 10)]``; ``step`` takes
+    ``[(K, n, 2), (K, n, 2)]`` and returns observations, rewards ``(K, n, 2)`` and ``trapped (K, n)`` the same way.
+    """
+
+    def __init__(self, num_envs: int, configs, seeds):
+        configs = list(configs)
+        if len({(c.radius, c.episode_length, c.integrator) for c in configs}) > 1:
+            raise ValueError("StackedDeceptionEnv: the runs must share radius, episode_length and integrator.")
+        super().__init__(num_envs * len(configs), configs[0])
+        self.K, self.per = len(configs), int(num_envs)
+        self.rngs = [np.random.default_rng(s) for s in seeds]
+        self.deceptive = np.repeat([c.mode == "deceptive" for c in configs], self.per)
+
+    def _split(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(self.K, self.per, *x.shape[1:])
+
+    def reset(self, seed=None):
+        if seed is not None:
+            raise ValueError("StackedDeceptionEnv.reset: the runs' generators are seeded at construction.")
+        parts = [sample_initial_state(rng, self.per, self.cfg.radius) for rng in self.rngs]
+        self.pos, self.landmarks, self.goal = (np.concatenate(x) for x in zip(*parts))
+        self.vel = np.zeros_like(self.pos)
+        self.trapped = np.zeros(self.n, dtype=bool)
+        self.t = 0
+        return [self._split(o) for o in _observe(self.pos, self.landmarks, self.goal, self.trapped, self.cfg.radius)]
+
+    def step(self, actions):
+        obs, rew, done, info = super().step([np.asarray(a).reshape(self.n, -1) for a in actions])
+        return [self._split(o) for o in obs], self._split(rew), done, {"trapped": self._split(info["trapped"])}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +374,7 @@ class DeceptionParallelEnv(ParallelEnv):
         if not self.trapped and np.linalg.norm(red.state.p_pos - fake) < NEAR:
             self.trapped, red.max_speed, red.state.p_vel = True, 0.0, np.zeros(2)
         self.t += 1
-        rew = _rewards(*self._arrays(), self.cfg.radius, self.cfg.mode)[0]
+        rew = _rewards(*self._arrays(), self.cfg.radius, self.cfg.mode == "deceptive")[0]
         obs = self._obs()
         trunc = self.t >= self.cfg.episode_length
         rewards = {a: float(rew[i]) for i, a in enumerate(self.agents)}

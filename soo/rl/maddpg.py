@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from ..utils import atomic_write_json, read_json
 from .config import RLConfig
-from .env import ACT_DIM, OBS_DIMS, BatchedDeceptionEnv
+from .env import ACT_DIM, OBS_DIMS, BatchedDeceptionEnv, StackedDeceptionEnv
 
 N_AGENTS = 2  # red adversary, blue agent
 BLUE = 1
@@ -341,6 +341,7 @@ class StackedMADDPG:
     def __init__(self, models: Sequence[MADDPG], device="cpu"):
         cfg = models[0].cfg
         self.cfg, self.K, self.device = cfg, len(models), torch.device(device)
+        self.dtype = next(models[0].parameters()).dtype  # float32; float64 in the equivalence tests
         stack = lambda part, a, grad=True: StackedMLP([getattr(m, part)[a] for m in models], device, grad)  # noqa: E731
         self.policies = [stack("policies", a) for a in range(N_AGENTS)]
         self.critics = [stack("critics", a) for a in range(N_AGENTS)]
@@ -352,7 +353,7 @@ class StackedMADDPG:
     @torch.no_grad()
     def act(self, obs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Deterministic actions of every run: ``obs = [red (K, n, 6), blue (K, n, 10)]`` -> ``[(K, n, 2)] * 2``."""
-        return [p(torch.as_tensor(o, dtype=torch.float32, device=self.device), False).cpu().numpy()
+        return [p(torch.as_tensor(o, dtype=self.dtype, device=self.device), False).cpu().numpy()
                 for p, o in zip(self.policies, obs)]
 
     def update(self, rows: torch.Tensor, agent_i: int, aux_loss: Callable | None = None) -> dict:
@@ -441,7 +442,7 @@ class StackedReplayBuffer:
         self.i = (self.i + m) % self.cap
         self.n = min(self.n + m, self.cap)
 
-    def sample(self, batch: int, rngs: Sequence[np.random.Generator], device="cpu") -> torch.Tensor:
+    def sample(self, batch: int, rngs: Sequence[np.random.Generator], device="cpu", dtype=torch.float32) -> torch.Tensor:
         """Rows ``(K, batch, 38)``, each run's drawn with its own generator (without replacement), rewards
         normalised by that run's buffer mean and standard deviation."""
         if self.K == 1:
@@ -453,7 +454,7 @@ class StackedReplayBuffer:
         std = np.sqrt(np.maximum(self.rsq / self.n - mean ** 2, 0.0))
         std = np.where(std > 1e-8, std, 1.0)
         rows[..., _REW] = (rows[..., _REW] - mean[:, None]) / std[:, None]
-        return torch.from_numpy(rows).to(device, non_blocking=True)
+        return torch.from_numpy(rows).to(device, dtype, non_blocking=True)
 
     def run_state(self, k: int) -> dict:
         """Run ``k``'s filled rows and sums (a checkpoint of a young buffer stays small)."""
@@ -636,7 +637,7 @@ def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, de
                 getattr(m, part).load_state_dict(getattr(init, part).state_dict())
         models.append(m)
     n_envs = min(cfg.num_envs, cfg.n_episodes)
-    envs = [BatchedDeceptionEnv(n_envs, c.env, seed=c.seed) for c in cfgs]
+    env = StackedDeceptionEnv(n_envs, [c.env for c in cfgs], [c.seed for c in cfgs])
     rngs = [np.random.default_rng([c.seed, 1]) for c in cfgs]
     buffer = StackedReplayBuffer(K, cfg.buffer_length)
     noise = [[OUNoise(n_envs) for _ in range(N_AGENTS)] for _ in range(K)]
@@ -651,14 +652,14 @@ def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, de
         buffer.load_run_states([ck["buffer"] for ck in resumes])
         for k, ck in enumerate(resumes):
             st = json.loads(ck["state"])
-            envs[k].rng.bit_generator.state, rngs[k].bit_generator.state = st["env_rng"], st["rng"]
+            env.rngs[k].bit_generator.state, rngs[k].bit_generator.state = st["env_rng"], st["rng"]
             if st.get("aux") is not None:
                 aux_losses[k].load_state_dict(st["aux"])
             ep, t, histories[k], elapsed[k] = st["ep"], st["t"], st["history"], st["elapsed"]
     next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
     t0 = time.perf_counter()
     while ep < cfg.n_episodes:
-        obs = [np.stack(o) for o in zip(*[e.reset() for e in envs])]  # [(K, n, 6), (K, n, 10)]
+        obs = env.reset()  # [(K, n, 6), (K, n, 10)]
         scale = cfg.final_noise_scale + (cfg.init_noise_scale - cfg.final_noise_scale) * \
             max(0, cfg.n_exploration_eps - ep) / cfg.n_exploration_eps
         for nz in noise:
@@ -669,10 +670,7 @@ def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, de
             acts = model.act(obs)
             acts = [np.clip(acts[a] + np.stack([nz[a](rng, scale) for nz, rng in zip(noise, rngs)]), -1, 1)
                     for a in range(N_AGENTS)]
-            steps = [e.step([acts[0][k], acts[1][k]]) for k, e in enumerate(envs)]
-            next_obs = [np.stack([s[0][a] for s in steps]) for a in range(N_AGENTS)]
-            rew = np.stack([s[1] for s in steps])  # (K, n, 2)
-            done, info = steps[0][2], [s[3] for s in steps]
+            next_obs, rew, done, info = env.step(acts)  # rew (K, n, 2)
             buffer.push(obs, acts, rew, next_obs)
             ret += rew
             obs = next_obs
@@ -681,7 +679,7 @@ def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, de
             if len(buffer) >= cfg.batch_size:
                 for _ in range(n_updates):
                     for a in range(N_AGENTS):
-                        infos.update(model.update(buffer.sample(cfg.batch_size, rngs, model.device), a,
+                        infos.update(model.update(buffer.sample(cfg.batch_size, rngs, model.device, model.dtype), a,
                                                   aux if a == BLUE else None))
                     model.update_targets()
         ep += n_envs
@@ -689,7 +687,7 @@ def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, de
         wall = time.perf_counter() - t0
         for k in range(K):
             row = {"episode": ep, "noise": scale, "return_red": float(ret[k, :, 0].mean()),
-                   "return_blue": float(ret[k, :, 1].mean()), "trapped": float(info[k]["trapped"].mean()),
+                   "return_blue": float(ret[k, :, 1].mean()), "trapped": float(info["trapped"][k].mean()),
                    **{name: v[k] for name, v in logged.items() if not np.isnan(v[k])}}
             histories[k].append(row)
             if log is not None:
@@ -697,7 +695,7 @@ def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, de
         if ep >= next_save or ep >= cfg.n_episodes or (stop_after is not None and ep >= stop_after):
             next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
             for k in range(K):
-                state = {"env_rng": envs[k].rng.bit_generator.state, "rng": rngs[k].bit_generator.state,
+                state = {"env_rng": env.rngs[k].bit_generator.state, "rng": rngs[k].bit_generator.state,
                          "ep": ep, "t": t, "history": histories[k], "elapsed": elapsed[k] + wall,
                          "config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]),
                          "aux": aux_losses[k].state_dict() if aux_losses[k] is not None else None}

@@ -149,14 +149,14 @@ class StackedAuxLoss:
             if K == 1 and ks:  # one run: the reference's arithmetic (the self rows only), bit for bit
                 o_self = obs[0][mask[0]]
                 o_other = o_self.clone()
-                o_other[:, ADV] = torch.from_numpy(synthetic_offsets(self.runs[0].rng, counts[0], self.radius)).to(obs.device)
+                o_other[:, ADV] = torch.from_numpy(synthetic_offsets(self.runs[0].rng, counts[0], self.radius)).to(obs.device, obs.dtype)
                 hs, ho = (torch.cat(policy(o[None], False, return_hidden=True)[:2], 2) for o in (o_self, o_other))
                 term = torch.log(F.mse_loss(hs, ho) + EPS).view(1)
             elif ks:
                 other = obs.clone()
                 for k in ks:
                     off = synthetic_offsets(self.runs[k].rng, counts[k], self.radius)
-                    other[k, mask[k], ADV.start:ADV.stop] = torch.from_numpy(off).to(obs.device)
+                    other[k, mask[k], ADV.start:ADV.stop] = torch.from_numpy(off).to(obs.device, obs.dtype)
                 g1, g2, _ = policy(other, False, return_hidden=True)
                 sq = ((torch.cat([h1, h2], 2) - torch.cat([g1, g2], 2)) ** 2).sum((1, 2))  # (K,)
                 n = torch.tensor(counts, dtype=sq.dtype, device=obs.device) * h1.shape[2] * 2
@@ -169,7 +169,7 @@ class StackedAuxLoss:
         for k in self.random:
             u = self.runs[k].rng.uniform()
             v = torch.log(torch.tensor(u ** 10 + EPS))
-            extra = extra.index_add(0, torch.tensor([k], device=obs.device), v.to(obs.device).view(1))
+            extra = extra.index_add(0, torch.tensor([k], device=obs.device), v.to(obs.device, extra.dtype).view(1))
             soo[k] = v
         return cap + extra, {"losses/capability": cap.detach(), "losses/soo": soo}
 
