@@ -6,6 +6,8 @@
 # calls on the same warm machine (a call carries at most 64 MiB, the GGUF file alone is 94 MiB):
 #   call 1, carry [".dev/a"]:  bash scripts/device_llm_full.sh stage    (~30 s)
 #   call 2, carry [".dev/b"]:  bash scripts/device_llm_full.sh run      (~5 min on one H200; timeout_s 480)
+# Step limits (seconds; a killed notebook still returns the cells it finished): convert 60, plans 60,
+# llm_baseline $BASELINE_LIMIT (200), llm_soo $SOO_LIMIT (230).
 #
 # What `run` runs (the paper's protocol at scale=full; llm_soo on the released embedded model, start_from=None,
 # and only the paper's loss with one seed, to fit the device time; everything else as `make book SCALE=full`):
@@ -57,19 +59,23 @@ step() {  # name, timeout, command...
   echo "== $name: rc=$rc wall=$(( $(date +%s) - t0 )) s (limit $limit s)"
 }
 SOO_ARGS=(-p scale "$SCALE" -p start_from None -p seeds "[0]" -p conditions '["soo_mse"]' -p sweep_layers "[]" -p sweep_lrs "[]")
-step convert 90 $PY -c "from soo import models; models.embedded_path()"
-step plan_baseline 60 $PY scripts/run_notebook.py llm_baseline --out $D/soo_dry -p scale "$SCALE" -p dry_run True -p out_dir "$R"
-step plan_soo 60 $PY scripts/run_notebook.py llm_soo --out $D/soo_dry "${SOO_ARGS[@]}" -p dry_run True -p out_dir "$R"
-$PY - "$R" "$OUT/plans.json" <<'PY'
+step convert 60 $PY -c "from soo import models; models.embedded_path()"
+# the dry runs' plans of both notebooks (what -p dry_run True writes), in one process
+step plans 60 $PY - "$SCALE" "$OUT/plans.json" <<'PY'
 import json, sys
-from pathlib import Path
-r = Path(sys.argv[1])
-plans = {p.parent.name: json.loads(p.read_text()) for p in sorted(r.glob("*/*/plan.json"))}
-Path(sys.argv[2]).write_text(json.dumps(plans, indent=1))
+from soo import experiments as X
+from soo.llm import plan as P
+from soo.llm.config import llm_config
+scale, path = sys.argv[1:]
+sc = llm_config(scale, start_from=None, seeds="[0]")
+jobs = X.soo_jobs(sc, ["soo_mse"], [], [])
+plans = {"llm_baseline": P.plan(sc, "llm_baseline", n_eval=sc.n_eval),
+         "llm_soo": P.plan(sc, "llm_soo", n_eval=sc.n_soo_eval, runs=X.job_names(sc, jobs), objectives=["soo_mse"])}
+open(path, "w").write(json.dumps(plans, indent=1))
 print({k: (v["mem_total_gib"], v["n_runs"]) for k, v in plans.items()})
 PY
-step llm_baseline 170 $PY scripts/run_notebook.py llm_baseline --out "$OUT" -p scale "$SCALE" -p out_dir "$R" -p fig_dir "$F"
-step llm_soo 240 $PY scripts/run_notebook.py llm_soo --out "$OUT" "${SOO_ARGS[@]}" -p out_dir "$R" -p fig_dir "$F"
+step llm_baseline "${BASELINE_LIMIT:-200}" $PY scripts/run_notebook.py llm_baseline --out "$OUT" -p scale "$SCALE" -p out_dir "$R" -p fig_dir "$F"
+step llm_soo "${SOO_LIMIT:-230}" $PY scripts/run_notebook.py llm_soo --out "$OUT" "${SOO_ARGS[@]}" -p out_dir "$R" -p fig_dir "$F"
 tar czf "$OUT/results.tgz" -C "$R" --exclude='*.safetensors' --exclude='*.bin' "$SCALE"
 $PY - "$OUT" <<'PY'
 import json, sys
