@@ -1,4 +1,4 @@
-"""Cached experiment steps shared by the three RL notebooks (each trains what it needs if missing).
+"""Cached experiment steps shared by the three RL notebooks (each trains or reads back what it needs).
 
 Layout under ``{out_dir}/{scale}/rl/``::
 
@@ -7,86 +7,223 @@ Layout under ``{out_dir}/{scale}/rl/``::
     eval/{kind}_seed{seed}.json    returns, distances, trap rate, deceptive-movement records, one trajectory
     eval/classification.json       mean-SOO curves and accuracies
 
-Runs are independent processes (``workers``, one torch thread each); finished runs are read back.
+A run is found, in this order: finished in ``out_dir`` with the same settings; **kept with the book**
+(``book/data/rl_full/``, the paper's full protocol computed once by ``make rl-full``, restored into
+``out_dir`` when its settings key matches); else trained. On a CPU, runs train in ``workers`` processes (one
+torch thread each; stacking does not pay there); on a GPU, all runs of a stage train as one stack.
+
+``python -m soo.rl.experiment --scale full --keep`` (``make rl-full``) trains the whole protocol from nothing
+and writes the kept runs: ``model.safetensors``, ``metrics.json`` and ``manifest.json`` per run, plus
+``protocol.json`` (machine, wall time).
 """
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import multiprocessing as mp
 import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..utils import atomic_write_json, manifest, read_json
-from .config import CONDITIONS, RLConfig, ScaleConfig
+from ..utils import atomic_write_json, manifest, project_root, read_json
+from .config import CONDITIONS, RLConfig, ScaleConfig, scale_config
 from .env import MODES
-from .maddpg import BLUE, is_finished, load_policies, train
+from .maddpg import BLUE, MADDPG, is_finished, load_policies, save_policies, settings_key, train, train_stacked
 from .metrics import (behavioural_difference, classification_accuracy, deceptive_moves, mean_soo_curve, rollout,
                       summary, threshold_grid, truncated_surfaces)
 from .soo import make_aux_loss
 
 AGENT_KINDS = MODES + CONDITIONS  # deceptive, honest, soo, capability, random
+KEPT_DIR = project_root() / "book" / "data" / "rl_full"
+"""The full-protocol runs kept with the book (``make rl-full`` writes them; ``tests/test_rl_kept.py`` checks them)."""
 
 
 def rl_dir(out_dir, scale) -> Path:
     return Path(out_dir) / scale / "rl"
 
 
+def _sub(kind: str) -> str:
+    return "baselines" if kind in MODES else "soo"
+
+
 def agent_dir(out_dir, scale, kind: str, seed: int) -> Path:
-    sub = "baselines" if kind in MODES else "soo"
-    return rl_dir(out_dir, scale) / sub / f"{kind}_seed{seed}"
+    return rl_dir(out_dir, scale) / _sub(kind) / f"{kind}_seed{seed}"
 
 
-def _job(cfg_dict: dict, run_dir: str, init_dir: str | None) -> dict:
+@dataclass(frozen=True)
+class Run:
+    """One training run of the protocol: a baseline (``kind`` = mode) or a fine-tuning (``kind`` = condition)."""
+    kind: str
+    seed: int
+    cfg: RLConfig
+    init: "Run | None" = None
+    """the deceptive baseline a fine-tuning starts from"""
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}_seed{self.seed}"
+
+    @property
+    def key(self) -> str:
+        """Settings key of the run and, for a fine-tuning, of the baseline it starts from."""
+        own = settings_key(self.cfg)
+        return own if self.init is None else hashlib.sha256(f"{own}/{self.init.key}".encode()).hexdigest()[:16]
+
+
+def baseline_runs(scfg: ScaleConfig, modes=MODES) -> list[Run]:
+    return [Run(m, s, scfg.rl_config(m, s)) for s in scfg.seeds for m in modes]
+
+
+def finetune_runs(scfg: ScaleConfig, conditions=CONDITIONS) -> list[Run]:
+    return [Run(c, s, scfg.rl_config(scfg.finetune_reward, s, n_episodes=scfg.soo_episodes, soo_condition=c),
+                init=Run("deceptive", s, scfg.rl_config("deceptive", s))) for s in scfg.seeds for c in conditions]
+
+
+def protocol_runs(scfg: ScaleConfig) -> list[Run]:
+    """Every training run of a scale: the baselines, then the fine-tunings."""
+    return baseline_runs(scfg) + finetune_runs(scfg)
+
+
+def _aux(run: Run, init: MADDPG):
+    cfg = run.cfg
+    return make_aux_loss(cfg.soo_condition, init, cfg.radius, np.random.default_rng([cfg.seed, 2]), cfg.soo_batch)
+
+
+def _train_one(cfg_dict: dict, run_dir: str, init_dir: str | None) -> None:
     torch.set_num_threads(1)
     cfg = RLConfig(**cfg_dict)
-    init = aux = None
-    if init_dir is not None:
-        init = load_policies(Path(init_dir))
-        aux = make_aux_loss(cfg.soo_condition, init, cfg.radius, np.random.default_rng([cfg.seed, 2]), cfg.soo_batch)
-    m = train(cfg, run_dir, init=init, aux_loss=aux)
-    return {"wall_time_s": m["wall_time_s"], "last": m["history"][-1]}
+    init = load_policies(Path(init_dir)) if init_dir is not None else None
+    train(cfg, run_dir, init=init, aux_loss=None if init is None else _aux(Run(cfg.soo_condition, cfg.seed, cfg), init))
 
 
-def _run_jobs(jobs, workers: int) -> list[dict]:
-    todo = [j for j in jobs if not is_finished(j[1], RLConfig(**j[0]))]
-    workers = min(workers, os.cpu_count() or 1)
-    if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn")) as ex:
-            list(ex.map(_job, *zip(*todo)))
-    else:
-        n = torch.get_num_threads()
-        try:
-            for j in todo:
-                _job(*j)
-        finally:
-            torch.set_num_threads(n)
-    return [read_json(Path(j[1]) / "metrics.json") for j in jobs]
+def _restore_kept(run: Run, run_dir: Path, kept_dir: Path) -> bool:
+    """Copy a kept run with this run's settings key into ``run_dir``; False if there is none."""
+    src = kept_dir / _sub(run.kind) / run.name
+    if not (src / "manifest.json").exists() or read_json(src / "manifest.json").get("settings_key") != run.key:
+        return False
+    from safetensors.torch import load_file
+
+    model = MADDPG(run.cfg)
+    flat = load_file(src / "model.safetensors")
+    for part in ("policies", "critics"):
+        getattr(model, part).load_state_dict({k[len(part) + 1:]: v for k, v in flat.items() if k.startswith(part + ".")})
+    save_policies(model, run_dir)
+    atomic_write_json(run_dir / "metrics.json", read_json(src / "metrics.json"))
+    return True
 
 
-def train_baselines(scfg: ScaleConfig, out_dir, modes=MODES, workers: int | None = None) -> dict:
+def run_all(runs: list[Run], out_dir, scale: str, workers: int = 2, device: str | None = None,
+            kept_dir: Path | None = KEPT_DIR) -> dict:
+    """Finish every run (read back, restore a kept copy, or train); ``{(kind, seed): metrics}``.
+
+    Fine-tunings need their baseline: it is finished first (as a run of its own). ``device``: ``"cuda"``
+    trains the runs still to do as one stack per stage; ``None`` or ``"cpu"``: ``workers`` processes."""
+    dirs = {r: agent_dir(out_dir, scale, r.kind, r.seed) for r in runs}
+    inits = {r.init for r in runs if r.init is not None} - set(runs)
+    if inits:
+        run_all(sorted(inits, key=lambda r: r.seed), out_dir, scale, workers, device, kept_dir)
+    todo = [r for r in runs if not is_finished(dirs[r], r.cfg)
+            and not (kept_dir is not None and _restore_kept(r, dirs[r], kept_dir))]
+    for stage in ([r for r in todo if r.init is None], [r for r in todo if r.init is not None]):
+        if not stage:
+            continue
+        init_dirs = [None if r.init is None else str(agent_dir(out_dir, scale, "deceptive", r.seed)) for r in stage]
+        if device is not None and torch.device(device).type == "cuda":
+            models = [None if d is None else load_policies(Path(d)) for d in init_dirs]
+            train_stacked([r.cfg for r in stage], [dirs[r] for r in stage], models,
+                          [None if m is None else _aux(r, m) for r, m in zip(stage, models)], device=device)
+            continue
+        jobs = [(r.cfg.to_dict(), str(dirs[r]), d) for r, d in zip(stage, init_dirs)]
+        n = min(workers, os.cpu_count() or 1, len(jobs))
+        if n > 1:
+            with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as ex:
+                list(ex.map(_train_one, *zip(*jobs)))
+        else:
+            threads = torch.get_num_threads()
+            try:
+                for j in jobs:
+                    _train_one(*j)
+            finally:
+                torch.set_num_threads(threads)
+    return {(r.kind, r.seed): read_json(dirs[r] / "metrics.json") for r in runs}
+
+
+def train_baselines(scfg: ScaleConfig, out_dir, modes=MODES, workers: int | None = None, device=None) -> dict:
     """Deceptive and honest baselines for every seed of ``scfg``; returns ``{(mode, seed): metrics}``."""
-    keys = [(m, s) for s in scfg.seeds for m in modes]
-    jobs = [(scfg.rl_config(m, s).to_dict(), str(agent_dir(out_dir, scfg.scale, m, s)), None) for m, s in keys]
-    return dict(zip(keys, _run_jobs(jobs, workers or scfg.workers)))
+    return run_all(baseline_runs(scfg, modes), out_dir, scfg.scale, workers or scfg.workers, device)
 
 
-def finetune(scfg: ScaleConfig, out_dir, conditions=CONDITIONS, workers: int | None = None) -> dict:
+def finetune(scfg: ScaleConfig, out_dir, conditions=CONDITIONS, workers: int | None = None, device=None) -> dict:
     """SOO fine-tuning (and controls) of each seed's deceptive blue policy, in the environment whose
     reward is ``scfg.finetune_reward`` (the paper: deceptive); ``{(condition, seed): metrics}``."""
-    train_baselines(scfg, out_dir, modes=("deceptive",), workers=workers)
-    keys = [(c, s) for s in scfg.seeds for c in conditions]
-    jobs = [(scfg.rl_config(scfg.finetune_reward, s, n_episodes=scfg.soo_episodes, soo_condition=c).to_dict(),
-             str(agent_dir(out_dir, scfg.scale, c, s)), str(agent_dir(out_dir, scfg.scale, "deceptive", s)))
-            for c, s in keys]
-    return dict(zip(keys, _run_jobs(jobs, workers or scfg.workers)))
+    return run_all(finetune_runs(scfg, conditions), out_dir, scfg.scale, workers or scfg.workers, device)
+
+
+def _machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "gpu": gpu, "platform": platform.platform()}
+
+
+def keep_runs(scfg: ScaleConfig, out_dir, kept_dir: Path = KEPT_DIR, extra: dict | None = None) -> None:
+    """Write every finished run of ``scfg`` into ``kept_dir``: policies and critics as safetensors, the
+    metrics, and a manifest (settings key, code version, machine, wall time); each run folder replaced whole."""
+    from safetensors.torch import save_file
+
+    for r in protocol_runs(scfg):
+        src = agent_dir(out_dir, scfg.scale, r.kind, r.seed)
+        m = read_json(src / "metrics.json")
+        model = load_policies(src)
+        kept_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=kept_dir, prefix=".tmp_"))
+        weights = {f"{part}.{k}": v.contiguous() for part in ("policies", "critics")
+                   for k, v in getattr(model, part).state_dict().items()}
+        save_file(weights, tmp / "model.safetensors")
+        atomic_write_json(tmp / "metrics.json", m)
+        atomic_write_json(tmp / "manifest.json", {
+            "run": r.name, "settings_key": r.key, "wall_time_s": m["wall_time_s"], "device": m.get("device"),
+            "stacked_runs": m.get("stacked_runs"), "machine": _machine(), **manifest(), **(extra or {})})
+        dst = kept_dir / _sub(r.kind) / r.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.exists():
+            shutil.rmtree(dst)
+        tmp.replace(dst)
+
+
+def kept_status(scfg: ScaleConfig, kept_dir: Path = KEPT_DIR) -> dict:
+    """``{run name: "ok" | "missing" | "stale"}`` for every run of ``scfg`` against the kept runs."""
+    out = {}
+    for r in protocol_runs(scfg):
+        f = kept_dir / _sub(r.kind) / r.name / "manifest.json"
+        out[r.name] = "missing" if not f.exists() else ("ok" if read_json(f)["settings_key"] == r.key else "stale")
+    return out
+
+
+NOTEBOOK_OF = {**{m: "rl_baselines" for m in MODES}, **{c: "rl_soo" for c in CONDITIONS}}
 
 
 def load_agent(out_dir, scale, kind: str, seed: int):
-    return load_policies(agent_dir(out_dir, scale, kind, seed))
+    d = agent_dir(out_dir, scale, kind, seed)
+    if not (d / "model.pt").exists():
+        raise FileNotFoundError(f"no trained {kind} agent for seed {seed} in {d}: run notebooks/{NOTEBOOK_OF[kind]} "
+                                f"(or soo.rl.experiment.{'train_baselines' if kind in MODES else 'finetune'}) "
+                                f"with the same scale, seeds and out_dir first.")
+    return load_policies(d)
 
 
 def evaluate_agent(scfg: ScaleConfig, out_dir, kind: str, seed: int) -> dict:
@@ -94,10 +231,10 @@ def evaluate_agent(scfg: ScaleConfig, out_dir, kind: str, seed: int) -> dict:
     the training seed, so every agent of a seed meets the same initial states); cached in
     ``eval/{kind}_seed{seed}.json``: summary, deceptive-movement records, the first episode's trajectory."""
     path = rl_dir(out_dir, scfg.scale) / "eval" / f"{kind}_seed{seed}.json"
+    model = load_agent(out_dir, scfg.scale, kind, seed)  # a clear error if the run is missing
     trained = read_json(agent_dir(out_dir, scfg.scale, kind, seed) / "metrics.json")["config"]
     if path.exists() and read_json(path)["eval_episodes"] == scfg.eval_episodes and read_json(path).get("agent_config") == trained:
         return read_json(path)
-    model = load_agent(out_dir, scfg.scale, kind, seed)
     ro = rollout(model, scfg.rl_config("deceptive", seed).env, scfg.eval_episodes, seed=10_000 + seed)
     res = {"seed": seed, "agent": kind, "eval_episodes": scfg.eval_episodes, "agent_config": trained, "summary": summary(ro),
            "records": deceptive_moves(ro), "trajectory": {k: ro[k][0] for k in ("pos", "goal", "fake", "trapped")}}
@@ -170,3 +307,40 @@ def classify(scfg: ScaleConfig, out_dir) -> dict:
            "accuracy_mean": acc.mean(0), "accuracy_sd": acc.std(0), "manifest": manifest()}
     atomic_write_json(path, res)
     return read_json(path)
+
+
+def main(argv=None) -> int:
+    """``make rl-full``: the whole protocol of a scale from nothing, timed, optionally kept with the book."""
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--scale", default="full", choices=("smoke", "default", "full"))
+    ap.add_argument("--out-dir", default=None, help="where to train (default: a fresh temporary folder)")
+    ap.add_argument("--device", default=None, help="cuda: each stage as one stack on the GPU (default: CPU workers)")
+    ap.add_argument("--workers", type=int, default=None, help="CPU processes (default: the scale's, 2)")
+    ap.add_argument("--keep", action="store_true", help=f"write the runs into --kept-dir")
+    ap.add_argument("--kept-dir", default=str(KEPT_DIR), help="where --keep writes (default: %(default)s)")
+    args = ap.parse_args(argv)
+    scfg = scale_config(args.scale)
+    out = Path(args.out_dir or tempfile.mkdtemp(prefix="rl_full_"))
+    t0 = time.perf_counter()
+    stages = {}
+    for name, runs in (("baselines", baseline_runs(scfg)), ("finetune", finetune_runs(scfg))):
+        t = time.perf_counter()
+        run_all(runs, out, scfg.scale, args.workers or scfg.workers, args.device, kept_dir=None)
+        stages[name] = time.perf_counter() - t
+        print(f"{name}: {len(runs)} runs in {stages[name] / 60:.1f} min", flush=True)
+    total = time.perf_counter() - t0
+    summary_ = {"scale": scfg.scale, "runs": len(protocol_runs(scfg)), "wall_time_s": total, "stages_s": stages,
+                "device": args.device or "cpu", "workers": args.workers or scfg.workers, "machine": _machine(),
+                "command": "python -m soo.rl.experiment " + " ".join(argv if argv is not None else sys.argv[1:]),
+                **manifest()}
+    print(json.dumps({k: summary_[k] for k in ("runs", "wall_time_s", "device", "workers")}))
+    if args.keep:
+        kept = Path(args.kept_dir)
+        keep_runs(scfg, out, kept)
+        atomic_write_json(kept / "protocol.json", summary_)
+        print(f"kept in {kept}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -376,7 +376,7 @@ class StackedMADDPG:
             target = rows[..., 36 + i:37 + i] + cfg.gamma * q_next  # MPE episodes never end: no done mask
         crit.zero_grad()
         q = crit(rows[..., 0:20], True)
-        vf_loss = ((q - target) ** 2).mean((1, 2))
+        vf_loss = F.mse_loss(q, target).view(1) if self.K == 1 else ((q - target) ** 2).mean((1, 2))
         vf_loss.sum().backward(inputs=crit.leaves)
         crit.clip_grad_norm_(cfg.grad_clip)
         self.critic_opts[i].step()
@@ -386,7 +386,11 @@ class StackedMADDPG:
         with torch.no_grad():
             other = self.policies[1 - i](obs[1 - i], True)
         acs = [pol_out, other] if i == 0 else [other, pol_out]
-        pol_loss = -crit(torch.cat([*obs, *acs], 2), True).mean((1, 2)) + cfg.policy_reg * (pol_out ** 2).mean((1, 2))
+        q = crit(torch.cat([*obs, *acs], 2), True)
+        if self.K == 1:  # the reference's reductions (their rounding differs for batch sizes not a power of 2)
+            pol_loss = (-q.mean() + cfg.policy_reg * (pol_out ** 2).mean()).view(1)
+        else:
+            pol_loss = -q.mean((1, 2)) + cfg.policy_reg * (pol_out ** 2).mean((1, 2))
         pol_loss.sum().backward(inputs=pol.leaves)
         pol.clip_grad_norm_(cfg.grad_clip)
         self.policy_opts[i].step()
