@@ -6,12 +6,22 @@
    partial run of ``--episodes`` episodes (``--episodes 40000`` measures the full run). Target <= 30 min.
 3. ``--notebooks``: wall time of the three RL notebooks at the default scale (fresh ``--out-dir``). Target <= 10 min.
 
-Usage: ``python benchmarks/bench_rl.py [--episodes 4000] [--notebooks]``; results also go to
-``results/bench/rl.json``.
+4. ``--stacked``: the training speed-ups (issue #11), on ``--device`` (cpu or cuda):
+   ``update_speedup``: one update round (replay sample, both agents' updates, target update) of
+   :class:`StackedMADDPG` with K = 1 vs :meth:`MADDPG.update_reference` with the reference buffer, same
+   inputs (full 1e6-transition buffers), interleaved repetitions; ``stacked_speedup``: ``--stack-k`` (16) runs of
+   ``--stack-episodes`` episodes trained as one stack vs the same runs one at a time; ``full_protocol_minutes``:
+   the 40-run protocol's wall time, measured (``--full-protocol``, runs ``soo.rl.experiment``) or extrapolated
+   from this machine's single-run speed with 2 workers on a CPU / from the stacked speed on a GPU (the JSON says
+   which). Ends with one JSON line.
+
+Usage: ``python benchmarks/bench_rl.py [--episodes 4000] [--notebooks] [--stacked [--device cuda]]``; results
+also go to ``results/bench/rl.json``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -24,7 +34,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from soo.rl.config import RLConfig  # noqa: E402
 from soo.rl.env import BatchedDeceptionEnv, DeceptionParallelEnv  # noqa: E402
-from soo.rl.maddpg import train  # noqa: E402
+from soo.rl.maddpg import (MADDPG, ReplayBuffer, StackedMADDPG, StackedReplayBuffer, train,  # noqa: E402
+                           train_stacked)
 from soo.utils import atomic_write_json, manifest, project_root  # noqa: E402
 
 
@@ -80,6 +91,115 @@ def training_time(episodes: int, seed=155):
     return m["wall_time_s"]
 
 
+def _sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def update_speedup(device="cpu", n_fill=1_000_000, reps=5, rounds=20, seed=0):
+    """Mean time of one update round, reference vs fast (K = 1), on identical full buffers and generators."""
+    import copy
+
+    cfg = RLConfig(seed=3)
+    rb, sb = ReplayBuffer(n_fill), StackedReplayBuffer(1, n_fill)
+    g = np.random.default_rng(seed)
+    for _ in range(n_fill // 100_000):
+        m = 100_000
+        obs = [g.standard_normal((m, 6)).astype(np.float32), g.standard_normal((m, 10)).astype(np.float32)]
+        obs[1][: m // 2, 6:8] = 0
+        nxt = [g.standard_normal((m, 6)).astype(np.float32), g.standard_normal((m, 10)).astype(np.float32)]
+        acs = [g.uniform(-1, 1, (m, 2)).astype(np.float32) for _ in range(2)]
+        rew = g.standard_normal((m, 2)).astype(np.float32)
+        rb.push(obs, acs, rew, nxt)
+        sb.push([o[None] for o in obs], [a[None] for a in acs], rew[None], [o[None] for o in nxt])
+    torch.manual_seed(3)
+    ref = MADDPG(cfg)
+    fast = StackedMADDPG([copy.deepcopy(ref)], device)
+    ref = ref.to(device)
+    ref.policy_opts = [torch.optim.Adam(p.parameters(), lr=cfg.lr) for p in ref.policies]
+    ref.critic_opts = [torch.optim.Adam(c.parameters(), lr=cfg.lr) for c in ref.critics]
+    r1, r2 = np.random.default_rng(1), np.random.default_rng(1)
+
+    def ref_round():
+        for a in range(2):
+            s = rb.sample(cfg.batch_size, r1)
+            s = tuple([t.to(device) for t in x] if isinstance(x, list) else x.to(device) for x in s)
+            ref.update_reference(s, a)
+        ref.update_targets()
+
+    def fast_round():
+        for a in range(2):
+            fast.update(sb.sample(cfg.batch_size, [r2], fast.device), a)
+        fast.update_targets()
+
+    for f in (ref_round, fast_round):  # warm-up (allocator, kernels), untimed
+        for _ in range(3):
+            f()
+    times = {ref_round: 0.0, fast_round: 0.0}
+    for _ in range(reps):  # interleaved, so machine noise hits both
+        for f in (ref_round, fast_round):
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(rounds):
+                f()
+            _sync(device)
+            times[f] += time.perf_counter() - t0
+    n = reps * rounds
+    return {"update_round_ref_ms": 1e3 * times[ref_round] / n, "update_round_fast_ms": 1e3 * times[fast_round] / n,
+            "update_speedup": times[ref_round] / times[fast_round]}
+
+
+def stacked_speedup(device="cpu", k=16, episodes=200):
+    """``k`` baselines of ``episodes`` episodes (paper settings otherwise) as one stack vs one at a time."""
+    cfgs = [RLConfig(mode=("deceptive", "honest")[i % 2], seed=100 + i, n_episodes=episodes, save_interval=10**6)
+            for i in range(k)]
+    tmp = Path(tempfile.mkdtemp(prefix="bench_rl_stack_"))
+    try:
+        t0 = time.perf_counter()
+        train_stacked(cfgs, [tmp / f"s{i}" for i in range(k)], device=device)
+        stacked = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for i, c in enumerate(cfgs):
+            train(c, tmp / f"o{i}", device=device)
+        one = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"stack_k": k, "stack_episodes": episodes, "stacked_s": stacked, "one_at_a_time_s": one,
+            "stacked_speedup": one / stacked}
+
+
+def full_protocol(device="cpu", workers=2, measure=False, single_40k_min=None, stacked=None):
+    """The 40-run protocol's wall time: measured by running it, or extrapolated (which is said)."""
+    from soo.rl.config import scale_config
+
+    scfg = scale_config("full")
+    if measure:
+        t0 = time.perf_counter()
+        from soo.rl.experiment import main as rl_main
+
+        args = ["--scale", "full"] + (["--device", device] if torch.device(device).type == "cuda" else
+                                      ["--workers", str(workers)])
+        rl_main(args)
+        return {"full_protocol_minutes": (time.perf_counter() - t0) / 60, "full_protocol_how": "measured"}
+    # fine-tuning episodes cost ~1.3x a baseline episode (the extra SOO step); runs are spread over workers
+    n_base, n_ft = 2 * len(scfg.seeds), len(protocol_conditions()) * len(scfg.seeds)
+    episode_units = n_base * scfg.baseline_episodes + 1.3 * n_ft * scfg.soo_episodes
+    if torch.device(device).type == "cuda" and stacked is not None:
+        per_stack_episode = stacked["stacked_s"] / stacked["stack_episodes"]  # K runs per stack episode
+        minutes = episode_units / stacked["stack_k"] * per_stack_episode / 60
+        how = f"extrapolated from a {stacked['stack_k']}-run stack of {stacked['stack_episodes']} episodes"
+    else:
+        minutes = episode_units / 40_000 * single_40k_min / workers
+        how = f"extrapolated from one run's speed, {workers} workers"
+    return {"full_protocol_minutes": minutes, "full_protocol_how": how}
+
+
+def protocol_conditions():
+    from soo.rl.config import CONDITIONS
+
+    return CONDITIONS
+
+
 def notebooks_time(out_dir: str):
     from soo.notebooks import execute
 
@@ -95,7 +215,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=4000, help="episodes of the partial training run")
     ap.add_argument("--notebooks", action="store_true", help="also time the RL notebooks at default scale")
+    ap.add_argument("--stacked", action="store_true", help="update / stacking speed-ups and the protocol's time")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (with --stacked)")
+    ap.add_argument("--stack-k", type=int, default=16)
+    ap.add_argument("--stack-episodes", type=int, default=200)
+    ap.add_argument("--full-protocol", action="store_true", help="with --stacked: run the whole protocol (long)")
     args = ap.parse_args(argv)
+    if args.stacked:
+        return stacked_main(args)
     res = {"mpe2_steps_per_s": mpe2_steps_per_s(), "parallel_env_steps_per_s": parallel_env_steps_per_s(),
            "batched_steps_per_s": batched_steps_per_s()}
     res["batched_vs_mpe2"] = res["batched_steps_per_s"] / res["mpe2_steps_per_s"]
@@ -116,6 +243,29 @@ def main(argv=None):
         total = sum(res["notebooks_s"].values())
         print(f"RL notebooks at default scale: {total / 60:.1f} min (target <= 10 min) {res['notebooks_s']}")
     atomic_write_json(project_root() / "results" / "bench" / "rl.json", {**res, "manifest": manifest()})
+    return 0
+
+
+def stacked_main(args) -> int:
+    torch.set_num_threads(1)
+    dev = args.device
+    res = {"device": dev, "gpu": torch.cuda.get_device_name(0) if torch.device(dev).type == "cuda" else None}
+    res.update(update_speedup(dev))
+    print(f"update round: reference {res['update_round_ref_ms']:.2f} ms, fast {res['update_round_fast_ms']:.2f} ms "
+          f"-> {res['update_speedup']:.2f}x (target >= 2 on 2 CPU cores)", flush=True)
+    res.update(stacked_speedup(dev, args.stack_k, args.stack_episodes))
+    print(f"{args.stack_k} runs x {args.stack_episodes} episodes: stacked {res['stacked_s']:.1f} s, one at a time "
+          f"{res['one_at_a_time_s']:.1f} s -> {res['stacked_speedup']:.2f}x", flush=True)
+    single = None
+    if torch.device(dev).type != "cuda" and not args.full_protocol:
+        t1 = training_time(1000)
+        single = t1 / 1000 * 40_000 / 60
+        res["single_40k_min"] = single
+    res.update(full_protocol(dev, 2, args.full_protocol, single, res))
+    print(f"full protocol (40 runs): {res['full_protocol_minutes']:.1f} min ({res['full_protocol_how']})", flush=True)
+    atomic_write_json(project_root() / "results" / "bench" / f"rl_stacked_{torch.device(dev).type}.json",
+                      {**res, "manifest": manifest()})
+    print(json.dumps(res))
     return 0
 
 

@@ -134,7 +134,7 @@ PRESETS = {
                            num_envs=100, eval_episodes=200, class_seeds=10,
                            class_episodes=(1, 10, 25, 50, 100, 200, 300), grid=50,
                            overrides=dict(n_exploration_eps=3000, save_interval=1000)),
-    "full": ScaleConfig("full"),
+    "full": ScaleConfig("full", overrides=dict(save_interval=10_000)),  # checkpoints of 1e6-row buffers are large
 }
 
 

@@ -512,14 +512,24 @@ def _check_shapes(model: MADDPG, state: dict, path) -> None:
                              f"(hidden_dim={model.cfg.hidden_dim}); check the checkpoint matches the config.")
 
 
+_NOT_RESULT = ("save_interval",)
+"""Settings that do not change what a run computes (checkpoint frequency): left out of keys and comparisons."""
+
+
+def _result_settings(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k not in _NOT_RESULT}
+
+
 def settings_key(cfg: RLConfig) -> str:
     """What a run's result depends on: its settings and :data:`TRAINING_VERSION` (hex digest)."""
-    blob = json.dumps({"config": cfg.to_dict(), "training_version": TRAINING_VERSION}, sort_keys=True, default=float)
+    blob = json.dumps({"config": _result_settings(cfg.to_dict()), "training_version": TRAINING_VERSION},
+                      sort_keys=True, default=float)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _same_config(stored: dict | None, cfg: RLConfig) -> bool:
-    return stored == json.loads(json.dumps(cfg.to_dict(), default=float))
+    return stored is not None and _result_settings(stored) == _result_settings(
+        json.loads(json.dumps(cfg.to_dict(), default=float)))
 
 
 def is_finished(run_dir: str | Path, cfg: RLConfig) -> bool:
