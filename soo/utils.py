@@ -185,6 +185,22 @@ def package_versions(names=("torch", "transformers", "peft", "bitsandbytes", "nu
     return out
 
 
+def machine_info() -> dict:
+    """CPU model, core count, GPU (if CUDA is available) and platform of this machine."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = None
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        gpu = sys.modules["torch"].cuda.get_device_name(0)
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "gpu": gpu, "platform": platform.platform()}
+
+
 def manifest(**extra) -> dict:
     """A run manifest: package versions, git commit, plus whatever the caller adds."""
     return {"versions": package_versions(), "git_commit": git_commit(), **extra}

@@ -23,7 +23,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..utils import atomic_write_json, manifest, project_root, read_json
+from ..utils import atomic_write_json, machine_info, manifest, project_root, read_json
 from .config import CONDITIONS, RLConfig, ScaleConfig, scale_config
 from .env import MODES
 from .maddpg import BLUE, MADDPG, is_finished, load_policies, save_policies, settings_key, train, train_stacked
@@ -170,16 +169,6 @@ def finetune(scfg: ScaleConfig, out_dir, conditions=CONDITIONS, workers: int | N
     return run_all(finetune_runs(scfg, conditions), out_dir, scfg.scale, workers or scfg.workers, device)
 
 
-def _machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "gpu": gpu, "platform": platform.platform()}
-
-
 def keep_runs(scfg: ScaleConfig, out_dir, kept_dir: Path = KEPT_DIR, extra: dict | None = None) -> None:
     """Write every finished run of ``scfg`` into ``kept_dir``: policies and critics as safetensors, the
     metrics, and a manifest (settings key, code version, machine, wall time); each run folder replaced whole."""
@@ -197,7 +186,8 @@ def keep_runs(scfg: ScaleConfig, out_dir, kept_dir: Path = KEPT_DIR, extra: dict
         atomic_write_json(tmp / "metrics.json", m)
         atomic_write_json(tmp / "manifest.json", {
             "run": r.name, "settings_key": r.key, "wall_time_s": m["wall_time_s"], "device": m.get("device"),
-            "stacked_runs": m.get("stacked_runs"), "machine": _machine(), **manifest(), **(extra or {})})
+            "stacked_runs": m.get("stacked_runs"), "trained_on": m.get("trained_on"), "kept_on": machine_info(),
+            **manifest(), **(extra or {})})
         dst = kept_dir / _sub(r.kind) / r.name
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.exists():
@@ -330,7 +320,7 @@ def main(argv=None) -> int:
         print(f"{name}: {len(runs)} runs in {stages[name] / 60:.1f} min", flush=True)
     total = time.perf_counter() - t0
     summary_ = {"scale": scfg.scale, "runs": len(protocol_runs(scfg)), "wall_time_s": total, "stages_s": stages,
-                "device": args.device or "cpu", "workers": args.workers or scfg.workers, "machine": _machine(),
+                "device": args.device or "cpu", "workers": args.workers or scfg.workers, "machine": machine_info(),
                 "command": "python -m soo.rl.experiment " + " ".join(argv if argv is not None else sys.argv[1:]),
                 **manifest()}
     print(json.dumps({k: summary_[k] for k in ("runs", "wall_time_s", "device", "workers")}))

@@ -43,7 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..utils import atomic_write_json, read_json
+from ..utils import atomic_write_json, git_commit, machine_info, read_json
 from .config import RLConfig
 from .env import ACT_DIM, OBS_DIMS, BatchedDeceptionEnv, StackedDeceptionEnv
 
@@ -717,11 +717,13 @@ def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, de
             if stop_after is not None and ep >= stop_after and ep < cfg.n_episodes:
                 return [{"interrupted": True, "episode": ep}] * K
     wall = time.perf_counter() - t0
+    trained_on = {"machine": machine_info(), "git_commit": git_commit()}
     out = []
     for k in range(K):
         save_policies(model.export(k, cfgs[k]), run_dirs[k])
         metrics = {"config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]), "history": histories[k],
-                   "wall_time_s": elapsed[k] + wall, "episodes": ep, "stacked_runs": K, "device": str(model.device)}
+                   "wall_time_s": elapsed[k] + wall, "episodes": ep, "stacked_runs": K, "device": str(model.device),
+                   "trained_on": trained_on}
         atomic_write_json(run_dirs[k] / "metrics.json", metrics)
         (run_dirs[k] / "resume.pt").unlink(missing_ok=True)
         out.append(read_json(run_dirs[k] / "metrics.json"))
