@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 grep -qx '/.dev/' .git/info/exclude 2>/dev/null || { mkdir -p .git/info; echo '/.dev/' >> .git/info/exclude; }
-rm -rf .dev && mkdir -p .dev/a .dev/b
+rm -rf .dev/a .dev/b && mkdir -p .dev/a .dev/b
 G="$($PY -c 'from soo import models; print(models.gguf_folder())')/SmolLM2-135M-Instruct.Q4_1.gguf"
 head -c 46137344 "$G" > .dev/a/gguf.part0
 tail -c +46137345 "$G" > .dev/b/gguf.part1
