@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SCALE  ?= default
 
-.PHONY: setup book notebooks html test bench clean
+.PHONY: setup book notebooks html test bench clean rl-full
 .DEFAULT_GOAL := book
 
 setup: $(VENV)/.setup-done
@@ -35,6 +35,11 @@ test: setup
 
 bench: setup
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+# The RL protocol at the paper's scale (8 seeds, 40 runs) from nothing, written to book/data/rl_full
+# (weights, metrics, manifests). Long: see the README for measured times. RL_FULL_ARGS="--device cuda" on a GPU.
+rl-full: setup
+	$(PY) -m soo.rl.experiment --scale full --keep $(RL_FULL_ARGS)
 
 clean:
 	rm -rf book/_build book/executed book/figures

@@ -38,10 +38,7 @@ EXERCISES = {
 def prepare(name: str, root) -> None:
     """A fresh start (an earlier run of the exercise would be read back, not timed), then what the
     exercise's instructions do before its notebook runs."""
-    shutil.rmtree(root / "results" / "workshop" / name, ignore_errors=True)
-    if name == "honest_reward":  # reuse the book's RL baselines (fine-tuning starts from them)
-        dst = root / "results" / "workshop" / name / "default" / "rl" / "baselines"
-        shutil.copytree(root / "results" / "default" / "rl" / "baselines", dst)
+    shutil.rmtree(root / "results" / "workshop" / name, ignore_errors=True)  # rl_soo trains its own baselines
 
 
 def main(argv=None) -> int:

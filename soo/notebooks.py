@@ -6,6 +6,10 @@ jupytext).  It is converted to ``notebooks/NAME.ipynb``, executed by papermill w
 directory, and written atomically to ``book/executed/NAME.ipynb`` for the book.
 Notebooks keep their own results under ``results/<scale>/`` and read finished runs
 back, so a second ``make book`` is fast.
+
+The book (``--scale default``) shows the RL chapter at the paper's full protocol: the RL notebooks then run at
+``scale="full"`` (:data:`BOOK_SCALE`), which restores the 40 training runs kept with the book
+(``book/data/rl_full``, ``make rl-full``) and evaluates them at build time.
 """
 from __future__ import annotations
 
@@ -28,6 +32,15 @@ NOTEBOOKS = (
     "rl_soo",
     "rl_classification",
 )
+
+
+BOOK_SCALE = {"rl_baselines": "full", "rl_soo": "full", "rl_classification": "full"}
+"""Notebooks the book runs at another scale than ``--scale default`` (the RL runs are kept with the book)."""
+
+
+def book_scale(name: str, scale: str) -> str:
+    """The scale ``make book`` runs notebook ``name`` at, when asked for ``scale``."""
+    return BOOK_SCALE.get(name, scale) if scale == "default" else scale
 
 
 def available(root: Path) -> list[str]:
@@ -74,9 +87,9 @@ def run_all(*, scale: str, root: Path | None = None, names=None, executed_dir="b
     times = {}
     for i, n in enumerate(names, 1):
         t0 = time.perf_counter()
-        execute(n, scale=scale, root=root, executed_dir=executed_dir)
+        execute(n, scale=book_scale(n, scale), root=root, executed_dir=executed_dir)
         times[n] = time.perf_counter() - t0
-        print(f"[{i}/{len(names)}] {n:<22s} scale={scale:<8s} {times[n]:7.1f} s", file=stream, flush=True)
+        print(f"[{i}/{len(names)}] {n:<22s} scale={book_scale(n, scale):<8s} {times[n]:7.1f} s", file=stream, flush=True)
     print(f"all notebooks: {sum(times.values()):.1f} s", file=stream, flush=True)
     return times
 

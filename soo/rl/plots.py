@@ -92,3 +92,18 @@ def plot_trajectories(trajectories: dict, fig=None):
         ax.set(title=AGENT_LABELS[k], xlim=(-1, 1), ylim=(-1, 1), aspect="equal")
     axes[0].legend(fontsize=7, loc="lower left")
     return fig
+
+
+def plot_per_seed(values: dict, ylabel: str, kinds=("deceptive", "soo", "capability", "random", "honest"), ax=None):
+    """One dot per training seed and agent (``values[kind]``: per-seed list), with mean ± population SD."""
+    ax = ax or plt.subplots(figsize=(6.5, 3.2))[1]
+    df = pd.DataFrame([{"agent": AGENT_LABELS[k], "value": v} for k in kinds for v in values[k]])
+    order = [AGENT_LABELS[k] for k in kinds]
+    pal = {AGENT_LABELS[k]: AGENT_COLOURS[k] for k in kinds}
+    sns.stripplot(data=df, x="agent", y="value", hue="agent", order=order, palette=pal, size=5, alpha=0.7,
+                  jitter=0.15, legend=False, ax=ax)
+    sns.pointplot(data=df, x="agent", y="value", order=order, color="black", errorbar=_population_sd,
+                  linestyle="none", markers="_", markersize=20, capsize=0.2, ax=ax)
+    ax.set(xlabel="", ylabel=ylabel)
+    ax.tick_params(axis="x", labelrotation=15)
+    return ax

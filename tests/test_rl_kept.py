@@ -1,0 +1,61 @@
+"""The full-protocol RL runs kept with the book (``book/data/rl_full``) cannot go stale silently.
+
+``make book`` restores these runs instead of training 40 runs (about an hour on 2 CPU cores), so the book's RL
+chapter is only as current as they are. Each kept run's manifest holds the settings key of the run that made it
+(its settings, the training code's ``TRAINING_VERSION`` and, for a fine-tuning, its baseline's key). If the
+training code or the protocol changes, these tests fail until ``make rl-full`` is run again.
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from soo.rl import experiment as ex
+from soo.rl.config import PAPER_SEEDS, scale_config
+from soo.rl.maddpg import is_finished
+
+FULL = scale_config("full")
+
+
+def test_every_run_of_the_full_protocol_is_kept_and_current():
+    status = ex.kept_status(FULL)
+    assert len(status) == 40 and FULL.seeds == PAPER_SEEDS
+    bad = {k: v for k, v in status.items() if v != "ok"}
+    assert not bad, f"kept RL runs missing or stale (run `make rl-full`): {bad}"
+
+
+def test_kept_runs_have_manifests_and_finished_training():
+    for r in ex.protocol_runs(FULL):
+        d = ex.KEPT_DIR / ("baselines" if r.init is None else "soo") / r.name
+        man = json.loads((d / "manifest.json").read_text())
+        met = json.loads((d / "metrics.json").read_text())
+        assert man["run"] == r.name and man["wall_time_s"] > 0 and man["trained_on"]["machine"]["cpu"]
+        assert met["episodes"] == r.cfg.n_episodes and met["history"][-1]["episode"] == r.cfg.n_episodes
+        assert (d / "model.safetensors").stat().st_size > 10_000
+
+
+def test_a_stale_run_is_flagged(tmp_path, monkeypatch):
+    """Change the training code's version: every kept run must read as stale."""
+    import soo.rl.maddpg as maddpg
+
+    monkeypatch.setattr(maddpg, "TRAINING_VERSION", maddpg.TRAINING_VERSION + 1)
+    assert set(ex.kept_status(FULL).values()) == {"stale"}
+
+
+def test_kept_runs_restore_and_evaluate(tmp_path):
+    """A kept run is restored into a fresh out_dir (not trained) and gives the same policy."""
+    from safetensors.torch import load_file
+
+    run = ex.baseline_runs(FULL)[0]
+    got = ex.run_all([run], tmp_path, "full")[(run.kind, run.seed)]
+    d = ex.agent_dir(tmp_path, "full", run.kind, run.seed)
+    assert is_finished(d, run.cfg) and got["episodes"] == run.cfg.n_episodes
+    kept = load_file(ex.KEPT_DIR / "baselines" / run.name / "model.safetensors")
+    agent = ex.load_agent(tmp_path, "full", run.kind, run.seed)
+    for k, v in agent.policies.state_dict().items():
+        assert torch.equal(v, kept[f"policies.{k}"])
+    from soo.rl.metrics import rollout, summary
+
+    s = summary(rollout(agent, run.cfg.env, 20, seed=1))
+    assert 0 <= s["trap_rate"] <= 1 and np.isfinite(s["return_blue"])
