@@ -180,6 +180,7 @@ def keep_runs(scfg: ScaleConfig, out_dir, kept_dir: Path = KEPT_DIR, extra: dict
         model = load_policies(src)
         kept_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=kept_dir, prefix=".tmp_"))
+        tmp.chmod(0o755)
         weights = {f"{part}.{k}": v.contiguous() for part in ("policies", "critics")
                    for k, v in getattr(model, part).state_dict().items()}
         save_file(weights, tmp / "model.safetensors")
