@@ -8,7 +8,6 @@ training code or the protocol changes, these tests fail until ``make rl-full`` i
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from soo.rl import experiment as ex

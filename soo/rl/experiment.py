@@ -359,7 +359,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out-dir", default=None, help="where to train (default: a fresh temporary folder)")
     ap.add_argument("--device", default=None, help="cuda: each stage as one stack on the GPU (default: CPU workers)")
     ap.add_argument("--workers", type=int, default=None, help="CPU processes (default: the scale's, 2)")
-    ap.add_argument("--keep", action="store_true", help=f"write the runs into --kept-dir")
+    ap.add_argument("--keep", action="store_true", help="write the runs into --kept-dir")
     ap.add_argument("--kept-dir", default=str(KEPT_DIR), help="where --keep writes (default: %(default)s)")
     args = ap.parse_args(argv)
     scfg = scale_config(args.scale)
