@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from soo.rl.config import RLConfig  # noqa: E402
+from soo.rl.config import CONDITIONS, RLConfig  # noqa: E402
 from soo.rl.env import BatchedDeceptionEnv, DeceptionParallelEnv  # noqa: E402
 from soo.rl.maddpg import (MADDPG, ReplayBuffer, StackedMADDPG, StackedReplayBuffer, train,  # noqa: E402
                            train_stacked)
@@ -182,7 +182,7 @@ def full_protocol(device="cpu", workers=2, measure=False, single_40k_min=None, s
         rl_main(args)
         return {"full_protocol_minutes": (time.perf_counter() - t0) / 60, "full_protocol_how": "measured"}
     # fine-tuning episodes cost ~1.3x a baseline episode (the extra SOO step); runs are spread over workers
-    n_base, n_ft = 2 * len(scfg.seeds), len(protocol_conditions()) * len(scfg.seeds)
+    n_base, n_ft = 2 * len(scfg.seeds), len(CONDITIONS) * len(scfg.seeds)
     episode_units = n_base * scfg.baseline_episodes + 1.3 * n_ft * scfg.soo_episodes
     if torch.device(device).type == "cuda" and stacked is not None:
         per_stack_episode = stacked["stacked_s"] / stacked["stack_episodes"]  # K runs per stack episode
@@ -192,12 +192,6 @@ def full_protocol(device="cpu", workers=2, measure=False, single_40k_min=None, s
         minutes = episode_units / 40_000 * single_40k_min / workers
         how = f"extrapolated from one run's speed, {workers} workers"
     return {"full_protocol_minutes": minutes, "full_protocol_how": how}
-
-
-def protocol_conditions():
-    from soo.rl.config import CONDITIONS
-
-    return CONDITIONS
 
 
 def notebooks_time(out_dir: str):

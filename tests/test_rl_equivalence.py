@@ -37,12 +37,7 @@ def float64():
     torch.set_default_dtype(old)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _filled_buffers(n=3000, seed=0):

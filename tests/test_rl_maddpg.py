@@ -8,13 +8,7 @@ import torch
 from soo.rl.config import RLConfig, scale_config
 from soo.rl.maddpg import MADDPG, MLP, ReplayBuffer, load_policies, train
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one thread is faster and avoids oversubscribing a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(n_episodes=40, episode_length=10, num_envs=10, batch_size=64, hidden_dim=16, save_interval=20,
