@@ -175,3 +175,123 @@ def plot_training_curves(curves: dict, ax=None, ylabel="Training loss (epoch mea
     ax.set_yscale("log")
     ax.legend(fontsize="small")
     return ax
+
+
+# ---- RL figures
+# One function per figure of the RL chapter, in the style of the LLM figures above (``style()``, ``PALETTE``): data
+# in (what soo.rl.experiment computes), Axes or Figure out; no training, no file I/O. The agent kinds and their
+# labels come from soo.rl.config.AGENTS; their colours are here.
+from .rl.config import AGENTS as RL_AGENTS  # noqa: E402
+
+RL_AGENT_COLOURS = {"deceptive": PALETTE[3], "honest": PALETTE[2], "soo": PALETTE[0], "capability": PALETTE[4],
+                    "random": PALETTE[7]}
+
+
+def _rl_short(kind: str) -> str:
+    return RL_AGENTS[kind].split()[0]  # "Deceptive", "Honest", "SOO", ...
+
+
+def rl_pair_label(pair: str) -> str:
+    """``"soo_vs_honest"`` (a key of soo.rl.metrics.behavioural_difference) -> ``"SOO vs Honest"``."""
+    a, b = pair.split("_vs_")
+    return f"{_rl_short(a)} vs {_rl_short(b)}"
+
+
+def _population_sd(v: pd.Series) -> tuple[float, float]:
+    """mean ± population SD (ddof=0); seaborn's ``errorbar="sd"`` uses the sample SD (ddof=1)."""
+    return v.mean() - v.std(ddof=0), v.mean() + v.std(ddof=0)
+
+
+def plot_rl_training_curves(history: pd.DataFrame, y: str = "return_blue", fig=None):
+    """Mean episode return (column ``y``) against training episode, one panel per ``agent`` of ``history``
+    (band: mean ± population SD over seeds)."""
+    kinds = [k for k in RL_AGENTS if k in set(history["agent"])]
+    fig = fig or plt.figure(figsize=(5.5 * len(kinds), 3.5), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(kinds)))
+    for ax, k in zip(axes, kinds):
+        sns.lineplot(data=history[history["agent"] == k], x="episode", y=y, color=RL_AGENT_COLOURS[k],
+                     errorbar=_population_sd, ax=ax)
+        ax.set(title=RL_AGENTS[k], xlabel="Training episode", ylabel=y.replace("_", " ").capitalize())
+    return fig
+
+
+def plot_rl_contours(surfaces: dict, xs, ys, sd: dict | None = None, fig=None):
+    """The three count-surface panels (Deceptive baseline, SOO fine-tuning, Honest baseline), mean over seeds.
+
+    ``surfaces[kind]``: ``(len(ys), len(xs))``; ``sd[kind]`` (optional) is overlaid as contour lines.
+    """
+    kinds = ("deceptive", "soo", "honest")
+    fig = fig or plt.figure(figsize=(13, 3.8), layout="constrained")
+    axes = fig.subplots(1, 3, sharey=True)
+    vmax = max(float(np.max(surfaces[k])) for k in kinds) or 1.0
+    levels = np.linspace(0, vmax, 15)
+    for ax, k in zip(axes, kinds):
+        cs = ax.contourf(xs, ys, surfaces[k], levels=levels, cmap="viridis")
+        if sd is not None and np.max(sd[k]) > 0:
+            ax.contour(xs, ys, sd[k], levels=4, colors="white", linewidths=0.6, alpha=0.7)
+        ax.grid(False)
+        ax.set(title=RL_AGENTS[k], xlabel="Projection on non-goal threshold")
+    axes[0].set_ylabel("Cosine angle goal-non-goal threshold")
+    fig.colorbar(cs, ax=axes, label="Deceptive actions (mean over seeds)", format="%.0f")
+    return fig
+
+
+def plot_rl_behavioural_difference(difference: dict, ax=None):
+    """Horizontal bars of the surface MSE per pair of agents, mean ± population SD over seeds."""
+    from matplotlib.ticker import EngFormatter
+
+    ax = _ax(ax, (7, 2.8))
+    keys = list(difference)
+    ax.barh([rl_pair_label(k) for k in keys], [difference[k]["mean"] for k in keys],
+            xerr=[difference[k]["sd"] for k in keys], color=PALETTE[:len(keys)], capsize=4)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, 1.2M: no offset text under the axis label
+    ax.set(xlabel="Behavioural difference (MSE between count surfaces)")
+    return ax
+
+
+def plot_rl_classification(episodes, mean, sd=None, ax=None):
+    """Classification accuracy (%) of the mean-SOO classifier against episodes per evaluation seed."""
+    ax = _ax(ax, (6, 3.5))
+    mean = 100 * np.asarray(mean, float)
+    ax.plot(episodes, mean, marker="o", color=PALETTE[0])
+    if sd is not None:
+        sd = 100 * np.asarray(sd, float)
+        ax.fill_between(episodes, np.clip(mean - sd, 0, 100), np.clip(mean + sd, 0, 100), color=PALETTE[0],
+                        alpha=0.2, linewidth=0)
+    ax.set(xlabel="Number of episodes per seed", ylabel="Classification accuracy (%)", ylim=(-2, 102))
+    return ax
+
+
+def plot_rl_trajectories(trajectories: dict, fig=None):
+    """One episode per agent kind: red and blue paths, the goal (green) and the fake landmark (black)."""
+    kinds = [k for k in RL_AGENTS if k in trajectories]
+    fig = fig or plt.figure(figsize=(3.2 * len(kinds), 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharex=True, sharey=True))
+    for ax, k in zip(axes, kinds):
+        tr = trajectories[k]
+        pos = np.asarray(tr["pos"])  # (T+1, 2 agents, 2)
+        for i, (c, name) in enumerate(((PALETTE[3], "red"), (PALETTE[0], "blue"))):
+            ax.plot(pos[:, i, 0], pos[:, i, 1], color=c, lw=1.5, label=name)
+            ax.scatter(*pos[0, i], color=c, marker="o", s=25)
+            ax.scatter(*pos[-1, i], color=c, marker="x", s=35)
+        ax.scatter(*tr["goal"], s=250, facecolor="none", edgecolor=PALETTE[2], lw=2, label="goal")
+        ax.scatter(*tr["fake"], s=250, facecolor="none", edgecolor="black", lw=2, label="fake")
+        ax.set(title=RL_AGENTS[k], xlim=(-1, 1), ylim=(-1, 1), aspect="equal")
+    axes[0].legend(fontsize="x-small", loc="lower left")
+    return fig
+
+
+def plot_rl_per_seed(values: dict, ylabel: str, kinds=("deceptive", "soo", "capability", "random", "honest"), ax=None):
+    """One dot per training seed and agent (``values[kind]``: per-seed list), with mean ± population SD."""
+    ax = _ax(ax, (6.5, 3.2))
+    df = pd.DataFrame([{"agent": RL_AGENTS[k], "value": v} for k in kinds for v in values[k]])
+    order = [RL_AGENTS[k] for k in kinds]
+    pal = {RL_AGENTS[k]: RL_AGENT_COLOURS[k] for k in kinds}
+    sns.stripplot(data=df, x="agent", y="value", hue="agent", order=order, palette=pal, size=5, alpha=0.7,
+                  jitter=0.15, legend=False, ax=ax)
+    sns.pointplot(data=df, x="agent", y="value", order=order, color="black", errorbar=_population_sd,
+                  linestyle="none", markers="_", markersize=20, capsize=0.2, ax=ax)
+    ax.set(xlabel="", ylabel=ylabel)
+    ax.tick_params(axis="x", labelrotation=15)
+    return ax

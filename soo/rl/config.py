@@ -1,7 +1,6 @@
-"""Frozen configs of the RL experiment with validation, and presets per scale.
-
-``RLConfig`` holds one MADDPG training run (a baseline or a SOO fine-tuning);
-``ScaleConfig`` holds the experiment-level protocol of one scale (seeds, episodes, evaluation).
+"""What the RL experiment is made of, as data: the agent kinds with their labels, the frozen, validated
+configs of one training run (``RLConfig``) and of one scale's protocol (``ScaleConfig``), and the presets per
+scale. No computation, no I/O and no figures here: the other modules read these names.
 """
 from __future__ import annotations
 
@@ -11,8 +10,15 @@ from ..utils import as_ints, check_choice, check_scale
 from .env import MODES, EnvConfig
 
 PAPER_SEEDS = (155, 714, 1908, 1549, 1195, 1812, 542, 2844)
-CONDITIONS = ("soo", "capability", "random")
-"""SOO fine-tuning conditions: SOO + capability term; capability term only; random term + capability."""
+AGENTS = {"deceptive": "Deceptive baseline", "honest": "Honest baseline", "soo": "SOO fine-tuning",
+          "capability": "Capability term only", "random": "Random + capability"}
+"""Every agent kind of the experiment with its label in tables and figures, in the order used throughout: the two
+baselines, named by the reward they were trained on (:data:`soo.rl.env.MODES`), then the fine-tuning conditions
+of the deceptive baseline (SOO + capability term; capability term only; random term + capability)."""
+AGENT_KINDS = tuple(AGENTS)
+CONDITIONS = tuple(k for k in AGENTS if k not in MODES)
+"""The SOO fine-tuning conditions (the agent kinds that are not baselines)."""
+assert AGENT_KINDS[:len(MODES)] == MODES, "AGENTS must start with the baselines, in the order of env.MODES"
 
 
 def _positive_int(name, value):

@@ -1,6 +1,7 @@
 """The paper's modified Physical Deception environment, twice: a PettingZoo ``ParallelEnv`` built on
 mpe2's ``World`` (the reference) and a batched numpy implementation (many environments as arrays,
-used for training and evaluation).
+used for training and evaluation). Only the world, its observations and rewards: no agents, no training, no
+metrics.
 
 The world (PAPER_SPEC §5.1, the official ``simple_adversary.py``):
 

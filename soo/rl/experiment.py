@@ -1,4 +1,7 @@
-"""Cached experiment steps shared by the three RL notebooks (each trains or reads back what it needs).
+"""The steps of the RL experiment that the three RL notebooks call: training (or reading back) the runs of a
+scale, evaluating them (cached on disk), the tables and claims the pages show, and one function per notebook that
+returns every value its page glues (:func:`glue_rl_baselines`, :func:`glue_rl_soo`, :func:`glue_rl_classification`).
+No figures (``soo.plots``), no metric formulas (``soo.rl.metrics``) and no training code (``soo.rl.maddpg``) here.
 
 Layout under ``{out_dir}/{scale}/rl/``::
 
@@ -6,6 +9,10 @@ Layout under ``{out_dir}/{scale}/rl/``::
     soo/{condition}_seed{seed}/    the same, for the fine-tuned blue policies
     eval/{kind}_seed{seed}.json    returns, distances, trap rate, deceptive-movement records, one trajectory
     eval/classification.json       mean-SOO curves and accuracies
+
+The ``eval`` files are :func:`soo.utils.cached` results (``{"_key": settings, "value": result}``): the key holds
+the evaluation settings and the trained settings of every agent evaluated, so retraining an agent (or changing
+the evaluation) recomputes them.
 
 A run is found, in this order: finished in ``out_dir`` with the same settings; **kept with the book**
 (``book/data/rl_full/``, the paper's full protocol computed once by ``make rl-full``, restored into
@@ -21,29 +28,25 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing as mp
-import os
 import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..utils import atomic_write_json, machine_info, manifest, project_root, read_json
-from .config import CONDITIONS, RLConfig, ScaleConfig, scale_config
+from ..utils import atomic_write_json, cached, machine_info, manifest, project_root, read_json, run_parallel, seed_table
+from .config import AGENT_KINDS, CONDITIONS, RLConfig, ScaleConfig, scale_config
 from .env import MODES
 from .maddpg import BLUE, MADDPG, is_finished, load_policies, save_policies, settings_key, train, train_stacked
 from .metrics import (behavioural_difference, classification_accuracy, deceptive_moves, mean_soo_curve,
                       paired_verdict, rollout, summary, threshold_grid, truncated_surfaces)
 from .soo import make_aux_loss
 
-AGENT_KINDS = MODES + CONDITIONS  # deceptive, honest, soo, capability, random
 KEPT_DIR = project_root() / "book" / "data" / "rl_full"
 """The full-protocol runs kept with the book (``make rl-full`` writes them; ``tests/test_rl_kept.py`` checks them)."""
 
@@ -99,7 +102,10 @@ def _aux(run: Run, init: MADDPG):
     return make_aux_loss(cfg.soo_condition, init, cfg.radius, np.random.default_rng([cfg.seed, 2]), cfg.soo_batch)
 
 
-def _train_one(cfg_dict: dict, run_dir: str, init_dir: str | None) -> None:
+def _train_one(job: tuple[dict, str, str | None]) -> None:
+    """One training run in this process, with one torch thread (tiny networks: threads do not pay).
+    ``job``: the run's config as a dict, its folder, and the folder of the baseline it starts from (or None)."""
+    cfg_dict, run_dir, init_dir = job
     torch.set_num_threads(1)
     cfg = RLConfig(**cfg_dict)
     init = load_policies(Path(init_dir)) if init_dir is not None else None
@@ -144,17 +150,11 @@ def run_all(runs: list[Run], out_dir, scale: str, workers: int = 2, device: str 
                           [None if m is None else _aux(r, m) for r, m in zip(stage, models)], device=device)
             continue
         jobs = [(r.cfg.to_dict(), str(dirs[r]), d) for r, d in zip(stage, init_dirs)]
-        n = min(workers, os.cpu_count() or 1, len(jobs))
-        if n > 1:
-            with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as ex:
-                list(ex.map(_train_one, *zip(*jobs)))
-        else:
-            threads = torch.get_num_threads()
-            try:
-                for j in jobs:
-                    _train_one(*j)
-            finally:
-                torch.set_num_threads(threads)
+        threads = torch.get_num_threads()  # one worker trains here, with one thread: give the caller its threads back
+        try:
+            run_parallel(_train_one, jobs, workers, label=lambda job: Path(job[1]).name)
+        finally:
+            torch.set_num_threads(threads)
     return {(r.kind, r.seed): read_json(dirs[r] / "metrics.json") for r in runs}
 
 
@@ -208,35 +208,52 @@ def kept_status(scfg: ScaleConfig, kept_dir: Path = KEPT_DIR) -> dict:
 NOTEBOOK_OF = {**{m: "rl_baselines" for m in MODES}, **{c: "rl_soo" for c in CONDITIONS}}
 
 
-def load_agent(out_dir, scale, kind: str, seed: int):
+def _trained_dir(out_dir, scale, kind: str, seed: int) -> Path:
+    """The folder of a finished run; a clear error (which notebook to run first) if there is none."""
     d = agent_dir(out_dir, scale, kind, seed)
     if not (d / "model.pt").exists():
         raise FileNotFoundError(f"no trained {kind} agent for seed {seed} in {d}: run notebooks/{NOTEBOOK_OF[kind]} "
                                 f"(or soo.rl.experiment.{'train_baselines' if kind in MODES else 'finetune'}) "
                                 f"with the same scale, seeds and out_dir first.")
-    return load_policies(d)
+    return d
+
+
+def load_agent(out_dir, scale, kind: str, seed: int):
+    return load_policies(_trained_dir(out_dir, scale, kind, seed))
+
+
+def trained_settings(out_dir, scale, kind: str, seed: int) -> dict:
+    """What a finished run was trained with (its ``metrics.json`` config and settings key): part of the cache
+    key of every result computed from it, so a retrained agent is evaluated again."""
+    m = read_json(_trained_dir(out_dir, scale, kind, seed) / "metrics.json")
+    return {"config": m["config"], "settings_key": m.get("settings_key")}
 
 
 def evaluate_agent(scfg: ScaleConfig, out_dir, kind: str, seed: int) -> dict:
     """``eval_episodes`` deterministic episodes of one trained agent in the deceptive environment (seeded by
     the training seed, so every agent of a seed meets the same initial states); cached in
     ``eval/{kind}_seed{seed}.json``: summary, deceptive-movement records, the first episode's trajectory."""
-    path = rl_dir(out_dir, scfg.scale) / "eval" / f"{kind}_seed{seed}.json"
-    model = load_agent(out_dir, scfg.scale, kind, seed)  # a clear error if the run is missing
-    trained = read_json(agent_dir(out_dir, scfg.scale, kind, seed) / "metrics.json")["config"]
-    if path.exists() and read_json(path)["eval_episodes"] == scfg.eval_episodes and read_json(path).get("agent_config") == trained:
-        return read_json(path)
-    ro = rollout(model, scfg.rl_config("deceptive", seed).env, scfg.eval_episodes, seed=10_000 + seed)
-    res = {"seed": seed, "agent": kind, "eval_episodes": scfg.eval_episodes, "agent_config": trained, "summary": summary(ro),
-           "records": deceptive_moves(ro), "trajectory": {k: ro[k][0] for k in ("pos", "goal", "fake", "trapped")}}
-    atomic_write_json(path, res)
-    return read_json(path)
+    env_cfg = scfg.rl_config("deceptive", seed).env
+    key = {"agent": kind, "seed": seed, "eval_episodes": scfg.eval_episodes, "eval_seed": 10_000 + seed,
+           "env": asdict(env_cfg), "trained": trained_settings(out_dir, scfg.scale, kind, seed)}
+
+    def compute():
+        ro = rollout(load_agent(out_dir, scfg.scale, kind, seed), env_cfg, scfg.eval_episodes, seed=10_000 + seed)
+        return {"seed": seed, "agent": kind, "eval_episodes": scfg.eval_episodes, "summary": summary(ro),
+                "records": deceptive_moves(ro), "trajectory": {k: ro[k][0] for k in ("pos", "goal", "fake", "trapped")}}
+
+    return cached(rl_dir(out_dir, scfg.scale) / "eval" / f"{kind}_seed{seed}.json", key, compute)
 
 
 def summary_table(scfg: ScaleConfig, out_dir, kinds=AGENT_KINDS) -> pd.DataFrame:
     """One row per (agent, seed): mean returns, distances, trap rate."""
     rows = [{"agent": k, "seed": s, **evaluate_agent(scfg, out_dir, k, s)["summary"]} for s in scfg.seeds for k in kinds]
     return pd.DataFrame(rows)
+
+
+def summary_by_agent(table: pd.DataFrame, columns=None) -> pd.DataFrame:
+    """Mean and population SD over seeds of :func:`summary_table`'s ``columns`` (default: all), one row per agent."""
+    return seed_table(table.drop(columns="seed"), "agent", columns)
 
 
 def behaviour(scfg: ScaleConfig, out_dir) -> dict:
@@ -255,7 +272,7 @@ def behaviour(scfg: ScaleConfig, out_dir) -> dict:
             "difference": behavioural_difference(per_seed)}
 
 
-def claims(scfg: ScaleConfig, out_dir) -> dict:
+def claims(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: dict | None = None) -> dict:
     """The paper's RL behaviour claims, tested seed by seed (:func:`soo.rl.metrics.paired_verdict`):
 
     * ``reduces``: the SOO agent traps red less often than the deceptive baseline (paired by seed);
@@ -265,10 +282,11 @@ def claims(scfg: ScaleConfig, out_dir) -> dict:
     * ``capability``: it stays as close to the goal as the deceptive baseline (``no`` = it is significantly
       farther away: capability lost; ``yes`` otherwise);
     * ``baselines_differ``: the deceptive baseline traps red more often than the honest one.
-    Each: verdict, mean and SD of the per-seed difference, seeds in favour, and the per-seed values."""
-    table = summary_table(scfg, out_dir)
+    Each: verdict, mean and SD of the per-seed difference, seeds in favour, and the per-seed values.
+    ``table`` (:func:`summary_table` of every agent) and ``beh`` (:func:`behaviour`): pass them if already computed."""
+    table = summary_table(scfg, out_dir) if table is None else table
     per = {k: table[table.agent == k].set_index("seed").loc[list(scfg.seeds)] for k in AGENT_KINDS}
-    beh = behaviour(scfg, out_dir)
+    beh = behaviour(scfg, out_dir) if beh is None else beh
     moves = {k: [float((np.asarray(evaluate_agent(scfg, out_dir, k, s)["records"]).reshape(-1, 3)[:, 2] > 0).sum())
                  / scfg.eval_episodes for s in scfg.seeds] for k in AGENT_KINDS}  # per episode, red in sight
     diff = beh["difference"]
@@ -291,12 +309,13 @@ def claims(scfg: ScaleConfig, out_dir) -> dict:
     return out
 
 
-def provenance(scfg: ScaleConfig, out_dir) -> pd.DataFrame:
-    """Where each run of ``scfg`` was trained: machine, device, stack size, wall time, code commit."""
+def provenance(scfg: ScaleConfig, out_dir, kinds=AGENT_KINDS) -> pd.DataFrame:
+    """Where each finished run of ``scfg`` (of the agent ``kinds``) was trained: machine, device, stack size, wall
+    time, code commit."""
     rows = []
     for r in protocol_runs(scfg):
         d = agent_dir(out_dir, scfg.scale, r.kind, r.seed)
-        if not (d / "metrics.json").exists():
+        if r.kind not in kinds or not (d / "metrics.json").exists():
             continue
         m = read_json(d / "metrics.json")
         on = m.get("trained_on") or {}
@@ -324,32 +343,148 @@ def training_history(scfg: ScaleConfig, out_dir, kinds=MODES) -> pd.DataFrame:
 
 def classify(scfg: ScaleConfig, out_dir) -> dict:
     """Mean-SOO classification of the deceptive vs honest baseline of each training seed over
-    ``class_seeds`` evaluation seeds; cached in ``eval/classification.json``."""
-    path = rl_dir(out_dir, scfg.scale) / "eval" / "classification.json"
+    ``class_seeds`` evaluation seeds; cached in ``eval/classification.json`` (recomputed when the seeds, the
+    episodes, the evaluation seeds or any baseline's trained settings change)."""
     episodes = list(scfg.class_episodes)
-    if path.exists():
-        old = read_json(path)
-        if (old["seeds"], old["episodes"], old["class_seeds"]) == (list(scfg.seeds), episodes, scfg.class_seeds):
-            return old
-    per_seed = []
-    for seed in scfg.seeds:
-        curves = {}
-        for mode in MODES:
-            model = load_agent(out_dir, scfg.scale, mode, seed)
-            env_cfg = scfg.rl_config(mode, seed).env
-            curves[mode] = []
-            for k in range(scfg.class_seeds):  # evaluation seed k: same environments for both agents
-                ro = rollout(model, env_cfg, max(episodes), seed=20_000 + k)
-                rng = np.random.default_rng([seed, k])
-                curves[mode].append(mean_soo_curve(model.policies[BLUE], ro, episodes, rng, env_cfg.radius).tolist())
-        acc = classification_accuracy(np.array(curves["honest"]), np.array(curves["deceptive"]))
-        per_seed.append({"seed": seed, "accuracy": acc.tolist(), "soo": curves})
-    acc = np.array([p["accuracy"] for p in per_seed])
-    res = {"scale": scfg.scale, "seeds": list(scfg.seeds), "episodes": episodes, "class_seeds": scfg.class_seeds,
-           "per_seed": per_seed,
-           "accuracy_mean": acc.mean(0), "accuracy_sd": acc.std(0), "manifest": manifest()}
-    atomic_write_json(path, res)
-    return read_json(path)
+    key = {"seeds": list(scfg.seeds), "episodes": episodes, "class_seeds": scfg.class_seeds,
+           "envs": {m: asdict(scfg.rl_config(m, scfg.seeds[0]).env) for m in MODES},
+           "baselines": {f"{m}_seed{s}": trained_settings(out_dir, scfg.scale, m, s) for s in scfg.seeds for m in MODES}}
+
+    def compute():
+        per_seed = []
+        for seed in scfg.seeds:
+            curves = {}
+            for mode in MODES:
+                model = load_agent(out_dir, scfg.scale, mode, seed)
+                env_cfg = scfg.rl_config(mode, seed).env
+                curves[mode] = []
+                for k in range(scfg.class_seeds):  # evaluation seed k: same environments for both agents
+                    ro = rollout(model, env_cfg, max(episodes), seed=20_000 + k)
+                    rng = np.random.default_rng([seed, k])
+                    curves[mode].append(mean_soo_curve(model.policies[BLUE], ro, episodes, rng, env_cfg.radius).tolist())
+            acc = classification_accuracy(np.array(curves["honest"]), np.array(curves["deceptive"]))
+            per_seed.append({"seed": seed, "accuracy": acc.tolist(), "soo": curves})
+        acc = np.array([p["accuracy"] for p in per_seed])
+        return {"scale": scfg.scale, "seeds": list(scfg.seeds), "episodes": episodes, "class_seeds": scfg.class_seeds,
+                "per_seed": per_seed, "accuracy_mean": acc.mean(0), "accuracy_sd": acc.std(0), "manifest": manifest()}
+
+    return cached(rl_dir(out_dir, scfg.scale) / "eval" / "classification.json", key, compute)
+
+
+def classification_table(res: dict) -> pd.DataFrame:
+    """Accuracy of :func:`classify`'s result: one row per number of episodes, one column per training seed."""
+    acc = pd.DataFrame({p["seed"]: p["accuracy"] for p in res["per_seed"]}, index=res["episodes"])
+    acc.index.name = "episodes per seed"
+    return acc
+
+
+def mean_soo_table(res: dict) -> pd.DataFrame:
+    """Each baseline's mean SOO value at the largest number of episodes (mean over evaluation seeds), per seed."""
+    rows = [{"seed": p["seed"], "agent": m, "mean SOO": float(np.mean(np.array(p["soo"][m])[:, -1]))}
+            for p in res["per_seed"] for m in MODES]
+    return pd.DataFrame(rows).pivot(index="seed", columns="agent", values="mean SOO")
+
+
+def finetune_table(runs: dict) -> pd.DataFrame:
+    """One row per fine-tuning run of :func:`finetune`: wall time and the last logged SOO and capability terms."""
+    return pd.DataFrame([{"condition": c, "seed": s, "wall_time_s": m["wall_time_s"],
+                          "last SOO term": m["history"][-1].get("losses/soo", float("nan")),
+                          "last capability term": m["history"][-1].get("losses/capability", float("nan"))}
+                         for (c, s), m in runs.items()])
+
+
+# ---- the values each RL page glues (one function per notebook; the notebook glues them in a loop)
+
+def _seeds_text(scfg: ScaleConfig) -> str:
+    return ", ".join(map(str, scfg.seeds))
+
+
+def glue_rl_baselines(scfg: ScaleConfig, out_dir, history: pd.DataFrame | None = None,
+                      table: pd.DataFrame | None = None, prov: pd.DataFrame | None = None) -> dict:
+    """``{glue name: value}`` of ``notebooks/rl_baselines``: the protocol, training times and machines, the
+    baselines' behaviour (mean over seeds) and whether the deceptive one traps red more often than the honest one.
+    ``history`` (:func:`training_history`), ``table`` (:func:`summary_table` of the baselines) and ``prov``
+    (:func:`provenance`): pass them if the notebook has them already."""
+    history = training_history(scfg, out_dir) if history is None else history
+    table = summary_table(scfg, out_dir, kinds=MODES) if table is None else table
+    prov = provenance(scfg, out_dir, kinds=MODES) if prov is None else prov
+    prov = prov[prov.run.str.startswith(MODES)]
+    times = history.groupby(["agent", "seed"])["wall_time_s"].first()
+    per_episode = times.mean() / scfg.baseline_episodes
+    out = {"rl_scale": scfg.scale, "rl_seeds": _seeds_text(scfg), "rl_baseline_episodes": scfg.baseline_episodes,
+           "rl_train_s_per_run": float(times.mean()), "rl_full_min_per_run": float(per_episode * 40_000 / 60),
+           # NB: rename() with a function maps the labels of each index level, not the (cpu, where) pairs, so this
+           # reads "('I, n', ...)"; kept as the book shows it (issue #13 changes no glued value): fix it on its own.
+           "rl_trained_on": "; ".join(f"{c} ({n} runs)" for c, n in prov.groupby(["cpu", "where"]).size()
+                                      .rename(lambda t: f"{t[0]}, {t[1]}").items())}
+    agg = summary_by_agent(table)
+    for kind in MODES:
+        out[f"rl_{kind}_trap_rate"] = 100 * float(agg.loc[kind, "trap_rate mean"])
+        out[f"rl_{kind}_return_blue"] = float(agg.loc[kind, "return_blue mean"])
+        out[f"rl_{kind}_dist_fake"] = float(agg.loc[kind, "blue_dist_fake mean"])
+        out[f"rl_{kind}_dist_goal"] = float(agg.loc[kind, "blue_dist_goal mean"])
+    per_seed = table.pivot(index="seed", columns="agent", values="trap_rate")
+    sep = paired_verdict(per_seed["honest"], per_seed["deceptive"])  # does the deceptive baseline trap red more?
+    out["rl_baselines_differ"] = sep["verdict"]
+    out["rl_baselines_differ_seeds"] = f"{sep['n_better']} of {sep['n']}"
+    out["rl_trap_ratio"] = float(per_seed["deceptive"].mean() / max(per_seed["honest"].mean(), 1e-9))
+    return out
+
+
+TRAP_RATE_CLAIMS = ("reduces", "beyond_control", "baselines_differ")
+"""Claims on trap rates: their differences are glued in percentage points."""
+
+
+def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: dict | None = None,
+                cl: dict | None = None) -> dict:
+    """``{glue name: value}`` of ``notebooks/rl_soo``: the protocol, every agent's trap rate and return, the
+    behavioural differences, and each claim of :func:`claims` (verdict, mean and SD of the per-seed difference,
+    seeds in favour). ``table`` (:func:`summary_table`), ``beh`` (:func:`behaviour`) and ``cl`` (:func:`claims`):
+    pass them if the notebook has them already."""
+    table = summary_table(scfg, out_dir) if table is None else table
+    beh = behaviour(scfg, out_dir) if beh is None else beh
+    cl = claims(scfg, out_dir, table, beh) if cl is None else cl
+    out = {"rl_soo_scale": scfg.scale, "rl_soo_seeds": _seeds_text(scfg), "rl_soo_episodes": scfg.soo_episodes}
+    agg = summary_by_agent(table, ["return_blue", "blue_dist_goal", "blue_dist_fake", "trap_rate"])
+    for kind in agg.index:
+        out[f"rl_{kind}_trap_rate_ft"] = 100 * float(agg.loc[kind, "trap_rate mean"])
+        out[f"rl_{kind}_return_blue_ft"] = float(agg.loc[kind, "return_blue mean"])
+    diff = beh["difference"]
+    for pair, d in diff.items():
+        out[f"rl_diff_{pair}"] = d["mean"]
+        out[f"rl_diff_{pair}_sd"] = d["sd"]
+    out["rl_soo_closer_to_honest"] = "yes" if diff["soo_vs_honest"]["mean"] < diff["soo_vs_deceptive"]["mean"] else "no"
+    for name in ("reduces", "reduces_moves", "beyond_control", "like_honest", "capability", "baselines_differ"):
+        c, unit = cl[name], (100 if name in TRAP_RATE_CLAIMS else 1)
+        out[f"rl_claim_{name}"] = c["verdict"]
+        out[f"rl_claim_{name}_diff"] = unit * c["mean_diff"]
+        out[f"rl_claim_{name}_sd"] = unit * c["sd_diff"]
+        out[f"rl_claim_{name}_seeds"] = f"{c['n_better']} of {c['n']}"
+    for cond, c in cl["controls_reduce"].items():
+        out[f"rl_claim_{cond}_reduces"] = c["verdict"]
+        out[f"rl_claim_{cond}_reduces_seeds"] = f"{c['n_better']} of {c['n']}"
+    for kind, v in cl["per_seed"]["deceptive_moves"].items():
+        out[f"rl_moves_{kind}"] = float(np.mean(v))
+    out["rl_n_seeds"] = len(scfg.seeds)
+    return out
+
+
+def glue_rl_classification(scfg: ScaleConfig, out_dir, res: dict | None = None) -> dict:
+    """``{glue name: value}`` of ``notebooks/rl_classification``: the protocol, the accuracy (mean over training
+    seeds) at the fewest, the most and the best number of episodes, and the verdict on the paper's claim of a
+    perfect classifier: "yes" only when every training seed is classified correctly on every evaluation seed at
+    the largest number of episodes, "no" when the mean accuracy there is at most chance, else "partly".
+    ``res``: :func:`classify`'s result, if the notebook has it already."""
+    res = classify(scfg, out_dir) if res is None else res
+    final = classification_table(res).iloc[-1]
+    n_perfect = int((final == 1.0).sum())
+    return {"rl_class_scale": scfg.scale, "rl_class_seeds": _seeds_text(scfg), "rl_class_n_eval_seeds": scfg.class_seeds,
+            "rl_class_max_episodes": max(scfg.class_episodes),
+            "rl_class_acc_final": 100 * res["accuracy_mean"][-1], "rl_class_acc_first": 100 * res["accuracy_mean"][0],
+            "rl_class_acc_best": 100 * max(res["accuracy_mean"]),
+            "rl_class_verdict": "yes" if n_perfect == len(final) else ("no" if final.mean() <= 0.5 else "partly"),
+            "rl_class_n_perfect": f"{n_perfect} of {len(final)}",
+            "rl_class_acc_final_sd": 100 * float(final.std(ddof=0)), "rl_class_acc_min": 100 * float(final.min())}
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,7 @@
 """MADDPG as in maddpg-pytorch (the fork the official code used), on the batched environment; K independent
-runs trained as one stacked computation.
+runs trained as one stacked computation. Training, checkpoints and the settings key of a run only: the SOO loss
+comes in as ``aux_loss`` (``soo``), and evaluation and the experiment's protocol are elsewhere (``metrics``,
+``experiment``).
 
 Networks: ``BatchNorm1d(in) -> Linear(in, 64) -> leaky_relu -> Linear(64, 64) -> leaky_relu -> Linear(64, out)``;
 the policy ends in tanh with its last weights ~ U(-3e-3, 3e-3); the centralised critic sees all

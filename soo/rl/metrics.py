@@ -1,4 +1,5 @@
 """Behavioural metrics of trained agents (PAPER_SPEC §5.4-5.5); pure functions on arrays, plus one rollout.
+No I/O, no caching and no training here: ``experiment`` decides what to evaluate and keeps the results.
 
 * :func:`rollout`: deterministic episodes of a trained pair, all in parallel, with the full trajectory.
 * :func:`summary`: mean episode returns, distances to the goal and the fake landmark, trap rate.

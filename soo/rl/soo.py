@@ -1,4 +1,5 @@
-"""SOO fine-tuning of the deceptive blue policy, and the SOO measurement used to classify agents.
+"""SOO fine-tuning of the deceptive blue policy, and the SOO measurement used to classify agents: the
+observations, the losses and the SOO values, no training loop (``maddpg``) and no classifier (``metrics``).
 
 Blue's observation is ``[goal - self, lm0 - self, lm1 - self, red - self (or 0 out of sight), trapped x2]``.
 

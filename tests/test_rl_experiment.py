@@ -1,0 +1,188 @@
+"""The RL experiment's steps on a tiny protocol: training through the process pool, the disk cache of the
+evaluations (invalidated when an agent is retrained), and the values each RL notebook glues."""
+import re
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import soo.rl.experiment
+from soo.rl.config import AGENT_KINDS, AGENTS, CONDITIONS, scale_config
+from soo.rl.env import MODES
+from soo.utils import project_root, read_json
+
+TINY = scale_config("smoke", seeds=[155, 714], baseline_episodes=100, soo_episodes=50, eval_episodes=10,
+                    class_seeds=2, class_episodes=(1, 3), grid=10)
+
+# every value today's notebooks glue (the book pages quote a subset: checked against the pages below)
+GLUED = {
+    "rl_baselines": {"rl_scale", "rl_seeds", "rl_baseline_episodes", "rl_train_s_per_run", "rl_full_min_per_run",
+                     "rl_trained_on", "rl_baselines_differ", "rl_baselines_differ_seeds", "rl_trap_ratio",
+                     *(f"rl_{k}_{v}" for k in MODES for v in ("trap_rate", "return_blue", "dist_fake", "dist_goal"))},
+    "rl_soo": {"rl_soo_scale", "rl_soo_seeds", "rl_soo_episodes", "rl_soo_closer_to_honest", "rl_n_seeds",
+               *(f"rl_{k}_{v}_ft" for k in AGENT_KINDS for v in ("trap_rate", "return_blue")),
+               *(f"rl_diff_{p}{s}" for p in ("soo_vs_honest", "soo_vs_deceptive", "honest_vs_deceptive")
+                 for s in ("", "_sd")),
+               *(f"rl_claim_{c}{s}" for c in ("reduces", "reduces_moves", "beyond_control", "like_honest", "capability",
+                                               "baselines_differ") for s in ("", "_diff", "_sd", "_seeds")),
+               *(f"rl_claim_{c}_reduces{s}" for c in ("capability", "random") for s in ("", "_seeds")),
+               *(f"rl_moves_{k}" for k in AGENT_KINDS)},
+    "rl_classification": {"rl_class_scale", "rl_class_seeds", "rl_class_n_eval_seeds", "rl_class_max_episodes",
+                          "rl_class_acc_final", "rl_class_acc_first", "rl_class_acc_best", "rl_class_verdict",
+                          "rl_class_n_perfect", "rl_class_acc_final_sd", "rl_class_acc_min"},
+}
+VERDICTS = {"yes", "no", "not resolved", "partly"}
+
+
+def _book_names() -> dict[str, set]:
+    out = {name: set() for name in GLUED}
+    for page in (project_root() / "book").glob("*.md"):
+        for nb, key in re.findall(r"executed/(rl_\w+)\.ipynb::(\w+)", page.read_text()):
+            out[nb].add(key)
+    return out
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    """The tiny protocol, trained once in this process (one worker), with two torch threads set by the caller."""
+    d = tmp_path_factory.mktemp("rl_tiny")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        soo.rl.experiment.train_baselines(TINY, d, workers=1)
+        soo.rl.experiment.finetune(TINY, d, workers=1)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+    assert after == 2, "run_all with one worker must give the caller its torch threads back"
+    return d
+
+
+def test_agent_kinds_in_one_place():
+    assert tuple(AGENTS) == AGENT_KINDS == MODES + CONDITIONS
+    assert soo.rl.experiment.AGENT_KINDS is AGENT_KINDS
+
+
+def test_book_pages_quote_only_glued_values():
+    for nb, names in _book_names().items():
+        assert names, f"no page quotes {nb}"
+        assert names <= GLUED[nb], f"{nb}: pages quote values the notebook does not glue: {names - GLUED[nb]}"
+
+
+def _check_types(values: dict):
+    for name, v in values.items():
+        assert isinstance(v, (str, int, float)) and not isinstance(v, bool), (name, type(v))
+        if name in ("rl_baselines_differ", "rl_class_verdict", "rl_soo_closer_to_honest") or (
+                name.startswith("rl_claim_") and not name.endswith(("_diff", "_sd", "_seeds"))):
+            assert v in VERDICTS, (name, v)
+        elif name.endswith(("_seeds", "_perfect")) and name not in (
+                "rl_seeds", "rl_soo_seeds", "rl_class_seeds", "rl_n_seeds", "rl_class_n_eval_seeds"):
+            assert re.fullmatch(r"\d+ of \d+", v), (name, v)
+        elif isinstance(v, float):
+            assert np.isfinite(v), name
+
+
+def test_glue_rl_baselines(out):
+    history = soo.rl.experiment.training_history(TINY, out)
+    table = soo.rl.experiment.summary_table(TINY, out, kinds=MODES)
+    prov = soo.rl.experiment.provenance(TINY, out, kinds=MODES)
+    values = soo.rl.experiment.glue_rl_baselines(TINY, out, history=history, table=table, prov=prov)
+    assert set(values) == GLUED["rl_baselines"]
+    _check_types(values)
+    assert values == soo.rl.experiment.glue_rl_baselines(TINY, out)  # the same when it computes its inputs itself
+    assert values["rl_scale"] == "smoke" and values["rl_seeds"] == "155, 714" and values["rl_baseline_episodes"] == 100
+    assert isinstance(values["rl_trained_on"], str) and "(4 runs)" in values["rl_trained_on"]
+    for k in MODES:
+        assert 0 <= values[f"rl_{k}_trap_rate"] <= 100
+        assert values[f"rl_{k}_trap_rate"] == pytest.approx(100 * table[table.agent == k]["trap_rate"].mean())
+    assert values["rl_baselines_differ_seeds"].endswith("of 2")
+
+
+def test_glue_rl_soo(out):
+    table = soo.rl.experiment.summary_table(TINY, out)
+    beh = soo.rl.experiment.behaviour(TINY, out)
+    cl = soo.rl.experiment.claims(TINY, out, table=table, beh=beh)
+    assert cl == soo.rl.experiment.claims(TINY, out)
+    values = soo.rl.experiment.glue_rl_soo(TINY, out, table=table, beh=beh, cl=cl)
+    assert set(values) == GLUED["rl_soo"]
+    _check_types(values)
+    assert values == soo.rl.experiment.glue_rl_soo(TINY, out)
+    assert values["rl_n_seeds"] == 2 and values["rl_soo_episodes"] == 50
+    assert values["rl_claim_reduces_diff"] == pytest.approx(100 * cl["reduces"]["mean_diff"])  # percentage points
+    assert values["rl_claim_like_honest_diff"] == cl["like_honest"]["mean_diff"]
+    assert values["rl_diff_soo_vs_honest"] == beh["difference"]["soo_vs_honest"]["mean"]
+
+
+def test_glue_rl_classification(out):
+    res = soo.rl.experiment.classify(TINY, out)
+    values = soo.rl.experiment.glue_rl_classification(TINY, out, res=res)
+    assert set(values) == GLUED["rl_classification"]
+    _check_types(values)
+    assert values == soo.rl.experiment.glue_rl_classification(TINY, out)
+    assert values["rl_class_max_episodes"] == 3 and values["rl_class_n_eval_seeds"] == 2
+    acc = soo.rl.experiment.classification_table(res)
+    assert list(acc.index) == [1, 3] and list(acc.columns) == [155, 714]
+    assert values["rl_class_acc_final"] == pytest.approx(100 * acc.iloc[-1].mean())
+    assert values["rl_class_n_perfect"] == f"{int((acc.iloc[-1] == 1).sum())} of 2"
+    assert list(soo.rl.experiment.mean_soo_table(res).columns) == list(MODES)
+
+
+def _retrain(d, kind, seed):
+    """Pretend ``kind``'s run of ``seed`` was retrained with other settings (its metrics say so)."""
+    f = soo.rl.experiment.agent_dir(d, TINY.scale, kind, seed) / "metrics.json"
+    m = read_json(f)
+    m["settings_key"] = "retrained"
+    f.write_text(__import__("json").dumps(m))
+
+
+def test_evaluation_is_cached_and_recomputed_for_a_retrained_agent(out, tmp_path):
+    d = tmp_path / "out"
+    shutil.copytree(out, d)
+    path = soo.rl.experiment.rl_dir(d, TINY.scale) / "eval" / "soo_seed155.json"
+    first = soo.rl.experiment.evaluate_agent(TINY, d, "soo", 155)
+    stored = read_json(path)
+    assert set(stored) == {"_key", "value"} and stored["value"] == first
+    assert stored["_key"]["eval_episodes"] == 10 and stored["_key"]["trained"]["config"]["soo_condition"] == "soo"
+    mtime = path.stat().st_mtime_ns
+    assert soo.rl.experiment.evaluate_agent(TINY, d, "soo", 155) == first and path.stat().st_mtime_ns == mtime
+    _retrain(d, "soo", 155)
+    again = soo.rl.experiment.evaluate_agent(TINY, d, "soo", 155)
+    assert read_json(path)["_key"]["trained"]["settings_key"] == "retrained"
+    assert again == first  # the same policy on disk: the same numbers
+    other = soo.rl.experiment.evaluate_agent(scale_config("smoke", seeds=[155, 714], eval_episodes=5), d, "soo", 155)
+    assert other["eval_episodes"] == 5 and read_json(path)["_key"]["eval_episodes"] == 5
+
+
+def test_classification_is_recomputed_when_a_baseline_is_retrained(out, tmp_path):
+    d = tmp_path / "out"
+    shutil.copytree(out, d)
+    path = soo.rl.experiment.rl_dir(d, TINY.scale) / "eval" / "classification.json"
+    first = soo.rl.experiment.classify(TINY, d)
+    key = read_json(path)["_key"]
+    assert key["seeds"] == [155, 714] and key["episodes"] == [1, 3] and key["class_seeds"] == 2
+    assert set(key["baselines"]) == {f"{m}_seed{s}" for s in (155, 714) for m in MODES}
+    mtime = path.stat().st_mtime_ns
+    assert soo.rl.experiment.classify(TINY, d) == first and path.stat().st_mtime_ns == mtime
+    _retrain(d, "honest", 714)
+    again = soo.rl.experiment.classify(TINY, d)
+    assert read_json(path)["_key"]["baselines"]["honest_seed714"]["settings_key"] == "retrained"
+    assert again["per_seed"] == first["per_seed"]
+
+
+def test_missing_agent_says_which_notebook_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="notebooks/rl_soo"):
+        soo.rl.experiment.evaluate_agent(TINY, tmp_path, "capability", 155)
+    with pytest.raises(FileNotFoundError, match="notebooks/rl_baselines"):
+        soo.rl.experiment.classify(TINY, tmp_path)
+
+
+def test_workers_train_the_same_numbers(tmp_path):
+    """Two runs in two spawned processes give exactly what they give one after another in this process."""
+    scfg = scale_config("smoke", seeds=[155], baseline_episodes=50, overrides=dict(batch_size=64, save_interval=100,
+                                                                                   buffer_length=10_000))
+    runs = soo.rl.experiment.baseline_runs(scfg)
+    one = soo.rl.experiment.run_all(runs, tmp_path / "one", "smoke", workers=1, kept_dir=None)
+    two = soo.rl.experiment.run_all(runs, tmp_path / "two", "smoke", workers=2, kept_dir=None)
+    for k in one:
+        assert one[k]["history"] == two[k]["history"] and one[k]["settings_key"] == two[k]["settings_key"]

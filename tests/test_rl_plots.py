@@ -1,0 +1,58 @@
+"""The RL figures of ``soo.plots`` draw on synthetic data shaped like ``soo.rl.experiment``'s results."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+import soo.plots
+from soo.rl.config import AGENTS
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    soo.plots.style()
+    yield
+    plt.close("all")
+
+
+def _titles(fig):
+    return [ax.get_title() for ax in fig.axes if ax.get_title()]
+
+
+def test_agent_labels_and_colours():
+    assert set(soo.plots.RL_AGENT_COLOURS) == set(AGENTS) and soo.plots.RL_AGENTS is AGENTS
+    assert [soo.plots.rl_pair_label(p) for p in ("soo_vs_honest", "soo_vs_deceptive", "honest_vs_deceptive")] == [
+        "SOO vs Honest", "SOO vs Deceptive", "Honest vs Deceptive"]
+
+
+def test_training_curves_one_panel_per_agent():
+    history = pd.DataFrame([{"agent": k, "seed": s, "episode": e, "return_blue": RNG.normal()}
+                            for k in ("honest", "deceptive") for s in (1, 2) for e in (100, 200, 300)])
+    fig = soo.plots.plot_rl_training_curves(history)
+    assert _titles(fig) == ["Deceptive baseline", "Honest baseline"]
+    assert fig.axes[0].get_xlabel() == "Training episode" and fig.axes[0].get_ylabel() == "Return blue"
+
+
+def test_contours_trajectories_and_per_seed():
+    xs, ys = np.linspace(0, 1, 5), np.linspace(-1, 1, 4)
+    surf = {k: RNG.random((4, 5)) for k in ("deceptive", "soo", "honest")}
+    fig = soo.plots.plot_rl_contours(surf, xs, ys, sd=surf)
+    assert _titles(fig) == ["Deceptive baseline", "SOO fine-tuning", "Honest baseline"]
+    assert len(fig.axes) == 4  # three panels and the colour bar
+    tr = {"pos": RNG.uniform(-1, 1, (51, 2, 2)).tolist(), "goal": [0.1, 0.2], "fake": [-0.3, 0.4], "trapped": 0.0}
+    fig = soo.plots.plot_rl_trajectories({k: tr for k in ("honest", "soo", "deceptive")})
+    assert _titles(fig) == ["Deceptive baseline", "Honest baseline", "SOO fine-tuning"]  # in the order of AGENTS
+    ax = soo.plots.plot_rl_per_seed({k: list(RNG.random(3)) for k in AGENTS}, "Red trapped (%)")
+    assert [t.get_text() for t in ax.get_xticklabels()] == [AGENTS[k] for k in
+                                                            ("deceptive", "soo", "capability", "random", "honest")]
+
+
+def test_behavioural_difference_and_classification():
+    diff = {p: {"mean": m, "sd": 1.0} for p, m in (("soo_vs_honest", 3.0), ("soo_vs_deceptive", 2.0),
+                                                     ("honest_vs_deceptive", 1.0))}
+    ax = soo.plots.plot_rl_behavioural_difference(diff)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["SOO vs Honest", "SOO vs Deceptive", "Honest vs Deceptive"]
+    ax = soo.plots.plot_rl_classification([1, 10, 100], [0.5, 0.75, 1.0], [0.1, 0.1, 0.0])
+    assert list(ax.lines[0].get_ydata()) == [50, 75, 100] and ax.get_ylim() == (-2, 102)
