@@ -12,6 +12,8 @@ from soo.rl.config import AGENT_KINDS, AGENTS, CONDITIONS, scale_config
 from soo.rl.env import MODES
 from soo.utils import project_root, read_json
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread is much faster on a busy machine
+
 TINY = scale_config("smoke", seeds=[155, 714], baseline_episodes=100, soo_episodes=50, eval_episodes=10,
                     class_seeds=2, class_episodes=(1, 3), grid=10)
 
