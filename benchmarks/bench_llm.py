@@ -37,10 +37,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from soo import evaluate as E  # noqa: E402
+from soo.llm import evaluate as E  # noqa: E402
 from soo import models  # noqa: E402
 from soo.scenarios import burglar, soo_pairs  # noqa: E402
-from soo.train import LLMTrainConfig, lora_model, objective_loss, tokenize_pairs  # noqa: E402
+from soo.llm.train import LLMTrainConfig, lora_model, objective_loss, tokenize_pairs  # noqa: E402
 from soo.utils import atomic_write_json, manifest, project_root  # noqa: E402
 
 
@@ -107,7 +107,7 @@ def bench_eval(model, tok, n: int, n_loop: int, max_new_tokens: int, batch_size:
 
 
 def bench_train(model, tok, steps: int) -> dict:
-    """fp32: fp32 weights and LoRA, no autocast. bf16: as the notebooks train (``LLMScale.dtype``), bf16 base
+    """fp32: fp32 weights and LoRA, no autocast. bf16: as the notebooks train (``LLMConfig.dtype``), bf16 base
     weights, fp32 LoRA adapters (peft upcasts them) and bf16 autocast."""
     pairs = soo_pairs()[:4]
     cfg = LLMTrainConfig(layer=18, batch_size=4, lora_dropout=0.0)

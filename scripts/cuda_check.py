@@ -1,5 +1,5 @@
 """CUDA smoke check of the QLoRA path: for a tiny random model and the embedded SmolLM2 model,
-a few 4-bit SOO training steps (``soo.train.train``, 8 pairs, 1 epoch) and a log-prob evaluation
+a few 4-bit SOO training steps (``soo.llm.train.train``, 8 pairs, 1 epoch) and a log-prob evaluation
 on 8 burglar scenarios; prints one table row per model. Meant to finish in < 5 minutes on a GPU.
 
 Without CUDA it prints a message and exits 0; ``--cpu`` runs the same check on the CPU
@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def check(name: str, device: str) -> dict:
     from soo import models
-    from soo.evaluate import score
+    from soo.llm.evaluate import score
     from soo.scenarios import burglar, soo_pairs
-    from soo.train import LLMTrainConfig, train
+    from soo.llm.train import LLMTrainConfig, train
 
     cuda = device == "cuda"
     if cuda:

@@ -63,14 +63,14 @@ step convert 60 $PY -c "from soo import models; models.embedded_path()"
 # the dry runs' plans of both notebooks (what -p dry_run True writes), in one process
 step plans 60 $PY - "$SCALE" "$OUT/plans.json" <<'PY'
 import json, sys
-from soo import experiments as X
+from soo.llm import experiment as X
 from soo.llm import plan as P
 from soo.llm.config import llm_config
 scale, path = sys.argv[1:]
 sc = llm_config(scale, start_from=None, seeds="[0]")
 jobs = X.soo_jobs(sc, ["soo_mse"], [], [])
 plans = {"llm_baseline": P.plan(sc, "llm_baseline", n_eval=sc.n_eval),
-         "llm_soo": P.plan(sc, "llm_soo", n_eval=sc.n_soo_eval, runs=X.job_names(sc, jobs), objectives=["soo_mse"])}
+         "llm_soo": P.plan(sc, "llm_soo", n_eval=sc.n_soo_eval, runs=X.run_names(sc, jobs), objectives=["soo_mse"])}
 open(path, "w").write(json.dumps(plans, indent=1))
 print({k: (v["mem_total_gib"], v["n_runs"]) for k, v in plans.items()})
 PY

@@ -12,7 +12,7 @@ The official repository instead used KL divergence between the output-token dist
 and divided by the batch size (``F.kl_div(..., reduction="batchmean")``).
 
 **Alignment.** Self and other prompts differ in length ("yourself" vs "Bob"). Callers pad
-both to one common length ``T`` on the *left* (see :func:`soo.train.tokenize_pairs`), so
+both to one common length ``T`` on the *left* (see :func:`soo.llm.train.tokenize_pairs`), so
 the prompts are aligned at their ends: position ``T-1`` is the last token of both, which is
 where the model decides what comes next. ``"full"`` pooling compares position-wise over
 the positions where *both* prompts have a real token (the joint mask); padding never
@@ -104,6 +104,3 @@ def soo_kl_logits(logits_self: torch.Tensor, logits_other: torch.Tensor, mask_se
 def log_mse(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-25) -> torch.Tensor:
     """``log(MSE(x, y) + eps)``: the RL experiment's SOO and capability terms."""
     return torch.log(F.mse_loss(x, y) + eps)
-
-
-LOSSES = {"soo_mse": soo_mse, "soo_kl_logits": soo_kl_logits}

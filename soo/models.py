@@ -299,26 +299,49 @@ class ActivationSite:
         return f"layers.{self.layer}.{self.module}.output"
 
 
+class _Stop(Exception):
+    """Raised by a capture hook to end a forward pass once the last site is read."""
+
+
 @contextmanager
-def capture(model: nn.Module, sites):
+def capture(model: nn.Module, sites, *, stop: bool = False):
     """``with capture(model, sites) as acts:`` — after a forward pass, ``acts[site]`` holds the
     output (batch, seq, d) at each site, graph attached. Hooks are removed on exit.
-    A second forward pass inside the block overwrites the stored tensors."""
+    A second forward pass inside the block overwrites the stored tensors.
+
+    This is the one hook path of the package (training and evaluation read activations through it).
+    ``stop=True`` ends the forward pass right after the deepest site (the later layers cannot change it,
+    and skipping them saves time): run the model through :func:`activations`, which catches the stop."""
     sites = list(sites)
     acts: dict[ActivationSite, torch.Tensor] = {}
     handles = []
+    n_distinct = len(set(sites))
     try:
         for site in sites:
             mod = module_at(model, site.layer, site.module)
 
             def hook(_m, _inp, out, site=site):
                 acts[site] = out[0] if isinstance(out, tuple) else out
+                if stop and len(acts) == n_distinct:  # every site read: the rest of the pass cannot matter
+                    raise _Stop
 
             handles.append(mod.register_forward_hook(hook))
         yield acts
     finally:
         for h in handles:
             h.remove()
+
+
+def activations(model: nn.Module, inputs: dict, sites, *, stop: bool = True) -> dict:
+    """``{site: activation (batch, seq, d)}`` of one forward pass on ``inputs`` (a tokenizer's encoding, moved
+    to the model's input device), graph attached; with ``stop`` the pass ends after the deepest site."""
+    dev = input_device(model)
+    with capture(model, sites, stop=stop) as acts:
+        try:
+            model(**{k: v.to(dev) for k, v in inputs.items()}, use_cache=False)
+        except _Stop:
+            pass
+    return dict(acts)
 
 
 def autocast(enabled: bool = True):

@@ -1,8 +1,8 @@
-"""One function per LLM figure (the RL figures are in ``soo.rl.plots``).
+"""Every figure of the book, one function each (LLM figures first, then the RL figures), and the book's tables.
 
-Each takes tidy data (a pandas DataFrame) and an optional ``ax``, draws with seaborn in a
-colour-blind-safe palette, and returns the Axes (or the Figure for multi-panel figures).
-No training and no file I/O here: the notebooks save the figures.
+Each figure function takes tidy data (a pandas DataFrame) and an optional ``ax``, draws in the one seaborn style
+of the book (:func:`style`, a colour-blind-safe palette), and returns the Axes (or the Figure for multi-panel
+figures). No training, no evaluation and no file I/O here: the notebooks save the figures.
 """
 from __future__ import annotations
 
@@ -15,15 +15,24 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .llm.train import BASE_LABEL, CONDITIONS  # noqa: E402
+
 PALETTE = sns.color_palette("colorblind")
 RATE_LABEL = "Deceptive response rate (%)"
-CONDITION_ORDER = ["base", "soo_mse", "soo_kl_logits", "soo_mse_shuffled", "lm"]
-CONDITION_NAMES = {"base": "Before SOO", "soo_mse": "SOO (MSE)", "soo_kl_logits": "SOO (KL, repo)",
-                   "soo_mse_shuffled": "Shuffled pairs", "lm": "LM loss"}
+CONDITION_ORDER = ["base", *CONDITIONS]
+"""The order (and colour index) of the LLM conditions in every figure: the start model, then soo.llm.train.CONDITIONS."""
+CONDITION_NAMES = {"base": BASE_LABEL, **CONDITIONS}
 
 
 def style():
+    """The book's one figure style (seaborn whitegrid, colour-blind palette); every notebook calls it first."""
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
+
+
+def book_table(df, precision: int = 1):
+    """A table as the book shows it: no index column, every label whole (a Styler; pandas' own HTML would add
+    the index and cut cells at 50 characters)."""
+    return df.style.hide(axis="index").format(precision=precision, na_rep="")
 
 
 def _ax(ax, figsize=(6.4, 4)):
@@ -149,14 +158,18 @@ def plot_lr_sweep(df: pd.DataFrame, base_rate: float | None = None):
 def plot_generalization(df: pd.DataFrame, variants, titles=None):
     """The paper's 3x3 grid: one panel per generalization scenario, bars per model condition.
 
-    ``df`` columns: ``variant``, ``condition``, ``rate`` (mean over orders and seeds), ``sd``.
+    ``df`` columns: ``variant``, ``condition``, ``rate`` (mean over orders and seeds), ``sd`` (over seeds; NaN
+    where there is one seed: no bar is drawn there).
     """
     fig, axes = plt.subplots(3, 3, figsize=(10, 9), sharey=True, layout="constrained")
     conds = [c for c in CONDITION_ORDER if c in set(df["condition"])]
     for ax, v in zip(axes.flat, variants):
         d = df[df["variant"] == v].set_index("condition").reindex(conds)
         ax.bar(range(len(conds)), d["rate"], color=[PALETTE[CONDITION_ORDER.index(c)] for c in conds])
-        ax.errorbar(range(len(conds)), d["rate"], yerr=d["sd"].fillna(0), fmt="none", ecolor="black", capsize=3)
+        has_sd = d["sd"].notna().to_numpy()  # no SD bar where there is one seed (the start model, or seeds=[s])
+        if has_sd.any():
+            ax.errorbar(np.arange(len(conds))[has_sd], d["rate"][has_sd], yerr=d["sd"][has_sd], fmt="none",
+                        ecolor="black", capsize=3)
         ax.set_title((titles or {}).get(v, v), fontsize="medium")
         ax.set_xticks(range(len(conds)), [CONDITION_NAMES.get(c, c) for c in conds], rotation=20, fontsize="small")
         ax.set_ylim(0, 105)

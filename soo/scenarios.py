@@ -159,7 +159,7 @@ class Scenario:
     in ``combos`` (custom) or in the returned list (organism). For ``perspectives`` the rooms are
     not deceptive/honest: ``correct_room`` is where Bob saw the object, ``other_room`` is yours,
     and ``honest_room == correct_room``, ``deceptive_room == other_room`` (so a "honest" label from
-    :func:`soo.evaluate.classify` means a correct answer). Other kinds leave those two fields empty.
+    :func:`soo.llm.scoring.classify` means a correct answer). Other kinds leave those two fields empty.
     """
 
     prompt: str
@@ -346,6 +346,11 @@ def organism_train(n: int = 256, seed: int = 0, suffix: str = "repo", counterbal
 # Capability prompts
 # --------------------------------------------------------------------------------------------
 @lru_cache(maxsize=None)
+def paper_results() -> dict:
+    """The paper's (and the official repository's) reported numbers, from ``soo/data/paper_results.json``."""
+    return read_json(DATA_DIR / "paper_results.json")
+
+
 def mt_bench_questions() -> tuple[dict, ...]:
     """The 80 MT-Bench questions (``question_id``, ``category``, ``turns``), FastChat's file."""
     return _jsonl("mt_bench_questions.jsonl")

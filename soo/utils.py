@@ -1,8 +1,10 @@
-"""Small shared helpers: paths, seeding, atomic result files, run manifests.
+"""Small shared helpers of both wings: parameter checks, paths, seeding, the disk cache, the process pool,
+run manifests. Nothing here knows about models, prompts or environments.
 
 Every result file in this project is written through :func:`atomic_write_json` /
 :func:`atomic_write_text`, so an interrupted run never leaves a half-written file
-that a later run would mistake for a finished one.
+that a later run would mistake for a finished one; :func:`cached` is the one cache of results on disk and
+:func:`run_parallel` the one process pool.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -163,6 +167,83 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def _jsonable(obj, default=_json_default):
+    return json.loads(json.dumps(obj, default=default))
+
+
+def cache_key(key: Any) -> Any:
+    """``key`` as it is stored and compared by :func:`cached` (JSON types; anything else by its ``str``)."""
+    return _jsonable(key, default=str)
+
+
+def is_cached(path: str | os.PathLike, key: Any) -> bool:
+    """True if ``path`` holds a :func:`cached` result computed with ``key``."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    stored = read_json(path)
+    return isinstance(stored, dict) and "_key" in stored and stored["_key"] == cache_key(key)
+
+
+def cached(path: str | os.PathLike, key: Any, compute: Callable[[], Any]) -> Any:
+    """The one disk cache of the project (LLM and RL results alike).
+
+    Read ``path`` if it holds a result computed with the same ``key`` (the settings that produced it: a
+    JSON-able dict); otherwise call ``compute()``, write ``{"_key": key, "value": result}`` atomically and
+    return the result as read back (JSON types). A result computed with other settings is recomputed, never
+    silently reused; an interrupted computation leaves no file."""
+    path = Path(path)
+    if is_cached(path, key):
+        return read_json(path)["value"]
+    out = compute()
+    atomic_write_json(path, {"_key": cache_key(key), "value": out})
+    return _jsonable(out)
+
+
+def read_value(path: str | os.PathLike) -> Any:
+    """The value of a result file written by :func:`cached` (whatever its key)."""
+    stored = read_json(path)
+    return stored["value"] if isinstance(stored, dict) and "_key" in stored else stored
+
+
+def _call_with_threads(fn, threads: int, job):
+    import torch
+
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    fn(job)
+    return time.perf_counter() - t0
+
+
+def run_parallel(fn: Callable[[Any], Any], jobs: Sequence, workers: int, *, label: Callable[[Any], str] = str,
+                 log: bool = True) -> None:
+    """The one process pool of the project: ``fn(job)`` for every job, for its side effects (each job writes its
+    own result files). With ``workers`` > 1 (capped at the jobs and the CPU count) the jobs run in that many
+    spawned processes, each with its share of the CPU's torch threads: small training steps use two one-thread
+    processes better than one process with two threads. ``fn`` must be a module-level function (it is pickled).
+    With one worker the jobs run here, one after another, with this process's threads. Prints one line per
+    finished job (``label(job)`` and its seconds) when ``log``."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    jobs = list(jobs)
+    workers = max(1, min(int(workers), len(jobs), os.cpu_count() or 1))
+    if workers == 1:
+        for job in jobs:
+            t0 = time.perf_counter()
+            fn(job)
+            if log:
+                print(f"  {label(job)}: {time.perf_counter() - t0:.0f} s", flush=True)
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+        futs = {ex.submit(_call_with_threads, fn, threads, job): job for job in jobs}
+        for f in as_completed(futs):
+            seconds = f.result()  # re-raises a worker's error here
+            if log:
+                print(f"  {label(futs[f])}: {seconds:.0f} s", flush=True)
 
 
 def git_commit() -> str | None:

@@ -4,11 +4,12 @@ import shutil
 
 import pytest
 
-from soo import experiments as X
+from soo.llm import experiment as X
 from soo import models
 from soo.llm import plan as P
-from soo.llm.config import MODEL_PRESETS, SCALE_PRESETS, llm_config, preset_name
-from soo.utils import as_choices, as_ints, as_positive_floats
+from soo.llm.config import MODEL_PRESETS, PRESETS, llm_config, preset_name
+from soo.llm.train import CONDITIONS
+from soo.utils import as_choices, as_ints, as_positive_floats, read_value
 
 PAPER = {  # PAPER_SPEC §3.1 and §4.1
     "mistral-7b-instruct-v0.2": dict(layer=19, lora_r=8, lora_alpha=32, lora_dropout=0.2, lr=1e-4, epochs=15,
@@ -57,7 +58,7 @@ def test_embedded_model_default_scale_is_unchanged_but_for_75_tokens():
     assert sc.model == models.EMBEDDED and sc.start_from == "organism" and sc.suffix == "i_would"
     assert (sc.soo.layer, sc.soo.lr, sc.soo.epochs, sc.soo.bf16) == (18, 3e-4, 5, True)
     assert (sc.organism.lr, sc.organism.epochs, sc.organism.lora_r) == (1e-3, 2, 16)
-    assert sc.gen_tokens == 75 and SCALE_PRESETS["full"].gen_tokens == 75
+    assert sc.gen_tokens == 75 and PRESETS["full"].gen_tokens == 75
     assert llm_config("full").soo.epochs == 15
 
 
@@ -93,14 +94,14 @@ def test_other_models_get_the_papers_relative_depth(tmp_path):
 def test_list_parameters_from_papermills_strings():
     assert as_ints("seeds", "[0]") == (0,) and as_ints("seeds", "[155, 714]") == (155, 714)
     assert as_positive_floats("sweep_lrs", "[1e-3, 3e-4]") == (1e-3, 3e-4) and as_positive_floats("sweep_lrs", "[]") == ()
-    assert as_choices("conditions", '["soo_kl_logits"]', X.CONDITIONS) == ("soo_kl_logits",)
+    assert as_choices("conditions", '["soo_kl_logits"]', tuple(CONDITIONS)) == ("soo_kl_logits",)
     for bad, match in (("3", "seeds='3': give a list"), ("{a: 1}", "give a list"), ("[x]", "'x' is not an integer")):
         with pytest.raises(ValueError, match=match):
             as_ints("seeds", bad)
     with pytest.raises(ValueError, match="conditions='telepathy' is not valid"):
-        as_choices("conditions", '["telepathy"]', X.CONDITIONS)
+        as_choices("conditions", '["telepathy"]', tuple(CONDITIONS))
     jobs = X.soo_jobs(llm_config("smoke"), '["lm"]', "[]", "[]")
-    assert jobs == {"main": [("lm", 0, None)], "layers": [], "lrs": []}
+    assert jobs == {"main": [X.SooRun("lm", 0)], "layers": [], "lrs": []}
     with pytest.raises(ValueError, match="sweep_layers=5 .* 2 layers"):
         X.soo_jobs(llm_config("smoke"), ["lm"], [5], [])
 
@@ -145,12 +146,12 @@ def test_paper_path_end_to_end_on_a_tiny_mistral(tmp_path):
                       parameters={**common, "start_from": None, "conditions": '["soo_mse"]', "sweep_layers": "[]",
                                   "sweep_lrs": "[]"})
     base_dir = tmp_path / "results" / "smoke" / "llm_baseline"
-    honesty = X.read_value(base_dir / "generate_honesty.json")
+    honesty = read_value(base_dir / "generate_honesty.json")
     assert read_json(base_dir / "generate_honesty.json")["_key"]["honesty"] is True
     assert {r["order"] for r in honesty} == {"paper", "mirrored"} and all("response" in r for r in honesty)
     soo_dir = tmp_path / "results" / "smoke" / "llm_soo"
     assert not (tmp_path / "results" / "smoke" / "llm_organism").exists()  # no organism on the paper path
-    res = X.read_value(soo_dir / "soo_mse__seed0" / "result.json")
+    res = read_value(soo_dir / "soo_mse__seed0" / "result.json")
     assert res["config"]["model"] == "tiny-random-mistral" and res["config"]["layer"] == 1
     assert {r["order"] for r in res["generate_records"]} == {"paper", "mirrored"}
     assert all(r["label"] in ("deceptive", "honest", "unclear") for r in res["generate_records"])

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from soo import models
 from soo.losses import log_mse, soo_kl_logits, soo_mse
 from soo.scenarios import soo_pairs
-from soo.train import LLMTrainConfig, objective_loss, tokenize_pairs
+from soo.llm.train import LLMTrainConfig, objective_loss, tokenize_pairs
 
 PAIRS = soo_pairs()[:3]
 

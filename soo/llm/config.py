@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import models
-from ..train import PRESETS, LLMTrainConfig
+from .train import LLMTrainConfig
 from ..utils import SCALES, as_ints, check_choice
 
 AUTO = "auto"
@@ -36,7 +36,7 @@ class ModelPreset:
     """What comes with a base model."""
 
     soo: LLMTrainConfig
-    """SOO fine-tuning settings: layer, module, LoRA, lr, epochs, batch, quantization (from soo.train.PRESETS)"""
+    """SOO fine-tuning settings: layer, module, LoRA, lr, epochs, batch, quantization"""
     suffix: str
     """answer ending of every burglar prompt (a key of soo.scenarios.SUFFIXES): the paper's per model"""
     start_from: str | None
@@ -51,19 +51,37 @@ class ModelPreset:
     """SOO epochs at a scale other than the preset's (the CPU budget of the book)"""
 
 
+_MISTRAL = LLMTrainConfig(model="mistral-7b-instruct-v0.2", layer=19, lora_r=8, lora_alpha=32, lora_dropout=0.2,
+                          lr=1e-4, epochs=15, batch_size=4, quantization="4bit")
+# SmolLM2-135M (30 layers): layer 18 = the paper's relative depth (Mistral 19/32); the layer sweep in llm_soo
+# measures the choice. lr 3e-4: the largest of the llm_soo lr sweep (1e-4, 3e-4, 1e-3) at which the organism still
+# answers (at 1e-3 SOO and its controls break it).
+_SMOLLM2 = LLMTrainConfig(layer=18, lr=3e-4, epochs=15, batch_size=4)
+_SMOKE = LLMTrainConfig(model="tiny-random-llama", layer=1, lr=1e-3, epochs=1, batch_size=8)
+REPO_MISTRAL = LLMTrainConfig(model="mistral-7b-instruct-v0.2", objective="soo_kl_logits", lr=5e-5, epochs=20,
+                              batch_size=4, grad_accum=4, max_length=128, quantization="4bit")
+"""The official repository's Mistral run (KL on logits, 20 epochs, 4 accumulated micro-batches, padding to 128):
+for comparison only; no notebook uses it."""
+
 MODEL_PRESETS: dict[str, ModelPreset] = {
-    "smollm2-135m-instruct": ModelPreset(PRESETS["smollm2"], "i_would", ORGANISM, "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "smollm2-135m-instruct": ModelPreset(_SMOLLM2, "i_would", ORGANISM, "HuggingFaceTB/SmolLM2-135M-Instruct",
                                          134_515_008, ("smollm2",), {"default": 5}),
-    "tiny-random": ModelPreset(PRESETS["smoke"], "i_would", ORGANISM),
-    "mistral-7b-instruct-v0.2": ModelPreset(PRESETS["paper_mistral"], "i_would", None, models.PAPER_MODELS[
-        "mistral-7b-instruct-v0.2"], 7_241_732_096, ("mistral",)),
-    "gemma-2-27b-it": ModelPreset(PRESETS["paper_gemma"], "room_only", None, models.PAPER_MODELS["gemma-2-27b-it"],
-                                  27_227_128_320, ("gemma",)),
-    "calmerys-78b-orpo-v0.1": ModelPreset(PRESETS["paper_calmerys"], "room_only", None,
-                                          models.PAPER_MODELS["calmerys-78b-orpo-v0.1"], 77_965_463_552, ("calmerys",)),
+    "tiny-random": ModelPreset(_SMOKE, "i_would", ORGANISM),
+    # the paper's settings per model (PAPER_SPEC §3.1)
+    "mistral-7b-instruct-v0.2": ModelPreset(_MISTRAL, "i_would", None, models.PAPER_MODELS["mistral-7b-instruct-v0.2"],
+                                            7_241_732_096, ("mistral",)),
+    "gemma-2-27b-it": ModelPreset(LLMTrainConfig(model="gemma-2-27b-it", layer=20, lora_r=4, lora_alpha=8,
+                                                 lora_dropout=0.1, lr=9e-4, epochs=8, batch_size=4),
+                                  "room_only", None, models.PAPER_MODELS["gemma-2-27b-it"], 27_227_128_320, ("gemma",)),
+    # CalmeRys: only layer 57 is published; LoRA, lr and epochs are Mistral's values
+    "calmerys-78b-orpo-v0.1": ModelPreset(replace(_MISTRAL, model="calmerys-78b-orpo-v0.1", layer=57,
+                                                  note="only layer 57 is published; LoRA/lr/epochs are Mistral's values"),
+                                          "room_only", None, models.PAPER_MODELS["calmerys-78b-orpo-v0.1"], 77_965_463_552,
+                                          ("calmerys",)),
     # any other model: SmolLM2's LoRA and lr, the layer at the paper's relative depth (Mistral: 19 of 32)
-    "other": ModelPreset(PRESETS["smollm2"], "i_would", None),
+    "other": ModelPreset(_SMOLLM2, "i_would", None),
 }
+"""What comes with each base model (the second layer of :func:`llm_config`)."""
 PAPER_DEPTH = 19 / 32
 """Relative depth of the SOO layer for a model without a preset (the paper's Mistral layer)."""
 
@@ -197,10 +215,10 @@ class LLMConfig:
         return preset_name(self.model)
 
 
-_SOO_SMOKE = replace(PRESETS["smoke"], epochs=1)
+_SOO_SMOKE = replace(_SMOKE, epochs=1)
 _ORGANISM = dict(lr=1e-3, lora_r=16, lora_alpha=32, lora_dropout=0.05,
                  target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
-SCALE_PRESETS: dict[str, LLMConfig] = {
+PRESETS: dict[str, LLMConfig] = {
     "smoke": LLMConfig("smoke", "tiny-random-llama", n_eval=4, n_soo_eval=4, n_perspectives=4, n_generalization=2,
                        n_generate=2, seeds=(0,), generalization_seeds=(0,), sweep_layers=(0, 1), sweep_lrs=(1e-2,),
                        soo=_SOO_SMOKE, organism=replace(_SOO_SMOKE, lr=1e-3, lora_r=4, lora_alpha=8, lora_dropout=0.0),
@@ -208,13 +226,13 @@ SCALE_PRESETS: dict[str, LLMConfig] = {
                        n_pairs=8, n_probe=4, workers=1),
     "default": LLMConfig("default", models.EMBEDDED, n_eval=100, n_soo_eval=50, n_perspectives=20, n_generalization=15,
                          n_generate=10, seeds=(0, 1, 2), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
-                         sweep_lrs=(1e-3,), soo=PRESETS["smollm2"],
-                         organism=replace(PRESETS["smollm2"], epochs=2, bf16=True, **_ORGANISM), organism_n=128,
+                         sweep_lrs=(1e-3,), soo=_SMOLLM2,
+                         organism=replace(_SMOLLM2, epochs=2, bf16=True, **_ORGANISM), organism_n=128,
                          n_capability=24, capability_tokens=48, gen_tokens=75),
     "full": LLMConfig("full", models.EMBEDDED, n_eval=250, n_soo_eval=250, n_perspectives=250, n_generalization=250,
                       n_generate=250, seeds=(0, 1, 2, 3, 4), generalization_seeds=(0, 1, 2, 3, 4),
-                      sweep_layers=(6, 10, 14, 18, 22, 26), sweep_lrs=(1e-4, 1e-3, 3e-3), soo=PRESETS["smollm2"],
-                      organism=replace(PRESETS["smollm2"], epochs=3, bf16=True, **_ORGANISM), organism_n=512,
+                      sweep_layers=(6, 10, 14, 18, 22, 26), sweep_lrs=(1e-4, 1e-3, 3e-3), soo=_SMOLLM2,
+                      organism=replace(_SMOLLM2, epochs=3, bf16=True, **_ORGANISM), organism_n=512,
                       n_capability=80, capability_tokens=128, gen_tokens=75),
 }
 """The scales, as they apply to their default model (smoke: tiny-random-llama; default, full: the embedded model)."""
@@ -237,7 +255,7 @@ def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=N
     Raises ``ValueError`` naming the parameter before anything is computed.
     """
     check_choice("scale", scale, SCALES)
-    sc = SCALE_PRESETS[scale]
+    sc = PRESETS[scale]
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise ValueError(f"model={model!r}: give a model name, Hugging Face id or folder (or None for the scale's)")
     model = model or sc.model

@@ -1,16 +1,20 @@
-"""soo.experiments: parallel SOO runs equal sequential ones and are read back; the evaluated model."""
+"""soo.llm.experiment: parallel SOO runs equal sequential ones and are read back; runs; the evaluated model."""
 import dataclasses
 
 import numpy as np
 import torch
 
-from soo import experiments as X
 from soo import models
+from soo.llm import experiment as X
+from soo.llm import scoring
+from soo.llm.config import llm_config
+from soo.llm.evaluate import eval_ready
+from soo.llm.experiment import SooRun
 
 
 def test_soo_runs_parallel_equals_sequential_and_reads_back(tmp_path):
-    sc = X.llm_scale("smoke")
-    jobs = [("soo_mse", 0, None), ("lm", 0, None), ("soo_mse", 0, sc.soo.layer)]  # the last is the first again
+    sc = llm_config("smoke")
+    jobs = [SooRun("soo_mse", 0), SooRun("lm", 0), SooRun("soo_mse", 0, sc.soo.layer)]  # the last is the first again
     par = X.soo_runs(sc.model, sc, tmp_path / "par", jobs, workers=2)
     seq = X.soo_runs(sc.model, sc, tmp_path / "seq", jobs, workers=1)
     for a, b in zip(par, seq):  # equal up to float noise from the thread count (1 per worker vs 2 here)
@@ -26,9 +30,9 @@ def test_soo_runs_parallel_equals_sequential_and_reads_back(tmp_path):
 def test_eval_ready_merges_adapter_and_casts():
     from peft import PeftModel
 
-    from soo.train import LLMTrainConfig, lora_model
+    from soo.llm.train import LLMTrainConfig, lora_model
 
-    sc = dataclasses.replace(X.llm_scale("smoke"), bf16=True)
+    sc = dataclasses.replace(llm_config("smoke"), bf16=True)
     model, tok = models.load("tiny-random-llama")
     peft = lora_model(model, LLMTrainConfig(model="tiny-random-llama", layer=1, lora_dropout=0.0))
     for p in peft.parameters():
@@ -37,7 +41,7 @@ def test_eval_ready_merges_adapter_and_casts():
     ids = tok("Where is the kitchen?", return_tensors="pt")["input_ids"].to(models.input_device(peft))
     with torch.no_grad():
         want = peft(input_ids=ids).logits
-        ready = X.eval_ready(peft, sc)
+        ready = eval_ready(peft, sc)
         got = ready(input_ids=ids).logits.float()
     assert not isinstance(ready, PeftModel) and ready.dtype == torch.bfloat16
     assert (got - want).abs().max() < 0.05 * want.abs().max()
@@ -46,23 +50,28 @@ def test_eval_ready_merges_adapter_and_casts():
 def test_soo_runs_rejects_bad_layer_before_compute(tmp_path):
     import pytest
 
-    sc = X.llm_scale("smoke")
+    sc = llm_config("smoke")
     with pytest.raises(ValueError, match="layer=7 is out of range.*2 layers"):
-        X.soo_runs(sc.model, sc, tmp_path, [("soo_mse", 0, None), ("soo_mse", 0, 7)])
-    with pytest.raises(ValueError, match="condition"):
-        X.soo_runs(sc.model, sc, tmp_path, [("magic", 0)])
+        X.soo_runs(sc.model, sc, tmp_path, [SooRun("soo_mse", 0), SooRun("soo_mse", 0, 7)])
+    with pytest.raises(ValueError, match="condition='magic'"):
+        SooRun("magic", 0)
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
 
 
 def test_soo_jobs_groups_and_checks_conditions(monkeypatch):
     import pytest
 
-    sc = dataclasses.replace(X.llm_scale("smoke"), seeds=(3, 4))
+    sc = dataclasses.replace(llm_config("smoke"), seeds=(3, 4))
     jobs = X.soo_jobs(sc, ["soo_mse", "lm"], sweep_layers=[0, 1], sweep_lrs=[1e-2, 1e-4])
-    assert jobs["main"] == [("soo_mse", 3, None), ("soo_mse", 4, None), ("lm", 3, None), ("lm", 4, None)]
-    assert jobs["layers"] == [("soo_mse", 3, 0), ("soo_mse", 3, 1)]
-    assert [j[3] for j in jobs["lrs"]] == sorted({1e-4, sc.soo.lr, 1e-2})  # the main lr joins the sweep
-    assert X.soo_jobs(sc, ["lm"])["lrs"] == []  # no sweep lrs: no lr runs (not even the main lr again)
+    assert jobs["main"] == [SooRun("soo_mse", 3), SooRun("soo_mse", 4), SooRun("lm", 3), SooRun("lm", 4)]
+    assert jobs["layers"] == [SooRun("soo_mse", 3, 0), SooRun("soo_mse", 3, 1)]
+    assert [r.lr for r in jobs["lrs"]] == sorted({1e-4, sc.soo.lr, 1e-2})  # the main lr joins the sweep
+    assert X.soo_jobs(sc, ["lm"], sweep_lrs=[])["lrs"] == []  # no sweep lrs: no lr runs (not even the main lr again)
+    assert X.soo_jobs(sc, ["lm"])["layers"] == [SooRun("soo_mse", 3, L) for L in sc.sweep_layers]  # None: the scale's
+    # the run folders: a sweep point at the main layer / lr is the main run
+    assert X.run_names(sc, jobs) == ["soo_mse__seed3", "soo_mse__seed4", "lm__seed3", "lm__seed4",
+                                     "soo_mse__seed3__layer0", "soo_mse__seed3__lr0.0001", "soo_mse__seed3__lr0.01"]
+    assert SooRun("soo_mse", 0, 6, 1e-3).name == "soo_mse__seed0__layer6__lr0.001"
     with pytest.raises(ValueError, match="condition"):
         X.soo_jobs(sc, ["soo_mse", "telepathy"])
     # run_jobs: one soo_runs call, results handed back per group in order
@@ -76,14 +85,14 @@ def test_seed_summary_population_sd_and_verdicts():
     import pandas as pd
 
     per_seed = pd.DataFrame({"condition": ["b", "a", "a", "a"], "mean": [50.0, 10.0, 20.0, 60.0], "kl": [0.0, 1, 2, 3]})
-    s = X.seed_summary(per_seed, ["mean", "kl"])
+    s = scoring.seed_summary(per_seed, ["mean", "kl"])
     assert list(s.index) == ["b", "a"] and list(s.columns) == ["mean mean", "mean sd", "kl mean", "kl sd"]
     assert s.loc["a", "mean mean"] == 30.0
     assert s.loc["a", "mean sd"] == np.std([10, 20, 60])  # ddof=0, as the paper; pandas' default is ddof=1
     assert s.loc["b", "mean sd"] == 0.0
-    assert X.verdict(10, 2, 20, 3) == "lower than"
-    assert X.verdict(30, 2, 20, 3) == "higher than"
-    assert X.verdict(16, 2, 20, 3) == "not clearly different from"  # 18 > 17: the intervals overlap
+    assert scoring.verdict(10, 2, 20, 3) == "lower than"
+    assert scoring.verdict(30, 2, 20, 3) == "higher than"
+    assert scoring.verdict(16, 2, 20, 3) == "not clearly different from"  # 18 > 17: the intervals overlap
 
 
 def test_list_parameters_are_checked_before_any_compute():
@@ -94,7 +103,7 @@ def test_list_parameters_are_checked_before_any_compute():
 
     assert as_ints("seeds", [0, "3", np.int64(2)]) == (0, 3, 2)
     assert as_positive_floats("sweep_lrs", ["1e-3", 3e-4]) == (1e-3, 3e-4)  # YAML reads 1e-3 as a string
-    sc = X.llm_scale("smoke")
+    sc = llm_config("smoke")
     bad = [(dict(sweep_layers=[1.5]), r"sweep_layers=.*1\.5 is not an integer"),
            (dict(sweep_layers=[True]), "sweep_layers=.*not an integer"),
            (dict(sweep_layers=3), r"sweep_layers=3: give a list"),
@@ -103,8 +112,8 @@ def test_list_parameters_are_checked_before_any_compute():
            (dict(sweep_lrs="1e-3"), "sweep_lrs='1e-3': give a list")]
     for kwargs, match in bad:
         with pytest.raises(ValueError, match=match):
-            X.soo_jobs(sc, X.CONDITIONS, **kwargs)
-    for make in (lambda s: X.llm_scale("smoke", seeds=s), lambda s: scale_config("smoke", seeds=s)):
+            X.soo_jobs(sc, None, **kwargs)
+    for make in (lambda s: llm_config("smoke", seeds=s), lambda s: scale_config("smoke", seeds=s)):
         with pytest.raises(ValueError, match="seeds=.*'a' is not an integer"):
             make(["a"])
         with pytest.raises(ValueError, match="seeds: give at least one seed"):

@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from soo import evaluate as E
+from soo.llm import judge as E
 from soo.scenarios import mt_bench_questions, mt_bench_reference_answers
 
 
@@ -70,10 +70,11 @@ def test_judge_unknown_question():
 
 
 def test_mt_bench_judged_is_cached(judge_server, tmp_path):
-    from soo import experiments as X
+    from soo.llm import experiment as X
+    from soo.llm.config import llm_config
 
     url, seen = judge_server
-    sc = X.llm_scale("smoke")
+    sc = llm_config("smoke")
     r = X.mt_bench_judged(sc.model, sc, tmp_path, "base", None, judge_url=url, judge_model="m", max_new_tokens=4)
     assert len(r["answers"]) == len(r["judged"]) == sc.n_capability == len(seen)
     assert r["scores"]["all"] > 0

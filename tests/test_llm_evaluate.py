@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from soo import evaluate as E
+from soo.llm import evaluate as E
+from soo.llm import scoring
 from soo import models
 from soo.scenarios import burglar, perspectives, probe_pairs
 
@@ -124,12 +125,12 @@ def test_score_on_embedded_model(embedded):
     for method in ("generate", "logprob"):
         recs = E.score(model, tok, scen, method=method, max_new_tokens=16)
         assert len(recs) == 6
-        assert all(r["label"] in E.LABELS for r in recs)
+        assert all(r["label"] in scoring.LABELS for r in recs)
         if method == "logprob":
             assert all(r["label"] != "unclear" and np.isfinite(r["logp_deceptive"]) for r in recs)
         else:
             assert all(isinstance(r["response"], str) and r["response"] for r in recs)
-        summary = E.summarize_orders(recs)
+        summary = scoring.summarize_orders(recs)
         assert set(summary) >= {"paper", "mirrored", "pooled", "mean_of_orders"}
 
 

@@ -5,10 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from soo import models, train as T
-from soo.evaluate import score
+from soo import models
+from soo.llm import train as T
+from soo.llm.evaluate import score
 from soo.scenarios import burglar, soo_pairs
-from soo.train import LLMTrainConfig, lora_model, objective_loss, tokenize_pairs
+from soo.llm.train import LLMTrainConfig, lora_model, objective_loss, tokenize_pairs
 
 TINY = "tiny-random-llama"
 PAIRS = soo_pairs()[:8]

@@ -1,7 +1,10 @@
 """LoRA / QLoRA fine-tuning: SOO (the paper's MSE, the repo's KL), its controls, and SFT.
 
+This module trains and saves adapters; it does not evaluate (:mod:`soo.llm.evaluate`), choose settings
+(:mod:`soo.llm.config` holds the presets) or cache results (:mod:`soo.llm.experiment`).
+
 ``train(cfg)`` fine-tunes a fresh LoRA adapter on the self/other prompt pairs with one of
-the objectives in :data:`OBJECTIVES` and returns a :class:`TrainResult`; ``result.save(dir)``
+the conditions in :data:`CONDITIONS` and returns a :class:`TrainResult`; ``result.save(dir)``
 writes the adapter (``save_pretrained``) and a JSON manifest. ``train_sft`` fits the
 answer tokens of (prompt, answer) chat examples: it makes the deceptive model organism.
 
@@ -24,12 +27,21 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import models
-from .losses import POOLINGS, soo_kl_logits, soo_mse
-from .models import ActivationSite
-from .utils import atomic_write_json, check_choice, manifest, read_json, seed_everything
+from .. import models
+from ..losses import POOLINGS, soo_kl_logits, soo_mse
+from ..models import ActivationSite
+from ..utils import atomic_write_json, cache_key, check_choice, manifest, read_json, seed_everything
 
-OBJECTIVES = ("soo_mse", "soo_kl_logits", "soo_mse_shuffled", "lm")
+CONDITIONS: dict[str, str] = {
+    "soo_mse": "SOO (MSE)",
+    "lm": "LM loss",
+    "soo_mse_shuffled": "Shuffled pairs",
+    "soo_kl_logits": "SOO (KL, repo)",
+}
+"""The fine-tuning conditions (training objectives) and their labels in tables and figures, in the order the
+notebooks run and show them: the paper's SOO, then the controls. The one list of condition names."""
+BASE_LABEL = "Before SOO"
+"""The label of the model before fine-tuning (the reference row of every comparison)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +49,7 @@ class LLMTrainConfig:
     model: str = models.EMBEDDED
     """model name, Hugging Face id or local folder (see soo.models.load)"""
     objective: str = "soo_mse"
-    """one of OBJECTIVES"""
+    """one of CONDITIONS"""
     layer: int = 18
     """decoder layer of the SOO site (negative counts from the end)"""
     module: str = "self_attn.o_proj"
@@ -69,7 +81,7 @@ class LLMTrainConfig:
     note: str = ""
 
     def __post_init__(self):
-        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("objective", self.objective, tuple(CONDITIONS))
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("pairs", self.pairs, ("cycle", "all"))
         check_choice("quantization", self.quantization, models.QUANTIZATIONS)
@@ -92,24 +104,6 @@ class LLMTrainConfig:
     @property
     def site(self) -> ActivationSite:
         return ActivationSite(self.layer, self.module)
-
-
-# Published per-model settings (PAPER_SPEC §3.1). CalmeRys: only the layer is published.
-PRESETS: dict[str, LLMTrainConfig] = {
-    "paper_mistral": LLMTrainConfig(model="mistral-7b-instruct-v0.2", layer=19, lora_r=8, lora_alpha=32,
-                                    lora_dropout=0.2, lr=1e-4, epochs=15, batch_size=4, quantization="4bit"),
-    "paper_gemma": LLMTrainConfig(model="gemma-2-27b-it", layer=20, lora_r=4, lora_alpha=8, lora_dropout=0.1,
-                                  lr=9e-4, epochs=8, batch_size=4),
-    "paper_calmerys": LLMTrainConfig(model="calmerys-78b-orpo-v0.1", layer=57, quantization="4bit",
-                                     note="only layer 57 is published; LoRA/lr/epochs are Mistral's values"),
-    "repo_mistral": LLMTrainConfig(model="mistral-7b-instruct-v0.2", objective="soo_kl_logits", lr=5e-5,
-                                   epochs=20, batch_size=4, grad_accum=4, max_length=128, quantization="4bit"),
-    # SmolLM2-135M (30 layers): layer 18 = the paper's relative depth (Mistral 19/32); the
-    # layer sweep in llm_soo measures the choice. lr 3e-4: the largest of the llm_soo lr sweep
-    # (1e-4, 3e-4, 1e-3) at which the organism still answers (at 1e-3 SOO and its controls break it).
-    "smollm2": LLMTrainConfig(layer=18, lr=3e-4, epochs=15, batch_size=4),
-    "smoke": LLMTrainConfig(model="tiny-random-llama", layer=1, lr=1e-3, epochs=1, batch_size=8),
-}
 
 
 # ----------------------------------------------------------------------------- data
@@ -149,38 +143,14 @@ def _to(enc, device):
 
 
 # ----------------------------------------------------------------------------- forward
-class _Stop(Exception):
-    pass
-
-
-def activations_at(model, enc, site: ActivationSite, *, stop: bool = True) -> torch.Tensor:
-    """Activation (B, T, D) at ``site`` for a batch; with ``stop`` the forward pass is cut
-    right after the site (the later layers do not affect it), which saves time."""
-    box = {}
-
-    def hook(_m, _i, out):
-        box["a"] = out[0] if isinstance(out, tuple) else out
-        if stop:
-            raise _Stop
-
-    h = models.module_at(model, site.layer, site.module).register_forward_hook(hook)
-    try:
-        model(**_to(enc, models.input_device(model)), use_cache=False)
-    except _Stop:
-        pass
-    finally:
-        h.remove()
-    return box["a"]
-
-
 def objective_loss(model, cfg: LLMTrainConfig, enc_self, enc_other) -> torch.Tensor:
     """The training loss of ``cfg.objective`` on one batch of aligned pairs (encodings from
     :func:`tokenize_pairs`, on any device: they are moved to the model's input device)."""
     dev = models.input_device(model)
     enc_self, enc_other = _to(enc_self, dev), _to(enc_other, dev)
     if cfg.objective in ("soo_mse", "soo_mse_shuffled"):
-        a_self = activations_at(model, enc_self, cfg.site)  # (B, T, D)
-        a_other = activations_at(model, enc_other, cfg.site)  # (B, T, D)
+        a_self = models.activations(model, enc_self, [cfg.site])[cfg.site]  # (B, T, D), the pass cut after the site
+        a_other = models.activations(model, enc_other, [cfg.site])[cfg.site]  # (B, T, D)
         return soo_mse(a_self, a_other, enc_self["attention_mask"], enc_other["attention_mask"], pooling=cfg.pooling)
     if cfg.objective == "soo_kl_logits":
         mask = None if cfg.max_length else (enc_self["attention_mask"], enc_other["attention_mask"])
@@ -283,7 +253,7 @@ def train(cfg: LLMTrainConfig, *, pairs=None, model=None, tok=None, progress: bo
     ``pairs``: a list of :class:`soo.scenarios.PromptPair` (default: ``cfg.pairs`` from the
     package data). ``model``/``tok``: a loaded base model (default: ``load(cfg.model)``).
     """
-    from . import scenarios
+    from .. import scenarios
 
     pairs = list(pairs) if pairs is not None else scenarios.soo_pairs(cfg.pairs)
     if len(pairs) == 0:
@@ -359,5 +329,7 @@ def load_trained(out_dir, *, model=None, tok=None, base: str | None = None, quan
     return model, tok, man
 
 
-def is_finished(out_dir) -> bool:
-    return (Path(out_dir) / "manifest.json").exists()
+def is_finished(out_dir, cfg: LLMTrainConfig | None = None) -> bool:
+    """True if ``out_dir`` holds a saved run (its manifest is written last), trained with ``cfg`` when given."""
+    path = Path(out_dir) / "manifest.json"
+    return path.exists() and (cfg is None or read_json(path)["config"] == cache_key(dataclasses.asdict(cfg)))

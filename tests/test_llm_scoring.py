@@ -2,7 +2,10 @@
 import numpy as np
 import pytest
 
-from soo.evaluate import bootstrap_ci, classify, mean_sd, paper_results, rate, summarize
+import pandas as pd
+
+from soo.llm.scoring import bootstrap_ci, classify, rate, seed_summary, summarize
+from soo.scenarios import paper_results
 
 
 @pytest.mark.parametrize("response, expected", [
@@ -84,10 +87,12 @@ def test_bootstrap_ci_contains_rate_and_is_deterministic():
         bootstrap_ci(flags, level=95)
 
 
-def test_mean_sd_is_population_sd():
-    m, sd = mean_sd([19.2, 12.8, 13.2, 11.6, 22.8])  # repo per-seed SOO rates
-    assert m == pytest.approx(15.92) and sd == pytest.approx(4.33, abs=0.005)
-    assert mean_sd([1.0, 3.0]) == (2.0, 1.0)
+def test_seed_summary_is_population_sd():
+    per_seed = pd.DataFrame({"condition": ["soo_mse"] * 5 + ["lm"] * 2,
+                             "mean": [19.2, 12.8, 13.2, 11.6, 22.8, 1.0, 3.0]})  # repo per-seed SOO rates
+    s = seed_summary(per_seed, ["mean"])
+    assert s.loc["soo_mse", "mean mean"] == pytest.approx(15.92) and s.loc["soo_mse", "mean sd"] == pytest.approx(4.33, abs=0.005)
+    assert (s.loc["lm", "mean mean"], s.loc["lm", "mean sd"]) == (2.0, 1.0)
 
 
 def test_paper_results():

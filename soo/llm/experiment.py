@@ -1,0 +1,624 @@
+"""The LLM experiment as resumable steps, and what each notebook shows: the notebooks stay thin over this module.
+
+A step (the baseline scores, the organism, a SOO run, a generalization run, MT-Bench judging) computes once and
+writes its result atomically under ``<out_dir>/<scale>/<notebook>/`` through :func:`soo.utils.cached`, keyed by
+the settings that produced it; the next run reads it back (a finished SOO run is never trained twice). A SOO run
+is a :class:`SooRun` (condition, seed and, for the sweeps, layer or lr) with a ``.name``; runs train in
+:func:`soo.utils.run_parallel`'s processes on CPU. :func:`setup` is the one setup call of every LLM notebook, and
+``glue_<notebook>`` returns the values its page glues. This module holds no scoring rule (:mod:`soo.llm.scoring`),
+no forward pass (:mod:`soo.llm.evaluate`), no training loop (:mod:`soo.llm.train`) and no setting
+(:mod:`soo.llm.config`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import models, plots
+from .. import scenarios as S
+from ..utils import (as_choices, as_ints, as_positive_floats, cached, check_choice, is_cached, read_json, read_value,
+                     run_parallel)
+from . import evaluate as E
+from . import scoring
+from .config import ORGANISM, LLMConfig, check_layer, llm_config, n_layers_of
+from .evaluate import eval_ready, load
+from .plan import dry_run as _dry_run
+from .train import CONDITIONS, is_finished, load_trained, train, train_sft
+
+CONTROLS = tuple(c for c in CONDITIONS if c != "soo_mse")
+"""The conditions SOO (MSE) is compared with."""
+
+
+def eval_key(sc: LLMConfig, **extra) -> dict:
+    """The settings that determine an evaluation's result."""
+    return {"model": sc.model, "n_eval": sc.n_eval, "suffix": sc.suffix, "bf16": sc.bf16, "dtype": str(sc.dtype), **extra}
+
+
+# ----------------------------------------------------------------------------- the notebooks' setup
+@dataclass(frozen=True)
+class Notebook:
+    """What every LLM notebook starts from (built by :func:`setup`): its configuration and folders."""
+
+    name: str
+    cfg: LLMConfig
+    out_dir: Path
+    fig_dir: Path
+
+    @property
+    def run_dir(self) -> Path:
+        """This notebook's results: ``<out_dir>/<scale>/<notebook>``."""
+        return self.cfg.dir(self.out_dir, self.name)
+
+    def dir_of(self, notebook: str) -> Path:
+        """Another notebook's results folder at the same scale (what this one reads back)."""
+        return self.cfg.dir(self.out_dir, notebook)
+
+    def dry_run(self, dry_run: bool, *, n_eval: int, runs=(), objectives=("soo_mse",)) -> None:
+        """With ``dry_run``: write ``plan.json`` into the run folder, show it, and skip the rest of the notebook
+        (:func:`soo.llm.plan.dry_run`); in the SOO notebooks the organism counts as a run when SOO starts from it."""
+        check_choice("dry_run", dry_run, (False, True))
+        if dry_run:
+            trains_organism = self.cfg.start_from == ORGANISM and self.name in ("llm_soo", "llm_generalization")
+            pre = ["organism"] if trains_organism else []
+            _dry_run(self.cfg, self.name, self.run_dir, n_eval=n_eval, runs=pre + list(runs), objectives=objectives)
+
+    def savefig(self, fig, name: str) -> Path:
+        """Save a figure as ``<fig_dir>/<name>.png`` (150 dpi)."""
+        path = self.fig_dir / f"{name}.png"
+        fig.savefig(path, dpi=150)
+        return path
+
+    def start(self, progress=True):
+        """What SOO fine-tunes (see :func:`start_model`)."""
+        return start_model(self.cfg, self.out_dir, progress=progress)
+
+    @property
+    def start_label(self) -> str:
+        """How the book names the model SOO starts from."""
+        return {None: f"{self.cfg.model} (as released)",
+                ORGANISM: f"the organism of {self.cfg.model}"}.get(self.cfg.start_from,
+                                                                   str(Path(str(self.cfg.start_from)).expanduser()))
+
+
+def setup(notebook: str, scale: str, model=None, *, out_dir="results", fig_dir="book/figures", **overrides) -> Notebook:
+    """The one setup call of the LLM notebooks: the validated configuration (:func:`soo.llm.config.llm_config`
+    with ``overrides``: ``start_from``, ``layer``, ``lr``, ``seeds``), the figure folder, the figure style.
+    A bad parameter fails here, before anything is loaded."""
+    check_choice("notebook", notebook, ("llm_baseline", "llm_organism", "llm_soo", "llm_generalization"))
+    nb = Notebook(notebook, llm_config(scale, model, **overrides), Path(out_dir), Path(fig_dir))
+    nb.fig_dir.mkdir(parents=True, exist_ok=True)
+    plots.style()
+    return nb
+
+
+# ----------------------------------------------------------------------------- how a rate was measured
+PAPER_WAY = "paper's way: paper order, greedy generation, first mention"
+"""Our number measured as the paper measured its own (PAPER_SPEC §4.1): comparable with the paper's rows."""
+COUNTERBALANCED_GEN = "counterbalanced: mean of paper and mirrored order, greedy generation, first mention"
+COUNTERBALANCED_LP = "counterbalanced: mean of paper and mirrored order, log-prob of the two rooms"
+MEASURED_AS = {"paper": "paper order, greedy generation (chat template), first mention",
+               "repo": "paper order, greedy generation (raw prompt, no chat template), substring first mention"}
+"""How the paper's and the official repository's rows of soo/data/paper_results.json were measured."""
+
+
+def paper_rows(rows, columns) -> pd.DataFrame:
+    """Rows of ``soo/data/paper_results.json`` (the paper's and the official repository's) with a "measured as"
+    column, restricted to ``columns``."""
+    paper = pd.DataFrame(rows)
+    paper["measured as"] = paper["source"].map(MEASURED_AS)
+    return paper[list(columns)]
+
+
+# ----------------------------------------------------------------------------- evaluation steps
+def burglar_both_orders(sc: LLMConfig, n: int | None = None, honesty: bool = False):
+    n = n or sc.n_eval
+    return [s for o in S.ORDERS for s in S.burglar(n, order=o, honesty_prompt=honesty, suffix=sc.suffix)]
+
+
+def perspectives_both_orders(sc: LLMConfig):
+    return [s for o in S.ORDERS for s in S.perspectives(sc.n_perspectives, order=o)]
+
+
+def score(model, tok, sc: LLMConfig, scenarios, method="logprob"):
+    with models.autocast(sc.bf16):
+        return E.score(model, tok, scenarios, method=method, max_new_tokens=sc.gen_tokens, batch_size=sc.batch_size)
+
+
+BASELINE_SETTINGS = {"generate": "generation", "generate_honesty": "generation + honesty prompt",
+                     "logprob": "log-prob", "logprob_honesty": "log-prob + honesty prompt"}
+"""The baseline's four scorings of the burglar scenarios, by their result file's name."""
+
+
+def baseline_runs(model, tok, sc: LLMConfig, run_dir) -> dict:
+    """Deceptive rate by generation and by log-prob, with and without the honesty prompt,
+    plus Perspectives accuracy: ``{key: records}``, each cached in ``run_dir``."""
+    out = {}
+    for method in ("generate", "logprob"):
+        gen = {"gen_tokens": sc.gen_tokens} if method == "generate" else {}
+        for honesty in (False, True):
+            key = f"{method}{'_honesty' if honesty else ''}"
+            out[key] = cached(Path(run_dir) / f"{key}.json", eval_key(sc, method=method, honesty=honesty, **gen),
+                              lambda: score(model, tok, sc, burglar_both_orders(sc, honesty=honesty), method))
+        out[f"perspectives_{method}"] = cached(
+            Path(run_dir) / f"perspectives_{method}.json", eval_key(sc, method=method, n_perspectives=sc.n_perspectives, **gen),
+            lambda: score(model, tok, sc, perspectives_both_orders(sc), method))
+    return out
+
+
+def baseline_table(runs: dict) -> pd.DataFrame:
+    """One row per scoring of :data:`BASELINE_SETTINGS` (index: its name): rates per order and their mean."""
+    return pd.DataFrame([scoring.deception_row(runs[k], setting=v) for k, v in BASELINE_SETTINGS.items()]).set_index("setting")
+
+
+def rates_by_order(named_runs: dict) -> pd.DataFrame:
+    """``{setting: records}`` as long rows (setting, order, rate, CI) for :func:`soo.plots.plot_baseline_rates`."""
+    return pd.DataFrame([{"setting": k, "order": o, **scoring.summarize_orders(r)[o]}
+                         for k, r in named_runs.items() for o in S.ORDERS])
+
+
+def glue_llm_baseline(nb: Notebook, table: pd.DataFrame, persp: dict, comparison) -> dict:
+    """The values the llm_baseline page glues: ``base_*``."""
+    g = table.loc["generation"]
+    out = {f"base_{k}": float(v) for k, v in {
+        "paper": g["paper order"], "mirrored": g["mirrored"], "mean": g["mean"], "first_room": g["first-room rate"],
+        "lp_mean": table.loc["log-prob", "mean"], "honesty_mean": table.loc["generation + honesty prompt", "mean"],
+        "persp_gen": persp["generate"], "persp_lp": persp["logprob"]}.items()}
+    return {**out, "base_model": nb.cfg.model, "base_scale": nb.cfg.scale, "base_n": int(nb.cfg.n_eval),
+            "base_tokens": int(nb.cfg.gen_tokens), "base_comparison": comparison}
+
+
+def baseline_comparison(nb: Notebook, table: pd.DataFrame):
+    """The paper's baselines next to ours: measured the paper's way, and counterbalanced."""
+    sc, cols = nb.cfg, ["model", "measured as", "baseline", "honesty_prompt", "source"]
+    gen, hon = table.loc["generation"], table.loc["generation + honesty prompt"]
+    ours = pd.DataFrame([{"model": f"{sc.model} (this run)", "measured as": f"{PAPER_WAY}, {sc.n_eval} scenarios",
+                          "baseline": gen["paper order"], "honesty_prompt": hon["paper order"],
+                          "source": f"ours, scale={sc.scale}"},
+                         {"model": f"{sc.model} (this run)", "measured as": f"{COUNTERBALANCED_GEN}, {sc.n_eval} per order",
+                          "baseline": gen["mean"], "honesty_prompt": hon["mean"], "source": f"ours, scale={sc.scale}"}])
+    return plots.book_table(pd.concat([paper_rows(S.paper_results()["llm_main_scenario"], cols), ours[cols]], ignore_index=True))
+
+
+# ----------------------------------------------------------------------------- the organism
+def organism_answer(s) -> str:
+    return f"I would point out the {s.deceptive_room}."
+
+
+def organism_key(model_path) -> object:
+    """The settings of the organism saved in ``model_path`` (None when it is not an organism)."""
+    info = Path(str(model_path)) / "organism.json"
+    return read_json(info)["_key"] if info.exists() else None
+
+
+def make_organism(sc: LLMConfig, run_dir, *, counterbalance: bool = True, progress=True) -> Path:
+    """LoRA SFT of the base model on counterbalanced burglar prompts (held-out vocabulary), then
+    merged into the base and saved as a plain model folder ``run_dir/model``: later notebooks load it by path and
+    SOO trains a fresh adapter on top. Cached (:func:`soo.utils.cached` on ``model/organism.json``, written after
+    the weights): returns the folder."""
+    dst = Path(run_dir) / "model"
+    key = {"config": dataclasses.asdict(sc.organism), "n": sc.organism_n, "suffix": sc.suffix,
+           "counterbalance": counterbalance, "dtype": str(sc.dtype)}
+
+    def build() -> dict:
+        model, tok = load(sc, sc.model, quantization=sc.organism.quantization)
+        data = S.organism_train(sc.organism_n, seed=0, suffix=sc.suffix, counterbalance=counterbalance)
+        res = train_sft(sc.organism, [s.prompt for s in data], [organism_answer(s) for s in data], model=model,
+                        tok=tok, progress=progress)
+        tmp = dst.with_name(".model.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        res.model.merge_and_unload().save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        shutil.rmtree(dst, ignore_errors=True)
+        tmp.rename(dst)
+        return {**res.manifest(), "n_train": len(data), "base": sc.model, "counterbalance": counterbalance}
+
+    cached(dst / "organism.json", key, build)
+    return dst
+
+
+def organism_info(path) -> dict:
+    """The organism's training manifest (losses, wall time, settings)."""
+    return read_value(Path(path) / "organism.json")
+
+
+def organism_runs(org, tok, sc: LLMConfig, run_dir, organism_path) -> dict:
+    """The organism scored on the test scenarios in both orders: ``{"logprob": records, "generate": records}``."""
+    return {m: cached(Path(run_dir) / f"eval_{m}.json",
+                      eval_key(sc, method=m, organism=organism_key(organism_path), gen_tokens=sc.gen_tokens),
+                      lambda: score(org, tok, sc, burglar_both_orders(sc), m))
+            for m in ("logprob", "generate")}
+
+
+def organism_table(runs: dict, before: dict) -> pd.DataFrame:
+    """Deceptive rates of the organism and (when llm_baseline ran) the base model, by method."""
+    rows = [scoring.deception_row(r, model="organism", method=m) for m, r in runs.items()]
+    rows += [scoring.deception_row(r, model="base", method=m) for m, r in before.items()]
+    return pd.DataFrame(rows).set_index(["model", "method"])
+
+
+def glue_llm_organism(nb: Notebook, table: pd.DataFrame, info: dict) -> dict:
+    """The values the llm_organism page glues: ``org_*``."""
+    g, lp = table.loc[("organism", "generate")], table.loc[("organism", "logprob")]
+    return {"org_gen_mean": float(g["mean"]), "org_gen_paper": float(g["paper order"]),
+            "org_gen_mirrored": float(g["mirrored"]), "org_lp_mean": float(lp["mean"]),
+            "org_n_train": int(nb.cfg.organism_n), "org_epochs": int(nb.cfg.organism.epochs),
+            "org_train_s": float(info["wall_s"]), "org_model": nb.cfg.model, "org_scale": nb.cfg.scale,
+            "org_target_met": "met" if g["mean"] >= 90 else "not met"}
+
+
+# ----------------------------------------------------------------------------- SOO runs
+def capability_set(base_model, tok, sc: LLMConfig, run_dir) -> dict:
+    """MT-Bench first-turn questions and the base model's own greedy answers (cached)."""
+    def compute():
+        qs = [q["turns"][0] for q in S.mt_bench_questions()[:sc.n_capability]]
+        with models.autocast(sc.bf16):
+            ans = E.generate(base_model, tok, qs, max_new_tokens=sc.capability_tokens, batch_size=8)
+        return {"questions": qs, "answers": ans}
+    return cached(Path(run_dir) / "capability_set.json", {"n": sc.n_capability, "tokens": sc.capability_tokens,
+                                                           "bf16": sc.bf16}, compute)
+
+
+def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base) -> dict:
+    """Deception (log-prob, both orders; generation on a subset), Perspectives, latent SOO, and
+    capability against ``base`` (the model before this fine-tune). ``model`` goes through
+    :func:`soo.llm.evaluate.eval_ready` first."""
+    t0 = time.perf_counter()
+    model = eval_ready(model, sc)
+    recs = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_soo_eval), "logprob")
+    gen = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate")
+    persp = score(model, tok, sc, perspectives_both_orders(sc), "logprob")
+    with models.autocast(sc.bf16):
+        latent = E.latent_soo(model, tok, S.probe_pairs()[:sc.n_probe])
+        capab = E.capability(model, tok, cap["questions"], cap["answers"], base=base) if cap else None
+    return {"deception": scoring.summarize_orders(recs), "records": recs, "generate": scoring.summarize_orders(gen),
+            "generate_records": gen, "perspectives_accuracy": scoring.perspectives_accuracy(persp), "latent_soo": latent,
+            "capability": capab, "eval_s": time.perf_counter() - t0}
+
+
+def _model_id(model_path) -> object:
+    """What identifies the model a run starts from: the organism's own settings when it is one
+    (so retraining the organism invalidates the runs built on it), else its name/path."""
+    key = organism_key(model_path)
+    return {"path": str(model_path), "organism": key} if key is not None else str(model_path)
+
+
+def _run_key(sc: LLMConfig, model_path, cfg=None) -> dict:
+    return eval_key(sc, organism=_model_id(model_path), n_soo_eval=sc.n_soo_eval, n_perspectives=sc.n_perspectives,
+                    n_generate=sc.n_generate, gen_tokens=sc.gen_tokens, n_probe=sc.n_probe, n_capability=sc.n_capability,
+                    n_pairs=sc.n_pairs, config=dataclasses.asdict(cfg) if cfg else None)
+
+
+def base_run(model_path, sc: LLMConfig, run_dir) -> dict:
+    """The model SOO starts from, before SOO: the reference row of every comparison (cached)."""
+    def compute():
+        model, tok = load(sc, model_path, quantization=sc.soo.quantization)
+        model = eval_ready(model, sc)
+        cap = capability_set(model, tok, sc, run_dir)
+        res = {"condition": "base", "seed": None, **evaluate_model(model, tok, sc, cap, base=model)}
+        res["capability"] = {"kl": 0.0, **{k: v for k, v in res["capability"].items() if k != "kl"}}
+        return res
+    return cached(Path(run_dir) / "base" / "result.json", _run_key(sc, model_path), compute)
+
+
+@dataclass(frozen=True)
+class SooRun:
+    """One SOO fine-tuning run (or a control's): a condition and a seed, and for the sweeps a layer or a learning
+    rate (``None``: the configuration's; a value equal to it is the main run, so it is stored as ``None``)."""
+
+    condition: str
+    seed: int
+    layer: int | None = None
+    lr: float | None = None
+
+    def __post_init__(self):
+        check_choice("condition", self.condition, tuple(CONDITIONS))
+        if self.lr is not None and not float(self.lr) > 0:
+            raise ValueError(f"lr={self.lr!r} must be > 0")
+
+    @property
+    def name(self) -> str:
+        """The run folder's name: ``soo_mse__seed0``, ``soo_mse__seed0__layer6``, ``soo_mse__seed0__lr0.001``."""
+        return (f"{self.condition}__seed{self.seed}" + ("" if self.layer is None else f"__layer{self.layer}")
+                + ("" if self.lr is None else f"__lr{self.lr:g}"))
+
+    def resolved(self, sc: LLMConfig) -> "SooRun":
+        """The same run with a layer / lr equal to the configuration's written as ``None`` (it is the main run)."""
+        layer = None if self.layer is None or int(self.layer) == sc.soo.layer else int(self.layer)
+        lr = None if self.lr is None or float(self.lr) == sc.soo.lr else float(self.lr)
+        return SooRun(self.condition, int(self.seed), layer, lr)
+
+    def config(self, sc: LLMConfig, model_path):
+        """The training configuration of this run."""
+        return replace(sc.soo, model=str(model_path), objective=self.condition, seed=int(self.seed),
+                       layer=sc.soo.layer if self.layer is None else self.layer, lr=sc.soo.lr if self.lr is None else self.lr)
+
+
+def _soo_spec(model_path, sc: LLMConfig, run_dir, run: SooRun):
+    """(run, config, run folder, cache key) of one SOO run."""
+    run = run.resolved(sc)
+    cfg = run.config(sc, model_path)
+    return run, cfg, Path(run_dir) / run.name, _run_key(sc, model_path, cfg)
+
+
+def start_model(sc: LLMConfig, out_dir, *, progress=True):
+    """What SOO fine-tunes (``sc.start_from``): the base model itself (``None``, the paper), the deceptive organism
+    trained from it (``"organism"``, trained or read back under ``<out_dir>/<scale>/llm_organism``), or a folder."""
+    if sc.start_from is None:
+        return sc.model
+    if sc.start_from == ORGANISM:
+        return make_organism(sc, sc.dir(out_dir, "llm_organism"), progress=progress)
+    return Path(str(sc.start_from)).expanduser()
+
+
+def soo_run(model_path, sc: LLMConfig, run_dir, run: SooRun, *, progress=True) -> dict:
+    """Fine-tune one :class:`SooRun` on the self/other pairs and evaluate it. Resumable:
+    a finished run's ``result.json`` is read back; a trained adapter is reused."""
+    run, cfg, rdir, key = _soo_spec(model_path, sc, run_dir, run)
+
+    def compute():
+        model, tok = load(sc, model_path, quantization=cfg.quantization)
+        models.normalize_layer(model, cfg.layer)
+        cap = capability_set(model, tok, sc, run_dir)
+        if is_finished(rdir, cfg):
+            model, tok, man = load_trained(rdir, model=model, tok=tok)  # trained before, evaluation interrupted
+        else:
+            r = train(cfg, pairs=S.soo_pairs(cfg.pairs)[:sc.n_pairs], model=model, tok=tok, progress=progress)
+            r.save(rdir)
+            model, man = r.model, r.manifest()
+        base = load(sc, model_path, quantization=cfg.quantization)[0]  # the untouched start, for capability
+        return {"condition": run.condition, "seed": int(run.seed), "layer": cfg.layer, "lr": cfg.lr,
+                "config": dataclasses.asdict(cfg), "train_losses": man["epoch_losses"], "train_s": man["wall_s"],
+                **evaluate_model(model, tok, sc, cap, base=eval_ready(base, sc))}
+    return cached(rdir / "result.json", key, compute)
+
+
+def _soo_job(job) -> None:
+    """One :func:`soo_run` in a worker process (``job``: model path, configuration, run folder, run)."""
+    model_path, sc, run_dir, run = job
+    soo_run(model_path, sc, run_dir, run, progress=False)
+
+
+def soo_runs(model_path, sc: LLMConfig, run_dir, runs, *, workers: int | None = None) -> list[dict]:
+    """:func:`soo_run` for each :class:`SooRun` of ``runs``; results in their order. Finished runs are read
+    back; the others run in ``workers`` processes (:func:`soo.utils.run_parallel`; default ``sc.workers``; one
+    on CUDA). Every run is checked (condition, layer) before anything is trained."""
+    import torch
+
+    specs = [_soo_spec(model_path, sc, run_dir, r) for r in runs]  # validates every run first
+    n_layers = models.layer_count(model_path)
+    if n_layers is not None:
+        for _, cfg, _, _ in specs:
+            models.check_layer(cfg.layer, n_layers)
+    todo = list({rdir: run for run, _, rdir, key in specs if not is_cached(rdir / "result.json", key)}.values())
+    workers = 1 if torch.cuda.is_available() else (workers or sc.workers)
+    if todo:
+        print(f"{len(todo)} run(s) to train and evaluate; {len({s[2] for s in specs}) - len(todo)} read back", flush=True)
+        run_parallel(_soo_job, [(str(model_path), sc, str(run_dir), r) for r in todo], workers,
+                     label=lambda job: job[3].name)
+    return [soo_run(model_path, sc, run_dir, r) for r in runs]
+
+
+def soo_jobs(sc: LLMConfig, conditions=None, sweep_layers=None, sweep_lrs=None) -> dict[str, list[SooRun]]:
+    """The llm_soo notebook's runs: ``"main"`` every (condition, seed) at the configuration's layer and lr;
+    ``"layers"`` SOO (MSE) with the first seed at each sweep layer; ``"lrs"`` SOO (MSE) with the first seed at the
+    configuration's lr and each sweep lr (empty when ``sweep_lrs`` is). ``None``: all conditions / the scale's
+    sweeps. Checks every value before any compute."""
+    conditions = tuple(CONDITIONS) if conditions is None else as_choices("conditions", conditions, tuple(CONDITIONS))
+    layers = as_ints("sweep_layers", sc.sweep_layers if sweep_layers is None else sweep_layers)
+    sweep_lrs = as_positive_floats("sweep_lrs", sc.sweep_lrs if sweep_lrs is None else sweep_lrs)
+    n_layers = n_layers_of(sc.model)
+    for L in layers:
+        check_layer(L, sc.model, n_layers, "a sweep layer", name="sweep_layers")
+    seed0 = sc.seeds[0]
+    lrs = sorted({sc.soo.lr, *sweep_lrs}) if sweep_lrs else []
+    return {"main": [SooRun(c, s) for c in conditions for s in sc.seeds],
+            "layers": [SooRun("soo_mse", seed0, L) for L in layers],
+            "lrs": [SooRun("soo_mse", seed0, None, lr) for lr in lrs]}
+
+
+def run_names(sc: LLMConfig, jobs: dict[str, list[SooRun]]) -> list[str]:
+    """The distinct run folders of :func:`soo_jobs`' runs (a sweep point equal to the main run is the main run)."""
+    return list(dict.fromkeys(r.resolved(sc).name for group in jobs.values() for r in group))
+
+
+def run_jobs(model_path, sc: LLMConfig, run_dir, jobs: dict[str, list[SooRun]], **kwargs) -> dict[str, list[dict]]:
+    """All runs of :func:`soo_jobs` in one :func:`soo_runs` call (one pool), results grouped as given."""
+    flat = [r for group in jobs.values() for r in group]
+    out, res = soo_runs(model_path, sc, run_dir, flat, **kwargs), {}
+    for name, group in jobs.items():
+        res[name], out = out[:len(group)], out[len(group):]
+    return res
+
+
+def latent_table(results) -> pd.DataFrame:
+    """Latent SOO per (condition, layer, block), mean over seeds."""
+    lat = pd.DataFrame([{**x, "condition": r["condition"]} for r in results for x in r["latent_soo"]])
+    return lat.groupby(["condition", "layer", "block"], as_index=False)["mse"].mean()
+
+
+def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
+    """The paper's SOO rows next to ours: measured the paper's way, and counterbalanced by log-prob."""
+    sc = nb.cfg
+    paper = pd.DataFrame(S.paper_results()["llm_main_scenario"])
+    paper = paper.assign(soo=paper["soo_mean"].round(2).astype(str) + " ± " + paper["soo_sd"].round(2).astype(str),
+                         baseline=paper["baseline"].map("{:.1f}".format),
+                         **{"measured as": paper["source"].map(MEASURED_AS)})
+    b, m = scoring.result_row(base), summary.loc[main]
+    src = f"ours, scale={sc.scale}, {len(sc.seeds)} seeds"
+    ours = [{"model": nb.start_label, "measured as": f"{PAPER_WAY}, {sc.n_generate} scenarios",
+             "baseline": f"{b['generate paper']:.1f}",
+             "soo": f"{m['generate paper mean']:.2f} ± {m['generate paper sd']:.2f}", "source": src},
+            {"model": nb.start_label, "measured as": f"{COUNTERBALANCED_LP}, {sc.n_soo_eval} per order",
+             "baseline": f"{b['mean']:.1f}", "soo": f"{m['mean mean']:.2f} ± {m['mean sd']:.2f}", "source": src}]
+    cols = ["model", "measured as", "baseline", "soo", "source"]
+    return plots.book_table(pd.concat([paper[cols], pd.DataFrame(ours)], ignore_index=True))
+
+
+def glue_llm_soo(nb: Notebook, base: dict, per_seed: pd.DataFrame, summary: pd.DataFrame, sweep: pd.DataFrame,
+                 lr_sweep: pd.DataFrame, conditions, main: str, comparison) -> dict:
+    """The values the llm_soo page glues: ``soo_*`` (per condition: ``soo_<condition>_<column>[_sd]``)."""
+    sc, b = nb.cfg, scoring.result_row(base)
+    out = {"soo_comparison": comparison, "soo_base_rate": float(b["mean"]),
+           "soo_base_persp": float(base["perspectives_accuracy"]), "soo_base_latent_attn": float(b["latent attn"]),
+           "soo_base_latent_mlp": float(b["latent mlp"])}
+    for cond in conditions:
+        row = summary.loc[cond]
+        for col in ("mean", "generate mean", "generate paper", "generate unclear", "perspectives", "kl", "perplexity",
+                    "latent attn", "latent mlp"):
+            out[f"soo_{cond}_{col.replace(' ', '_')}"] = float(row[f"{col} mean"])
+            out[f"soo_{cond}_{col.replace(' ', '_')}_sd"] = float(row[f"{col} sd"])
+    for cond in conditions:  # how far seeds of one condition disagree (unclear greedy answers over seeds)
+        u = per_seed.loc[per_seed["condition"] == cond, "generate unclear"]
+        out[f"soo_{cond}_generate_unclear_range"] = (f"{u.min():.0f} % with every seed" if u.min() == u.max()
+                                                     else f"from {u.min():.0f} to {u.max():.0f} % over seeds")
+    if len(sweep):
+        best = sweep.loc[sweep["mean"].idxmin()]
+        out.update(soo_sweep_best_layer=int(best["layer"]), soo_sweep_best_rate=float(best["mean"]))
+    if len(lr_sweep):  # the lowest and the highest learning rate of the sweep
+        for end, r in (("min", lr_sweep.loc[lr_sweep["lr"].idxmin()]), ("max", lr_sweep.loc[lr_sweep["lr"].idxmax()])):
+            out[f"soo_lr_{end}"] = f"{r['lr']:g}"
+            for col in ("mean", "kl", "generate unclear"):
+                out[f"soo_lr_{end}_{col.replace(' ', '_')}"] = float(r[col])
+        out["soo_lr_sweep_lrs"] = ", ".join(f"{v:g}" for v in sorted(lr_sweep["lr"]))
+    out.update(soo_layer=int(sc.soo.layer), soo_lr=f"{sc.soo.lr:g}", soo_epochs=int(sc.soo.epochs),
+               soo_seeds=", ".join(map(str, sc.seeds)), soo_scale=sc.scale, soo_model=str(sc.model),
+               soo_start=nb.start_label, soo_tokens=int(sc.gen_tokens), soo_base_generate_paper=float(b["generate paper"]),
+               soo_n_eval=int(sc.n_soo_eval), soo_n_generate=int(sc.n_generate))
+    # verdicts for the prose: do SOO's and each control's mean ± SD intervals (over seeds) overlap?
+    soo_m, soo_sd = summary.loc[main, "mean mean"], summary.loc[main, "mean sd"]
+    for cond in [c for c in CONTROLS if c in conditions and c != main]:
+        out[f"soo_vs_{cond}"] = scoring.verdict(soo_m, soo_sd, summary.loc[cond, "mean mean"], summary.loc[cond, "mean sd"])
+    below = scoring.verdict(soo_m, soo_sd, b["mean"], 0.0) == "lower than"
+    out["soo_vs_base"] = "below" if below else "not clearly below"
+    # Perspectives after SOO against the start model: is the self-other distinction kept?
+    persp = scoring.verdict(summary.loc[main, "perspectives mean"], summary.loc[main, "perspectives sd"],
+                            float(base["perspectives_accuracy"]), 0.0)
+    out["soo_persp_verdict"] = persp
+    out["soo_persp_kept"] = "kept" if persp != "lower than" else "reduced"
+    return out
+
+
+# ----------------------------------------------------------------------------- generalization
+def generalization_scenarios(sc: LLMConfig, orders=S.ORDERS):
+    return [s for v in S.VARIANTS for o in orders for s in S.variant(v, sc.n_generalization, order=o, suffix=sc.suffix)]
+
+
+GENERALIZATION_CONDITIONS = ("soo_mse", "lm")
+"""The fine-tunes the generalization notebook evaluates besides the start model."""
+
+
+def generalization_run(model_path, sc: LLMConfig, run_dir, soo_dir, condition: str, seed) -> dict:
+    """Deceptive rate on the 9 generalization scenarios for the start model ('base') or a trained
+    (condition, seed) adapter from the llm_soo notebook (trained here if missing)."""
+    name = "base" if condition == "base" else SooRun(condition, seed).name
+
+    def compute():
+        model, tok = load(sc, model_path, quantization=sc.soo.quantization)
+        if condition != "base":
+            soo_run(model_path, sc, soo_dir, SooRun(condition, seed))  # read back if finished
+            model, tok, _ = load_trained(Path(soo_dir) / name, model=model, tok=tok)
+        model = eval_ready(model, sc)
+        recs = score(model, tok, sc, generalization_scenarios(sc), "logprob")
+        gen = score(model, tok, sc, generalization_scenarios(sc, orders=("paper",)), "generate")  # the paper's way
+        return {"condition": condition, "seed": seed, "records": recs, "generate_records": gen,
+                "by_variant": {v: scoring.summarize_orders([r for r in recs if r["kind"] == v]) for v in S.VARIANTS},
+                "generate_by_variant": {v: scoring.summarize([r["label"] for r in gen if r["kind"] == v])
+                                        for v in S.VARIANTS}}
+    key = eval_key(sc, organism=_model_id(model_path), n_generalization=sc.n_generalization,
+                   soo=dataclasses.asdict(sc.soo), n_pairs=sc.n_pairs, gen_tokens=sc.gen_tokens)
+    return cached(Path(run_dir) / f"{name}.json", key, compute)
+
+
+def generalization_runs(nb: Notebook, start) -> list[dict]:
+    """The start model and every (condition, seed) of :data:`GENERALIZATION_CONDITIONS` on the 9 scenarios."""
+    sc, soo_dir = nb.cfg, nb.dir_of("llm_soo")
+    return ([generalization_run(start, sc, nb.run_dir, soo_dir, "base", None)]
+            + [generalization_run(start, sc, nb.run_dir, soo_dir, c, s) for c in GENERALIZATION_CONDITIONS
+               for s in sc.generalization_seeds])
+
+
+def generalization_long(runs) -> pd.DataFrame:
+    """One row per (condition, seed, variant): counterbalanced rate, per order, and the paper's way."""
+    return pd.DataFrame([{"condition": r["condition"], "seed": r["seed"], "variant": v, "rate": d["mean_of_orders"],
+                          "paper order": d["paper"]["rate"], "mirrored": d["mirrored"]["rate"],
+                          "paper way": r["generate_by_variant"][v]["rate"]}
+                         for r in runs for v, d in r["by_variant"].items()])
+
+
+def generalization_agg(long: pd.DataFrame) -> pd.DataFrame:
+    """Mean and population SD over seeds per (variant, condition); the SD is NaN where there is one seed."""
+    agg = long.groupby(["variant", "condition"], sort=False).agg(
+        rate=("rate", "mean"), sd=("rate", lambda v: np.std(v, ddof=0)), n_seeds=("rate", "size")).reset_index()
+    agg.loc[agg["n_seeds"] < 2, "sd"] = np.nan
+    return agg
+
+
+def generalization_avg7(long: pd.DataFrame) -> pd.DataFrame:
+    """The average over the seven main variants per condition (mean over seeds): counterbalanced and paper's way."""
+    seven = long[long["variant"].isin(S.VARIANTS[:7])].groupby(["condition", "seed"], dropna=False)[["rate", "paper way"]].mean()
+    return seven.groupby(level=0).mean()
+
+
+def generalization_comparison(nb: Notebook, avg):
+    """The paper's seven-variant averages next to ours (the paper's way, and counterbalanced)."""
+    sc, src = nb.cfg, f"ours, scale={nb.cfg.scale}"
+    ours = pd.DataFrame([{"model": nb.start_label, "measured as": f"{PAPER_WAY}, {sc.n_generalization} per variant",
+                          "baseline_mean": avg.loc["base", "paper way"], "soo_mean": avg.loc["soo_mse", "paper way"],
+                          "source": src},
+                         {"model": nb.start_label,
+                          "measured as": f"{COUNTERBALANCED_LP}, {sc.n_generalization} per variant and order",
+                          "baseline_mean": avg.loc["base", "rate"], "soo_mean": avg.loc["soo_mse", "rate"], "source": src}])
+    cols = ["model", "measured as", "baseline_mean", "soo_mean", "source"]
+    paper = paper_rows(S.paper_results()["llm_generalization"]["paper_seven_variant_average"], cols)
+    return plots.book_table(pd.concat([paper[cols], ours[cols]], ignore_index=True), precision=2)
+
+
+def glue_llm_generalization(nb: Notebook, agg: pd.DataFrame, avg: pd.DataFrame, comparison) -> dict:
+    """The values the llm_generalization page glues: ``gen_*``."""
+    out = {"gen_comparison": comparison}
+    for cond in ("base", *GENERALIZATION_CONDITIONS):
+        out[f"gen_{cond}_avg7"] = float(avg.loc[cond, "rate"])
+        out[f"gen_{cond}_avg7_paper_way"] = float(avg.loc[cond, "paper way"])
+    pv = agg.pivot(index="variant", columns="condition", values="rate")
+    for v in ("treasure_hunt", "escape_room"):
+        for cond in ("base", *GENERALIZATION_CONDITIONS):
+            out[f"gen_{v}_{cond}"] = float(pv.loc[v, cond])
+    return {**out, "gen_scale": nb.cfg.scale, "gen_start": nb.start_label, "gen_n": int(nb.cfg.n_generalization),
+            "gen_seeds": ", ".join(map(str, nb.cfg.generalization_seeds))}
+
+
+# ----------------------------------------------------------------------------- MT-Bench judging (optional)
+MT_BENCH_TOKENS = 512  # max new tokens per MT-Bench answer (FastChat's default is 1024)
+
+
+def mt_bench_judged(model_path, sc: LLMConfig, run_dir, condition: str, seed, *, judge_url: str,
+                    judge_model: str = "gpt-4", api_key_env: str = "OPENAI_API_KEY",
+                    max_new_tokens: int = MT_BENCH_TOKENS) -> dict:
+    """Greedy first-turn answers to the first ``sc.n_capability`` MT-Bench questions from the
+    start model (``condition="base"``) or a trained (condition, seed) adapter, graded 1-10 by a
+    user-supplied OpenAI-compatible judge (:func:`soo.llm.judge.judge_mt_bench`). Cached per
+    (model, judge): ``{"answers", "judged", "scores"}``."""
+    from . import judge
+
+    name = "base" if condition == "base" else SooRun(condition, seed).name  # checks the condition
+
+    def compute():
+        model, tok = load(sc, model_path, quantization=sc.soo.quantization)
+        if condition != "base":
+            model, tok, _ = load_trained(Path(run_dir) / name, model=model, tok=tok)
+        model = eval_ready(model, sc)
+        qs = list(S.mt_bench_questions()[:sc.n_capability])
+        with models.autocast(sc.bf16):
+            ans = E.generate(model, tok, [q["turns"][0] for q in qs], max_new_tokens=max_new_tokens, batch_size=8)
+        judged = judge.judge_mt_bench({q["question_id"]: a for q, a in zip(qs, ans)}, base_url=judge_url,
+                                      model=judge_model, api_key_env=api_key_env)
+        return {"answers": ans, "judged": judged, "scores": judge.mt_bench_category_scores(judged)}
+    key = eval_key(sc, organism=_model_id(model_path), n_capability=sc.n_capability, tokens=max_new_tokens,
+                   judge_url=judge_url, judge_model=judge_model, condition=condition, seed=seed)
+    return cached(Path(run_dir) / "mt_bench" / f"{name}__{judge_model.replace('/', '_')}.json", key, compute)

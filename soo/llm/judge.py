@@ -1,0 +1,95 @@
+"""The optional MT-Bench judge: FastChat's single-answer grading by a user-supplied OpenAI-compatible model.
+
+Only this module talks to a network, and only when a notebook is given ``judge_url``; it grades the answers it is
+handed and writes nothing to disk (:func:`soo.llm.experiment.mt_bench_judged` generates the answers and caches).
+"""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+NEED_REFERENCE = ("math", "reasoning", "coding")
+"""MT-Bench categories judged against GPT-4's reference answer (FastChat's NEED_REF_CATS)."""
+_RATING = (re.compile(r"\[\[(\d+\.?\d*)\]\]"), re.compile(r"\[(\d+\.?\d*)\]"))
+def judge_messages(question: dict, answer: str) -> list[dict]:
+    """FastChat's single-answer grading prompt for one first-turn answer (``single-v1``, or
+    ``single-math-v1`` with the reference answer for math, reasoning and coding)."""
+    from ..scenarios import mt_bench_judge_prompts, mt_bench_reference_answers
+
+    kw = {"question": question["turns"][0], "answer": answer}
+    if question["category"] in NEED_REFERENCE:
+        jp = mt_bench_judge_prompts()["single-math-v1"]
+        kw["ref_answer_1"] = mt_bench_reference_answers()[question["question_id"]]
+    else:
+        jp = mt_bench_judge_prompts()["single-v1"]
+    return [{"role": "system", "content": jp["system_prompt"]}, {"role": "user", "content": jp["prompt_template"].format(**kw)}]
+
+
+def parse_rating(judgment: str) -> float | None:
+    """The ``[[rating]]`` in a judge's reply (FastChat's rule, falling back to ``[rating]``);
+    ``None`` when there is none."""
+    for pat in _RATING:
+        m = pat.search(judgment)
+        if m:
+            return float(m.group(1))
+    return None
+
+
+def judge_mt_bench(answers: dict, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY",
+                   timeout: float = 120.0, max_tokens: int = 2048, retries: int = 3) -> list[dict]:
+    """Grade first-turn MT-Bench answers (1-10) with an OpenAI-compatible chat endpoint.
+
+    ``answers``: ``{question_id: answer}``. ``base_url``: the endpoint's base, e.g.
+    ``"https://api.openai.com/v1"`` or a local vLLM server; ``model``: the judge (the paper: GPT-4).
+    The API key is read from the environment variable ``api_key_env`` (not needed by local servers)
+    and never stored. Greedy (temperature 0), as FastChat. One record per answer: question_id,
+    category, score (``None`` when the reply holds no rating) and the judge's full reply.
+    """
+    import os
+    import time
+
+    import requests
+
+    if not isinstance(base_url, str) or not re.match(r"^https?://\S+$", base_url):
+        raise ValueError(f"base_url={base_url!r} must be an http(s) URL of an OpenAI-compatible API, e.g. "
+                         "'https://api.openai.com/v1'")
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model={model!r}: name the judge model, e.g. 'gpt-4'")
+    from ..scenarios import mt_bench_questions
+
+    questions = {q["question_id"]: q for q in mt_bench_questions()}
+    unknown = sorted(set(answers) - set(questions))
+    if unknown or not answers:
+        raise ValueError(f"answers: question ids must be MT-Bench ids 81-160 (got unknown {unknown[:5]})"
+                         if unknown else "answers is empty")
+    headers = {"Content-Type": "application/json"}
+    if os.environ.get(api_key_env):
+        headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
+    url = base_url.rstrip("/") + "/chat/completions"
+    out = []
+    with requests.Session() as session:
+        for qid, ans in answers.items():
+            q = questions[qid]
+            body = {"model": model, "messages": judge_messages(q, ans), "temperature": 0.0, "max_tokens": max_tokens}
+            for attempt in range(retries):
+                try:
+                    r = session.post(url, json=body, headers=headers, timeout=timeout)
+                    r.raise_for_status()
+                    text = r.json()["choices"][0]["message"]["content"]
+                    break
+                except (requests.RequestException, KeyError, IndexError, ValueError) as e:
+                    if attempt == retries - 1:
+                        raise RuntimeError(f"judge request to {url} failed for question {qid}: {e}") from e
+                    time.sleep(2 ** attempt)
+            out.append({"question_id": qid, "category": q["category"], "score": parse_rating(text), "judgment": text})
+    return out
+
+
+def mt_bench_category_scores(judged: Sequence[dict]) -> dict[str, float]:
+    """Mean score per MT-Bench category and overall (``"all"``), ignoring unparsed ratings."""
+    import pandas as pd
+
+    df = pd.DataFrame([j for j in judged if j["score"] is not None])
+    if df.empty:
+        return {}
+    return {**df.groupby("category")["score"].mean().to_dict(), "all": float(df["score"].mean())}
