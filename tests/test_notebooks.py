@@ -3,7 +3,9 @@
 A copy of the book's sources is made in a temporary folder, so the working tree's results,
 figures and executed notebooks are never touched.
 """
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +47,28 @@ def test_every_notebook_ran(smoke_book):
     for name in times:
         assert (root / "book" / "executed" / f"{name}.ipynb").exists()
     assert any((root / "book" / "figures").glob("*.png"))
+
+
+GLUE_REF = re.compile(r"executed/(\w+)\.ipynb::([\w]+)")
+
+
+def glued_names(path: Path) -> set[str]:
+    """The names a executed notebook glued (myst-nb's scrapbook records)."""
+    nb = json.loads(path.read_text())
+    return {o["metadata"]["scrapbook"]["name"] for c in nb["cells"] for o in c.get("outputs", [])
+            if "scrapbook" in o.get("metadata", {})}
+
+
+def test_every_glue_key_of_the_book_is_glued(smoke_book):
+    """Every ``{glue:...}`executed/NB.ipynb::key``` of a book page names a value NB glues (from its one
+    ``glue_<notebook>`` function), so a renamed key cannot leave a page quoting nothing."""
+    root, times = smoke_book
+    glued = {name: glued_names(root / "book" / "executed" / f"{name}.ipynb") for name in times}
+    refs = [(page.name, nb, key) for page in sorted((ROOT / "book").glob("*.md"))
+            for nb, key in GLUE_REF.findall(page.read_text())]
+    assert refs, "no glue reference found in book/*.md"
+    missing = [r for r in refs if r[2] not in glued.get(r[1], set())]
+    assert not missing, f"book pages quote keys their notebook does not glue: {missing[:10]}"
 
 
 def test_nbval_and_resume(smoke_book):

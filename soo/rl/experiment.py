@@ -413,10 +413,8 @@ def glue_rl_baselines(scfg: ScaleConfig, out_dir, history: pd.DataFrame | None =
     per_episode = times.mean() / scfg.baseline_episodes
     out = {"rl_scale": scfg.scale, "rl_seeds": _seeds_text(scfg), "rl_baseline_episodes": scfg.baseline_episodes,
            "rl_train_s_per_run": float(times.mean()), "rl_full_min_per_run": float(per_episode * 40_000 / 60),
-           # NB: rename() with a function maps the labels of each index level, not the (cpu, where) pairs, so this
-           # reads "('I, n', ...)"; kept as the book shows it (issue #13 changes no glued value): fix it on its own.
-           "rl_trained_on": "; ".join(f"{c} ({n} runs)" for c, n in prov.groupby(["cpu", "where"]).size()
-                                      .rename(lambda t: f"{t[0]}, {t[1]}").items())}
+           "rl_trained_on": "; ".join(f"{cpu}, {where} ({n} runs)"
+                                      for (cpu, where), n in prov.groupby(["cpu", "where"]).size().items())}
     agg = summary_by_agent(table)
     for kind in MODES:
         out[f"rl_{kind}_trap_rate"] = 100 * float(agg.loc[kind, "trap_rate mean"])
