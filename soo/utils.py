@@ -85,6 +85,15 @@ def as_ints(name: str, values) -> tuple[int, ...]:
     return tuple(out)
 
 
+def as_seeds(values) -> tuple[int, ...]:
+    """The ``seeds`` parameter of every notebook (LLM and RL): a non-empty list of integers (or its YAML/JSON
+    text, as papermill's ``-p`` passes it)."""
+    seeds = as_ints("seeds", values)
+    if not seeds:
+        raise ValueError("seeds: give at least one seed (or None for the scale's default)")
+    return seeds
+
+
 def as_positive_floats(name: str, values) -> tuple[float, ...]:
     """``values`` (a list of positive numbers, or strings that spell them, such as ``"1e-3"``, which
     YAML reads as a string) as a tuple of floats; otherwise a ``ValueError`` naming the parameter."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import models
 from .train import LLMTrainConfig
-from ..utils import SCALES, as_ints, check_choice
+from ..utils import SCALES, as_ints, as_seeds, check_choice
 
 AUTO = "auto"
 """``start_from`` default: the model preset's start ("organism" for the small offline models, None for the rest)."""
@@ -287,8 +287,6 @@ def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=N
     sc = replace(sc, model=model, soo=soo, organism=replace(sc.organism, model=model, bf16=sc.bf16),
                  suffix=mp.suffix, start_from=start_from)
     if seeds is not None:
-        seeds = as_ints("seeds", seeds)
-        if not seeds:
-            raise ValueError("seeds: give at least one seed (or None for the scale's default)")
+        seeds = as_seeds(seeds)
         sc = replace(sc, seeds=seeds, generalization_seeds=seeds[:len(sc.generalization_seeds)])
     return sc

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from ..utils import as_ints, check_choice, check_scale
+from ..utils import as_seeds, check_choice, check_scale
 from .env import MODES, EnvConfig
 
 PAPER_SEEDS = (155, 714, 1908, 1549, 1195, 1812, 542, 2844)
@@ -149,8 +149,5 @@ def scale_config(scale: str, seeds=None, **overrides) -> ScaleConfig:
     check_scale(scale)
     cfg = PRESETS[scale]
     if seeds is not None:
-        seeds = as_ints("seeds", seeds)
-        if not seeds:
-            raise ValueError("seeds: give at least one seed (or None for the scale's default)")
-        cfg = replace(cfg, seeds=seeds)
+        cfg = replace(cfg, seeds=as_seeds(seeds))
     return replace(cfg, **overrides) if overrides else cfg
