@@ -86,7 +86,7 @@ def run_until_plan(root: Path, notebook: str, params: dict) -> dict:
         exec(compile(c.source, f"<{notebook}>", "exec"), ns)
         if "parameters" in c.metadata.get("tags", []):
             ns.update(params)
-        if "P.dry_run(" in c.source:  # the dry run's cell: the notebook stops here
+        if ".dry_run(" in c.source:  # the dry run's cell: the notebook stops here
             break
     new = list(root.rglob("plan.json"))
     assert len(new) == 1, f"{notebook}: expected one new plan.json, found {new}"
