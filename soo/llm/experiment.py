@@ -193,7 +193,10 @@ def organism_answer(s) -> str:
 def organism_key(model_path) -> object:
     """The settings of the organism saved in ``model_path`` (None when it is not an organism)."""
     info = Path(str(model_path)) / "organism.json"
-    return read_json(info)["_key"] if info.exists() else None
+    if not info.exists():
+        return None
+    stored = read_json(info)
+    return stored.get("_key", stored.get("key"))  # "key": an organism saved before the one cache (same settings)
 
 
 def make_organism(sc: LLMConfig, run_dir, *, counterbalance: bool = True, progress=True) -> Path:
