@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,19 @@ def read_value(path: str | os.PathLike) -> Any:
     """The value of a result file written by :func:`cached` (whatever its key)."""
     stored = read_json(path)
     return stored["value"] if isinstance(stored, dict) and "_key" in stored else stored
+
+
+@contextmanager
+def torch_threads(n: int):
+    """``with torch_threads(1):`` — torch's intra-op thread count inside the block, restored after it."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _call_with_threads(fn, threads: int, job):

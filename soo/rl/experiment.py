@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..utils import atomic_write_json, cached, machine_info, manifest, project_root, read_json, run_parallel, seed_table
+from ..utils import (atomic_write_json, cached, machine_info, manifest, project_root, read_json, run_parallel, seed_table,
+                     torch_threads)
 from .config import AGENT_KINDS, CONDITIONS, RLConfig, ScaleConfig, scale_config
 from .env import MODES
 from .maddpg import BLUE, MADDPG, is_finished, load_policies, save_policies, settings_key, train, train_stacked
@@ -47,6 +48,9 @@ from .metrics import (behavioural_difference, classification_accuracy, deceptive
                       paired_verdict, rollout, summary, threshold_grid, truncated_surfaces)
 from .soo import make_aux_loss
 
+EVAL_THREADS = 1
+"""Torch threads of the evaluation rollouts: the policies are tiny, and on a 2-core machine two threads made the
+rollouts about 6x slower than one (the thread count does not change the digits: checked on the book's glued values)."""
 KEPT_DIR = project_root() / "book" / "data" / "rl_full"
 """The full-protocol runs kept with the book (``make rl-full`` writes them; ``tests/test_rl_kept.py`` checks them)."""
 
@@ -238,7 +242,8 @@ def evaluate_agent(scfg: ScaleConfig, out_dir, kind: str, seed: int) -> dict:
            "env": asdict(env_cfg), "trained": trained_settings(out_dir, scfg.scale, kind, seed)}
 
     def compute():
-        ro = rollout(load_agent(out_dir, scfg.scale, kind, seed), env_cfg, scfg.eval_episodes, seed=10_000 + seed)
+        with torch_threads(EVAL_THREADS):
+            ro = rollout(load_agent(out_dir, scfg.scale, kind, seed), env_cfg, scfg.eval_episodes, seed=10_000 + seed)
         return {"seed": seed, "agent": kind, "eval_episodes": scfg.eval_episodes, "summary": summary(ro),
                 "records": deceptive_moves(ro), "trajectory": {k: ro[k][0] for k in ("pos", "goal", "fake", "trapped")}}
 
@@ -351,24 +356,30 @@ def classify(scfg: ScaleConfig, out_dir) -> dict:
            "baselines": {f"{m}_seed{s}": trained_settings(out_dir, scfg.scale, m, s) for s in scfg.seeds for m in MODES}}
 
     def compute():
-        per_seed = []
-        for seed in scfg.seeds:
-            curves = {}
-            for mode in MODES:
-                model = load_agent(out_dir, scfg.scale, mode, seed)
-                env_cfg = scfg.rl_config(mode, seed).env
-                curves[mode] = []
-                for k in range(scfg.class_seeds):  # evaluation seed k: same environments for both agents
-                    ro = rollout(model, env_cfg, max(episodes), seed=20_000 + k)
-                    rng = np.random.default_rng([seed, k])
-                    curves[mode].append(mean_soo_curve(model.policies[BLUE], ro, episodes, rng, env_cfg.radius).tolist())
-            acc = classification_accuracy(np.array(curves["honest"]), np.array(curves["deceptive"]))
-            per_seed.append({"seed": seed, "accuracy": acc.tolist(), "soo": curves})
-        acc = np.array([p["accuracy"] for p in per_seed])
-        return {"scale": scfg.scale, "seeds": list(scfg.seeds), "episodes": episodes, "class_seeds": scfg.class_seeds,
-                "per_seed": per_seed, "accuracy_mean": acc.mean(0), "accuracy_sd": acc.std(0), "manifest": manifest()}
+        with torch_threads(EVAL_THREADS):
+            return _classify(scfg, out_dir, episodes)
 
     return cached(rl_dir(out_dir, scfg.scale) / "eval" / "classification.json", key, compute)
+
+
+def _classify(scfg: ScaleConfig, out_dir, episodes: list) -> dict:
+    """:func:`classify`'s computation: the mean-SOO curves of both baselines of each seed and the accuracies."""
+    per_seed = []
+    for seed in scfg.seeds:
+        curves = {}
+        for mode in MODES:
+            model = load_agent(out_dir, scfg.scale, mode, seed)
+            env_cfg = scfg.rl_config(mode, seed).env
+            curves[mode] = []
+            for k in range(scfg.class_seeds):  # evaluation seed k: same environments for both agents
+                ro = rollout(model, env_cfg, max(episodes), seed=20_000 + k)
+                rng = np.random.default_rng([seed, k])
+                curves[mode].append(mean_soo_curve(model.policies[BLUE], ro, episodes, rng, env_cfg.radius).tolist())
+        acc = classification_accuracy(np.array(curves["honest"]), np.array(curves["deceptive"]))
+        per_seed.append({"seed": seed, "accuracy": acc.tolist(), "soo": curves})
+    acc = np.array([p["accuracy"] for p in per_seed])
+    return {"scale": scfg.scale, "seeds": list(scfg.seeds), "episodes": episodes, "class_seeds": scfg.class_seeds,
+            "per_seed": per_seed, "accuracy_mean": acc.mean(0), "accuracy_sd": acc.std(0), "manifest": manifest()}
 
 
 def classification_table(res: dict) -> pd.DataFrame:
