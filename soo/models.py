@@ -43,6 +43,8 @@ PAPER_MODELS = {
 TINY_ARCHS = ("llama", "mistral", "gemma2", "qwen2")
 TINY_MODELS = tuple(f"tiny-random-{a}" for a in TINY_ARCHS)
 QUANTIZATIONS = (None, "4bit")
+PRECISIONS = ("auto", "bf16", "fp32")
+"""Compute precision of the LLM notebooks: ``auto`` (bf16 where this machine computes it natively), or forced."""
 _CACHE_FORMAT = "v1"  # bump to invalidate converted caches
 
 
@@ -342,6 +344,24 @@ def activations(model: nn.Module, inputs: dict, sites, *, stop: bool = True) -> 
         except _Stop:
             pass
     return dict(acts)
+
+
+def native_bf16() -> bool:
+    """Whether bf16 matrix products run natively here: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX.
+    Elsewhere (an AVX2-only CPU, say) torch emulates bf16, and the embedded model then generates about 4x slower
+    in bf16 than in fp32 (``benchmarks/bench_llm.py``)."""
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(bool(check()) for check in checks if check is not None)
+
+
+def machine() -> str:
+    """What computes here, in words: the GPU's name, or the CPU's vector extension and thread count."""
+    if torch.cuda.is_available():
+        return f"GPU ({torch.cuda.get_device_name(0)})"
+    bf16 = "native bf16" if native_bf16() else "no native bf16"
+    return f"CPU ({torch.backends.cpu.get_cpu_capability()}, {bf16}, {torch.get_num_threads()} threads)"
 
 
 def autocast(enabled: bool = True):

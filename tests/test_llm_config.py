@@ -56,10 +56,31 @@ def test_memory_estimate_orders_of_magnitude():
 def test_embedded_model_default_scale_is_unchanged_but_for_75_tokens():
     sc = llm_config("default")
     assert sc.model == models.EMBEDDED and sc.start_from == "organism" and sc.suffix == "i_would"
-    assert (sc.soo.layer, sc.soo.lr, sc.soo.epochs, sc.soo.bf16) == (18, 3e-4, 5, True)
+    assert (sc.soo.layer, sc.soo.lr, sc.soo.epochs) == (18, 3e-4, 5)
     assert (sc.organism.lr, sc.organism.epochs, sc.organism.lora_r) == (1e-3, 2, 16)
     assert sc.gen_tokens == 75 and PRESETS["full"].gen_tokens == 75
     assert llm_config("full").soo.epochs == 15
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_follows_the_machine_and_can_be_forced(monkeypatch, native):
+    monkeypatch.setattr(models, "native_bf16", lambda: native)
+    for scale in ("default", "full"):
+        sc = llm_config(scale)
+        assert (sc.bf16, sc.soo.bf16, sc.organism.bf16, sc.precision) == (native, native, native, "bf16" if native else "fp32")
+        assert (sc.dtype is None) != native
+    assert not llm_config("smoke").bf16  # smoke computes in fp32 everywhere
+    assert llm_config("full", "gemma-2-27b-it").bf16  # the paper's models need a GPU: always bf16 under auto
+    for precision, bf16 in (("bf16", True), ("fp32", False)):
+        for scale in ("smoke", "default"):
+            sc = llm_config(scale, precision=precision)
+            assert sc.bf16 == sc.soo.bf16 == sc.organism.bf16 == bf16
+    assert llm_config("full", "gemma-2-27b-it", precision="fp32").precision == "fp32"
+    assert X.eval_key(llm_config("default", precision="bf16")) != X.eval_key(llm_config("default", precision="fp32"))
+    plan = P.plan(llm_config("default", precision="fp32"), "llm_baseline", n_eval=4)
+    assert plan["precision"] == "fp32" and plan["bf16"] is False
+    with pytest.raises(ValueError, match="precision='fp16'.*'auto', 'bf16', 'fp32'"):
+        llm_config("default", precision="fp16")
 
 
 def test_overrides_take_one_path_and_are_checked():

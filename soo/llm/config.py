@@ -8,7 +8,13 @@ three layers, as nanoGPT's configs are, by :func:`llm_config`:
 2. the **model** (:data:`MODEL_PRESETS`) fixes what comes with it: the paper's SOO layer, LoRA r/alpha/dropout and
    targets, learning rate, epochs, batch, quantization and answer ending for the paper's three models
    (PAPER_SPEC §3.1), this project's settings for the embedded SmolLM2 and the tiny test models;
-3. the **overrides** ``layer``, ``lr`` and ``seeds``, the same for every notebook.
+3. the **overrides** ``layer``, ``lr``, ``seeds`` and ``precision``, the same for every notebook.
+
+``precision="auto"`` computes in bf16 where the scale asks for it (``default``, ``full``: the paper's models ran in
+bf16) and this machine computes bf16 natively (:func:`soo.models.native_bf16`: a CUDA GPU, or a CPU with
+AVX512-BF16 or AMX), and in fp32 elsewhere, where emulated bf16 is several times slower; the paper's three models
+always get bf16 (they need a GPU). The precision is part of every result's key and of the plan, and the book
+says which one it was built with: the two give different digits.
 
 ``start_from`` says what SOO fine-tunes: ``None`` the model itself (the paper), ``"organism"`` a deceptive model
 organism trained from it first (this project's default for the small offline models), or a folder.
@@ -82,6 +88,8 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
     "other": ModelPreset(_SMOLLM2, "i_would", None),
 }
 """What comes with each base model (the second layer of :func:`llm_config`)."""
+PAPER_PRESETS = ("mistral-7b-instruct-v0.2", "gemma-2-27b-it", "calmerys-78b-orpo-v0.1")
+"""The presets of the paper's three models."""
 PAPER_DEPTH = 19 / 32
 """Relative depth of the SOO layer for a model without a preset (the paper's Mistral layer)."""
 
@@ -170,7 +178,8 @@ class LLMConfig:
     suffix: str = "i_would"
     """answer ending of the burglar prompts (the model preset's)"""
     bf16: bool = True
-    """base weights in bf16 with bf16 autocast (the paper's models ran in bf16); False: fp32"""
+    """base weights in bf16 with bf16 autocast (the paper's models ran in bf16); False: fp32. Resolved from the
+    ``precision`` parameter by :func:`llm_config`"""
     batch_size: int = 16
     """evaluation batch (generation, log-prob)"""
     n_pairs: int | None = None
@@ -210,6 +219,11 @@ class LLMConfig:
         return torch.bfloat16 if self.bf16 else None
 
     @property
+    def precision(self) -> str:
+        """``"bf16"`` or ``"fp32"``: what this configuration computes in."""
+        return "bf16" if self.bf16 else "fp32"
+
+    @property
     def preset(self) -> str:
         """The key of the model's preset in :data:`MODEL_PRESETS`."""
         return preset_name(self.model)
@@ -247,14 +261,17 @@ def check_layer(layer: int, model: str, n_layers: int | None, source: str, name:
     return layer
 
 
-def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=None, lr=None, seeds=None) -> LLMConfig:
+def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=None, lr=None, seeds=None,
+               precision: str = "auto") -> LLMConfig:
     """The validated configuration of ``scale`` for ``model`` (None: the scale's model), with the overrides.
 
     ``start_from``: ``"auto"`` (the model preset's: ``"organism"`` for the embedded and tiny models, ``None`` for
     the rest), ``None``, ``"organism"`` or a folder. ``layer``/``lr``/``seeds``: None keeps the preset's.
+    ``precision``: ``"auto"`` (see the module docstring), ``"bf16"`` or ``"fp32"``.
     Raises ``ValueError`` naming the parameter before anything is computed.
     """
     check_choice("scale", scale, SCALES)
+    check_choice("precision", precision, models.PRECISIONS)
     sc = PRESETS[scale]
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise ValueError(f"model={model!r}: give a model name, Hugging Face id or folder (or None for the scale's)")
@@ -267,7 +284,12 @@ def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=N
     key = preset_name(model)
     mp = MODEL_PRESETS[key]
     n_layers = n_layers_of(model)
-    soo = replace(mp.soo, model=model, bf16=sc.bf16)
+    if precision == AUTO:
+        bf16 = sc.bf16 and (key in PAPER_PRESETS or models.native_bf16())
+    else:
+        bf16 = precision == "bf16"
+    sc = replace(sc, bf16=bf16)
+    soo = replace(mp.soo, model=model, bf16=bf16)
     source = f"the {key!r} preset"
     if key == "other" and n_layers:
         soo, source = replace(soo, layer=round(PAPER_DEPTH * n_layers)), "the paper's relative depth 19/32"

@@ -170,7 +170,8 @@ def glue_llm_baseline(nb: Notebook, table: pd.DataFrame, persp: dict, comparison
         "lp_mean": table.loc["log-prob", "mean"], "honesty_mean": table.loc["generation + honesty prompt", "mean"],
         "persp_gen": persp["generate"], "persp_lp": persp["logprob"]}.items()}
     return {**out, "base_model": nb.cfg.model, "base_scale": nb.cfg.scale, "base_n": int(nb.cfg.n_eval),
-            "base_tokens": int(nb.cfg.gen_tokens), "base_comparison": comparison}
+            "base_tokens": int(nb.cfg.gen_tokens), "base_precision": nb.cfg.precision, "base_machine": models.machine(),
+            "base_comparison": comparison}
 
 
 def baseline_comparison(nb: Notebook, table: pd.DataFrame):

@@ -141,7 +141,7 @@ def plan(cfg: LLMConfig, notebook: str, *, n_eval: int, runs=(), objectives=("so
            "n_params": checks.get("n_params"),
            **estimate_memory(cfg, checks, notebook=notebook, objectives=objectives),
            "n_runs": len(runs), "runs": list(runs), "notebook": notebook, "scale": cfg.scale, "preset": cfg.preset,
-           "bf16": cfg.bf16, "eval_batch_size": cfg.batch_size, "checks": checks, "assumed_tokens": TOKENS}
+           "precision": cfg.precision, "bf16": cfg.bf16, "eval_batch_size": cfg.batch_size, "checks": checks, "assumed_tokens": TOKENS}
     if notebook == "llm_organism":
         out["layer"] = cfg.soo.layer  # the SOO layer the organism will later be fine-tuned at (unused by the SFT)
     return {**{k: out[k] for k in PLAN_KEYS}, **out}
