@@ -1,7 +1,7 @@
 """LLM evaluation and training-step performance on the embedded model, ratios measured in one run.
 
 1. Evaluation on the same burglar scenarios (both orders, suffix "i_would"), all three methods with the
-   same weights (``--eval-dtype``, default bf16 as in the notebooks) and ``--max-new-tokens`` (default
+   same weights (``--eval-dtype``, default bf16, as the notebooks compute where the machine has native bf16) and ``--max-new-tokens`` (default
    75, the official evaluation's):
    per-prompt generation with fixed 128-token padding (``generate_loop``, the official method) vs
    batched generation (``generate``) vs log-prob scoring (``score(method="logprob")``).
@@ -11,7 +11,7 @@
    is compared per prompt.
 2. One SOO training step (soo_mse, "full" pooling, a batch of 4 pairs): fixed 128-token padding
    (``max_length=128``, the official code) vs dynamic padding (``max_length=None``), in fp32 and
-   in bf16 as the notebooks train (bf16 base weights, fp32 LoRA, bf16 autocast). Prints seconds/step
+   in bf16 as the notebooks train where the machine has native bf16 (bf16 base weights, fp32 LoRA, bf16 autocast). Prints seconds/step
    (fastest and mean of ``--steps`` after one warm-up round; the four settings are interleaved step by
    step so background load hits them alike), the ratio (target >= 3x) and the loss of each (equal up
    to float noise: padding is masked; bf16 weights make that noise about 2 %).
@@ -162,7 +162,7 @@ def main(argv=None):
     ap.add_argument("--n-loop", type=int, default=16, help="scenarios for the per-prompt loop")
     ap.add_argument("--max-new-tokens", type=int, default=75, help="the official evaluation's 75")
     ap.add_argument("--eval-dtype", choices=("bf16", "fp32"), default="bf16",
-                    help="weights for the evaluation phase (the notebooks evaluate in bf16 weights)")
+                    help="weights for the evaluation phase (the notebooks: bf16 where the machine computes it natively, else fp32)")
     ap.add_argument("--batch-size", type=int, default=16, help="batch size of batched generation and log-prob "
                     "(the library's default, 16; larger batches pay off on a GPU)")
     ap.add_argument("--steps", type=int, default=2, help="timed training steps per setting")

@@ -71,6 +71,16 @@ def test_every_glue_key_of_the_book_is_glued(smoke_book):
     assert not missing, f"book pages quote keys their notebook does not glue: {missing[:10]}"
 
 
+def test_every_glue_text_reference_has_a_format():
+    """myst-nb reads the last ``:`` of ``{glue:text}`path::key:fmt``` as the format's start: a reference without a
+    format (``::key``) is read as key ``path:`` and the page quotes nothing (the -W build fails, late)."""
+    refs = [(page.name, ref) for page in sorted((ROOT / "book").glob("*.md"))
+            for ref in re.findall(r"\{glue:text\}`([^`]*)`", page.read_text())]
+    assert refs, "no {glue:text} reference found in book/*.md"
+    bad = [r for r in refs if not re.fullmatch(r"[\w/.]+::\w+:[^:`]+", r[1])]
+    assert not bad, f"{{glue:text}} references without a format (add :s for text, :.1f for numbers): {bad[:10]}"
+
+
 def test_nbval_and_resume(smoke_book):
     """nbval re-executes every executed notebook; finished runs must be read back, not recomputed."""
     root, times = smoke_book

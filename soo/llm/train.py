@@ -77,7 +77,8 @@ class LLMTrainConfig:
     max_length: int | None = None
     """None: pad each batch to its longest prompt; an int: fixed padding (the repo used 128)"""
     bf16: bool = False
-    """compute in bf16 autocast (the paper used bf16 compute; fast on CPUs with AMX)"""
+    """compute in bf16 autocast (the paper used bf16 compute; fast on GPUs and CPUs with AVX512-BF16 or AMX, several
+    times slower than fp32 where torch emulates it)"""
     note: str = ""
 
     def __post_init__(self):
