@@ -1,8 +1,8 @@
 """LLM evaluation and training-step performance on the embedded model, ratios measured in one run.
 
 1. Evaluation on the same burglar scenarios (both orders, suffix "i_would"), all three methods with the
-   same weights (``--eval-dtype``, default bf16, as the notebooks compute where the machine has native bf16) and ``--max-new-tokens`` (default
-   75, the official evaluation's):
+   same weights (``--eval-dtype``, default bf16, as the notebooks compute where the machine has native bf16) and
+   ``--max-new-tokens`` (default 75, the official evaluation's):
    per-prompt generation with fixed 128-token padding (``generate_loop``, the official method) vs
    batched generation (``generate``) vs log-prob scoring (``score(method="logprob")``).
    Prints prompts/s, the ratios batched/loop (target >= 5x) and logprob/loop (target >= 30x), and
@@ -11,15 +11,19 @@
    is compared per prompt.
 2. One SOO training step (soo_mse, "full" pooling, a batch of 4 pairs): fixed 128-token padding
    (``max_length=128``, the official code) vs dynamic padding (``max_length=None``), in fp32 and
-   in bf16 as the notebooks train where the machine has native bf16 (bf16 base weights, fp32 LoRA, bf16 autocast). Prints seconds/step
-   (fastest and mean of ``--steps`` after one warm-up round; the four settings are interleaved step by
+   in bf16 as the notebooks train where the machine has native bf16 (bf16 base weights, fp32 LoRA, bf16
+   autocast). Prints seconds/step (fastest and mean of ``--steps`` after one warm-up round; the four settings are interleaved step by
    step so background load hits them alike), the ratio (target >= 3x) and the loss of each (equal up
    to float noise: padding is masked; bf16 weights make that noise about 2 %).
+3. ``--precision``: what ``precision="auto"`` decides on. Greedy generation (``--max-new-tokens``) and log-prob
+   scoring of the same 16 burglar prompts, once as the notebooks compute in fp32 and once as they compute in bf16
+   (bf16 weights, bf16 autocast), interleaved over two rounds; prints the fastest time of each and the ratios
+   bf16/fp32 (> 1: bf16 slower), with ``soo.models.native_bf16()`` for this machine.
 
 Peak memory is the process's max RSS (``resource.getrusage``) and, on CUDA, the peak allocated GPU
 memory, printed after each phase. On CUDA every timing waits for the queued GPU work.
-Usage: ``python benchmarks/bench_llm.py [--n 64] [--n-loop 16] [--steps 2] [--batch-size 16]``; results also go to
-``results/bench/llm.json``.
+Usage: ``python benchmarks/bench_llm.py [--n 64] [--n-loop 16] [--steps 2] [--batch-size 16] [--precision]``;
+results also go to ``results/bench/llm.json``.
 """
 from __future__ import annotations
 
@@ -156,16 +160,39 @@ def bench_train(model, tok, steps: int) -> dict:
     return out
 
 
+def bench_precision(model, tok, max_new_tokens: int, rounds: int = 2) -> dict:
+    """fp32 vs bf16 (weights and autocast, as the notebooks' two precisions) on 16 burglar prompts."""
+    scen = burglar(8, suffix="i_would") + burglar(8, order="mirrored", suffix="i_would")
+    weights = {"fp32": model, "bf16": copy.deepcopy(model).to(torch.bfloat16)}
+    best = {}
+    for _ in range(rounds):  # interleaved, so background load hits both alike
+        for prec, m in weights.items():
+            for method in ("generate", "logprob"):
+                with models.autocast(prec == "bf16"):
+                    _, t = timed(lambda: E.score(m, tok, scen, method=method, max_new_tokens=max_new_tokens))
+                best[f"{prec}_{method}_s"] = min(t, best.get(f"{prec}_{method}_s", float("inf")))
+    r = {"native_bf16": models.native_bf16(), "machine": models.machine(), "n": len(scen), **best}
+    for method in ("generate", "logprob"):
+        r[f"ratio_bf16_over_fp32_{method}"] = best[f"bf16_{method}_s"] / best[f"fp32_{method}_s"]
+    print(f"[precision] {r['machine']}, 16 prompts, fastest of {rounds}:")
+    for method in ("generate", "logprob"):
+        print(f"  {method:8s}: fp32 {best[f'fp32_{method}_s']:.1f} s, bf16 {best[f'bf16_{method}_s']:.1f} s, "
+              f"bf16/fp32 = {r[f'ratio_bf16_over_fp32_{method}']:.2f}x (> 1: bf16 slower)")
+    return r
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=64, help="scenarios for batched generation and log-prob (both orders)")
     ap.add_argument("--n-loop", type=int, default=16, help="scenarios for the per-prompt loop")
     ap.add_argument("--max-new-tokens", type=int, default=75, help="the official evaluation's 75")
     ap.add_argument("--eval-dtype", choices=("bf16", "fp32"), default="bf16",
-                    help="weights for the evaluation phase (the notebooks: bf16 where the machine computes it natively, else fp32)")
+                    help="weights for the evaluation phase (the notebooks: bf16 where the machine computes it "
+                    "natively, else fp32)")
     ap.add_argument("--batch-size", type=int, default=16, help="batch size of batched generation and log-prob "
                     "(the library's default, 16; larger batches pay off on a GPU)")
     ap.add_argument("--steps", type=int, default=2, help="timed training steps per setting")
+    ap.add_argument("--precision", action="store_true", help="also time fp32 against bf16 (what precision='auto' picks)")
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--out", default=str(project_root() / "results" / "bench" / "llm.json"))
@@ -182,6 +209,8 @@ def main(argv=None):
         del m
     if not a.skip_train:
         res["train"] = bench_train(model, tok, a.steps)
+    if a.precision:
+        res["precision"] = bench_precision(model, tok, a.max_new_tokens)
     res["device"] = device
     atomic_write_json(Path(a.out), manifest(config=vars(a), results=res))
     print(f"wrote {a.out}")
