@@ -348,8 +348,8 @@ def activations(model: nn.Module, inputs: dict, sites, *, stop: bool = True) -> 
 
 def native_bf16() -> bool:
     """Whether bf16 matrix products run natively here: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX.
-    Elsewhere (an AVX2-only CPU, say) torch emulates bf16, and the embedded model generated 4.5x slower in bf16
-    than in fp32 on such a machine (README, "Measured")."""
+    Elsewhere (an AVX2-only CPU, say) torch emulates bf16, and the embedded model generated about 5x slower in
+    bf16 than in fp32 on such a machine (``benchmarks/bench_llm.py --precision``)."""
     if torch.cuda.is_available():
         return bool(torch.cuda.is_bf16_supported())
     checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
