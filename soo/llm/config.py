@@ -88,8 +88,6 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
     "other": ModelPreset(_SMOLLM2, "i_would", None),
 }
 """What comes with each base model (the second layer of :func:`llm_config`)."""
-PAPER_PRESETS = ("mistral-7b-instruct-v0.2", "gemma-2-27b-it", "calmerys-78b-orpo-v0.1")
-"""The presets of the paper's three models."""
 PAPER_DEPTH = 19 / 32
 """Relative depth of the SOO layer for a model without a preset (the paper's Mistral layer)."""
 
@@ -285,7 +283,7 @@ def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=N
     mp = MODEL_PRESETS[key]
     n_layers = n_layers_of(model)
     if precision == AUTO:
-        bf16 = sc.bf16 and (key in PAPER_PRESETS or models.native_bf16())
+        bf16 = sc.bf16 and (key in models.PAPER_MODELS or models.native_bf16())
     else:
         bf16 = precision == "bf16"
     sc = replace(sc, bf16=bf16)
