@@ -113,7 +113,11 @@ class ScaleConfig:
     overrides: dict = field(default_factory=dict)
     """extra RLConfig fields for every run (e.g. save_interval)"""
     workers: int = 2
-    """training runs in parallel processes (1: in this process, no start-up cost)"""
+    """training processes (1: in this process, no start-up cost)"""
+    cpu_stack: int = 4
+    """on a CPU, a stage's runs train in stacks of at most this many (one stack per process at a time): the
+    per-operation overhead is shared by the stack (``benchmarks/bench_rl.py --stacked`` measures it); the split
+    depends on the runs only, not on ``workers``, so the digits do not depend on the process count"""
     finetune_reward: str = "deceptive"
     """blue's reward while fine-tuning: 'deceptive' (the paper) or 'honest' (a workshop question)"""
 
@@ -121,7 +125,8 @@ class ScaleConfig:
         check_scale(self.scale)
         if len(self.seeds) == 0:
             raise ValueError("seeds must name at least one training seed.")
-        for name in ("baseline_episodes", "soo_episodes", "num_envs", "eval_episodes", "class_seeds", "grid", "workers"):
+        for name in ("baseline_episodes", "soo_episodes", "num_envs", "eval_episodes", "class_seeds", "grid", "workers",
+                     "cpu_stack"):
             _positive_int(name, getattr(self, name))
         for e in self.class_episodes:
             _positive_int("class_episodes", e)

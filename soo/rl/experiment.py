@@ -16,8 +16,9 @@ the evaluation) recomputes them.
 
 A run is found, in this order: finished in ``out_dir`` with the same settings; **kept with the book**
 (``book/data/rl_full/``, the paper's full protocol computed once by ``make rl-full``, restored into
-``out_dir`` when its settings key matches); else trained. On a CPU, runs train in ``workers`` processes (one
-torch thread each; stacking does not pay there); on a GPU, all runs of a stage train as one stack.
+``out_dir`` when its settings key matches); else trained. On a CPU, the runs of a stage train in stacks of at
+most ``cpu_stack`` (4) runs, in ``workers`` processes with one torch thread each; on a GPU, all runs of a stage
+train as one stack.
 
 ``python -m soo.rl.experiment --scale full --keep`` (``make rl-full``) trains the whole protocol from nothing
 and writes the kept runs: ``model.safetensors``, ``metrics.json`` and ``manifest.json`` per run, plus
@@ -43,7 +44,7 @@ from ..utils import (atomic_write_json, cached, machine_info, manifest, project_
                      torch_threads)
 from .config import AGENT_KINDS, CONDITIONS, RLConfig, ScaleConfig, scale_config
 from .env import MODES
-from .maddpg import BLUE, MADDPG, is_finished, load_policies, save_policies, settings_key, train, train_stacked
+from .maddpg import BLUE, MADDPG, is_finished, load_policies, save_policies, settings_key, train_stacked
 from .metrics import (behavioural_difference, classification_accuracy, deceptive_moves, mean_soo_curve,
                       paired_verdict, rollout, summary, threshold_grid, truncated_surfaces)
 from .soo import make_aux_loss
@@ -106,14 +107,22 @@ def _aux(run: Run, init: MADDPG):
     return make_aux_loss(cfg.soo_condition, init, cfg.radius, np.random.default_rng([cfg.seed, 2]), cfg.soo_batch)
 
 
-def _train_one(job: tuple[dict, str, str | None]) -> None:
-    """One training run in this process, with one torch thread (tiny networks: threads do not pay).
-    ``job``: the run's config as a dict, its folder, and the folder of the baseline it starts from (or None)."""
-    cfg_dict, run_dir, init_dir = job
-    torch.set_num_threads(1)
-    cfg = RLConfig(**cfg_dict)
-    init = load_policies(Path(init_dir)) if init_dir is not None else None
-    train(cfg, run_dir, init=init, aux_loss=None if init is None else _aux(Run(cfg.soo_condition, cfg.seed, cfg), init))
+def _train_stack(job: list[tuple[dict, str, str | None]], device=None) -> None:
+    """Runs of one stage trained as one stack in this process (on a CPU with one torch thread: tiny networks,
+    threads do not pay). ``job``: per run, its config as a dict, its folder, and the folder of the baseline it
+    starts from (or None)."""
+    if device is None:
+        torch.set_num_threads(1)
+    cfgs = [RLConfig(**c) for c, _, _ in job]
+    inits = [None if d is None else load_policies(Path(d)) for _, _, d in job]
+    aux = [None if m is None else _aux(Run(c.soo_condition, c.seed, c), m) for c, m in zip(cfgs, inits)]
+    train_stacked(cfgs, [d for _, d, _ in job], inits, aux, device=device or "cpu")
+
+
+def cpu_stacks(runs: list, size: int) -> list[list]:
+    """``runs`` in ``ceil(n / size)`` stacks of near-equal size, in order (the split depends on the runs only)."""
+    n = -(-len(runs) // size)
+    return [runs[i * len(runs) // n:(i + 1) * len(runs) // n] for i in range(n)]
 
 
 def _restore_kept(run: Run, run_dir: Path, kept_dir: Path) -> bool:
@@ -133,30 +142,30 @@ def _restore_kept(run: Run, run_dir: Path, kept_dir: Path) -> bool:
 
 
 def run_all(runs: list[Run], out_dir, scale: str, workers: int = 2, device: str | None = None,
-            kept_dir: Path | None = KEPT_DIR) -> dict:
+            kept_dir: Path | None = KEPT_DIR, cpu_stack: int = 4) -> dict:
     """Finish every run (read back, restore a kept copy, or train); ``{(kind, seed): metrics}``.
 
     Fine-tunings need their baseline: it is finished first (as a run of its own). ``device``: ``"cuda"``
-    trains the runs still to do as one stack per stage; ``None`` or ``"cpu"``: ``workers`` processes."""
+    trains the runs still to do as one stack per stage; ``None`` or ``"cpu"``: stacks of at most ``cpu_stack``
+    runs (:func:`cpu_stacks`) in ``workers`` processes."""
     dirs = {r: agent_dir(out_dir, scale, r.kind, r.seed) for r in runs}
     inits = {r.init for r in runs if r.init is not None} - set(runs)
     if inits:
-        run_all(sorted(inits, key=lambda r: r.seed), out_dir, scale, workers, device, kept_dir)
+        run_all(sorted(inits, key=lambda r: r.seed), out_dir, scale, workers, device, kept_dir, cpu_stack)
     todo = [r for r in runs if not is_finished(dirs[r], r.cfg)
             and not (kept_dir is not None and _restore_kept(r, dirs[r], kept_dir))]
     for stage in ([r for r in todo if r.init is None], [r for r in todo if r.init is not None]):
         if not stage:
             continue
         init_dirs = [None if r.init is None else str(agent_dir(out_dir, scale, "deceptive", r.seed)) for r in stage]
-        if device is not None and torch.device(device).type == "cuda":
-            models = [None if d is None else load_policies(Path(d)) for d in init_dirs]
-            train_stacked([r.cfg for r in stage], [dirs[r] for r in stage], models,
-                          [None if m is None else _aux(r, m) for r, m in zip(stage, models)], device=device)
-            continue
         jobs = [(r.cfg.to_dict(), str(dirs[r]), d) for r, d in zip(stage, init_dirs)]
+        if device is not None and torch.device(device).type == "cuda":
+            _train_stack(jobs, device)
+            continue
         threads = torch.get_num_threads()  # one worker trains here, with one thread: give the caller its threads back
         try:
-            run_parallel(_train_one, jobs, workers, label=lambda job: Path(job[1]).name)
+            run_parallel(_train_stack, cpu_stacks(jobs, cpu_stack), workers,
+                         label=lambda job: ", ".join(Path(j[1]).name for j in job))
         finally:
             torch.set_num_threads(threads)
     return {(r.kind, r.seed): read_json(dirs[r] / "metrics.json") for r in runs}
@@ -164,13 +173,15 @@ def run_all(runs: list[Run], out_dir, scale: str, workers: int = 2, device: str 
 
 def train_baselines(scfg: ScaleConfig, out_dir, modes=MODES, workers: int | None = None, device=None) -> dict:
     """Deceptive and honest baselines for every seed of ``scfg``; returns ``{(mode, seed): metrics}``."""
-    return run_all(baseline_runs(scfg, modes), out_dir, scfg.scale, workers or scfg.workers, device)
+    return run_all(baseline_runs(scfg, modes), out_dir, scfg.scale, workers or scfg.workers, device,
+                   cpu_stack=scfg.cpu_stack)
 
 
 def finetune(scfg: ScaleConfig, out_dir, conditions=CONDITIONS, workers: int | None = None, device=None) -> dict:
     """SOO fine-tuning (and controls) of each seed's deceptive blue policy, in the environment whose
     reward is ``scfg.finetune_reward`` (the paper: deceptive); ``{(condition, seed): metrics}``."""
-    return run_all(finetune_runs(scfg, conditions), out_dir, scfg.scale, workers or scfg.workers, device)
+    return run_all(finetune_runs(scfg, conditions), out_dir, scfg.scale, workers or scfg.workers, device,
+                   cpu_stack=scfg.cpu_stack)
 
 
 def keep_runs(scfg: ScaleConfig, out_dir, kept_dir: Path = KEPT_DIR, extra: dict | None = None) -> None:
@@ -503,21 +514,23 @@ def main(argv=None) -> int:
     ap.add_argument("--out-dir", default=None, help="where to train (default: a fresh temporary folder)")
     ap.add_argument("--device", default=None, help="cuda: each stage as one stack on the GPU (default: CPU workers)")
     ap.add_argument("--workers", type=int, default=None, help="CPU processes (default: the scale's, 2)")
+    ap.add_argument("--cpu-stack", type=int, default=None, help="CPU: runs per stack (default: the scale's, 4)")
     ap.add_argument("--keep", action="store_true", help="write the runs into --kept-dir")
     ap.add_argument("--kept-dir", default=str(KEPT_DIR), help="where --keep writes (default: %(default)s)")
     args = ap.parse_args(argv)
-    scfg = scale_config(args.scale)
+    scfg = scale_config(args.scale, **({} if args.cpu_stack is None else {"cpu_stack": args.cpu_stack}))
     out = Path(args.out_dir or tempfile.mkdtemp(prefix="rl_full_"))
     t0 = time.perf_counter()
     stages = {}
     for name, runs in (("baselines", baseline_runs(scfg)), ("finetune", finetune_runs(scfg))):
         t = time.perf_counter()
-        run_all(runs, out, scfg.scale, args.workers or scfg.workers, args.device, kept_dir=None)
+        run_all(runs, out, scfg.scale, args.workers or scfg.workers, args.device, kept_dir=None, cpu_stack=scfg.cpu_stack)
         stages[name] = time.perf_counter() - t
         print(f"{name}: {len(runs)} runs in {stages[name] / 60:.1f} min", flush=True)
     total = time.perf_counter() - t0
     summary_ = {"scale": scfg.scale, "runs": len(protocol_runs(scfg)), "wall_time_s": total, "stages_s": stages,
-                "device": args.device or "cpu", "workers": args.workers or scfg.workers, "machine": machine_info(),
+                "device": args.device or "cpu", "workers": args.workers or scfg.workers, "cpu_stack": scfg.cpu_stack,
+                "machine": machine_info(),
                 "command": "python -m soo.rl.experiment " + " ".join(argv if argv is not None else sys.argv[1:]),
                 **manifest()}
     print(json.dumps({k: summary_[k] for k in ("runs", "wall_time_s", "device", "workers")}))

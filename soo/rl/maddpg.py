@@ -234,6 +234,11 @@ def _bmm_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tens
     return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 
 
+def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``x @ w.T + b`` for one run (2-D) or per run (``x (K, B, in)``, ``w (K, out, in)``, ``b (K, out)``)."""
+    return torch.addmm(b, x, w.t()) if x.dim() == 2 else _bmm_linear(x, w, b)
+
+
 class StackedMLP:
     """K copies of one :class:`MLP` shape with their own weights: parameters in one flat ``(K, P)`` tensor
     ``flat`` (gradients in ``grad``), exposed per layer as views ``(K, ...)``; forward on ``(K, B, in)``."""
@@ -284,6 +289,65 @@ class StackedMLP:
         if self.policy:
             out = torch.tanh(out)
         return (h1, h2, out) if return_hidden else out
+
+    # The update's two steps, forward and backward written out (no autograd graph): fewer and fused ops.
+    @torch.no_grad()
+    def forward_train(self, x: torch.Tensor):
+        """Training-mode forward of ``x (K, B, in)`` (as ``self(x, True)``, running statistics updated) ->
+        ``(out (K, B, out), cache)``; ``cache`` is what :meth:`backward` needs."""
+        p, b, K = self.p, self.buffers, self.K
+        b["in_fn.num_batches_tracked"].add_(1)
+        if K == 1:
+            xb, rm, rv = x[0].contiguous(), b["in_fn.running_mean"][0], b["in_fn.running_var"][0]
+        else:  # the runs' features side by side as K * D channels of one batch
+            xb, rm, rv = x.transpose(0, 1).reshape(x.shape[1], -1), b["in_fn.running_mean"].view(-1), b["in_fn.running_var"].view(-1)
+        xn, mean, invstd = torch.native_batch_norm(xb, p["in_fn.weight"].reshape(-1), p["in_fn.bias"].reshape(-1),
+                                                   rm, rv, True, 0.1, 1e-5)
+        if K > 1:
+            xn = xn.view(xn.shape[0], K, -1).transpose(0, 1)
+        h1 = F.leaky_relu(_affine(xn, p["fc1.weight"], p["fc1.bias"], ), inplace=True)
+        h2 = F.leaky_relu(_affine(h1, p["fc2.weight"], p["fc2.bias"], ), inplace=True)
+        out = _affine(h2, p["fc3.weight"], p["fc3.bias"])
+        if self.policy:
+            out = out.tanh_()
+        return (out.unsqueeze(0) if K == 1 else out), (xb, mean, invstd, xn, h1, h2, out)
+
+    @torch.no_grad()
+    def backward(self, cache, dout: torch.Tensor, cols: slice | None = None):
+        """Backpropagate ``dout (K, B, out)`` through the forward that made ``cache``. ``cols is None``: write
+        every parameter's gradient (overwriting, no zeroing needed); else return the gradient of the input
+        columns ``cols`` only ``(K, B, len)``, no parameter gradients (the policy step through the critic)."""
+        p, K = self.p, self.K
+        xb, mean, invstd, xn, h1, h2, out = cache
+        g = None if cols is not None else {n: v.grad for n, v in p.items()}
+        if K == 1:
+            dout = dout[0]
+        if self.policy:
+            dout = torch.ops.aten.tanh_backward(dout, out)
+        dz = dout
+        for h, layer in ((h2, "fc3"), (h1, "fc2")):
+            if g is not None:
+                torch.matmul(dz.mT, h, out=g[layer + ".weight"])
+                torch.sum(dz, -2, out=g[layer + ".bias"])
+            dh = torch.matmul(dz, p[layer + ".weight"])
+            dz = torch.ops.aten.leaky_relu_backward.grad_input(dh, h, 0.01, True, grad_input=dh)  # in place
+        w1, bn_w = p["fc1.weight"], p["in_fn.weight"].reshape(-1)
+        if g is not None:
+            torch.matmul(dz.mT, xn, out=g["fc1.weight"])
+            torch.sum(dz, -2, out=g["fc1.bias"])
+            _, gw, gb = torch.ops.aten.native_batch_norm_backward(
+                self._bn_layout(torch.matmul(dz, w1)), xb, bn_w, None, None, mean, invstd, True, 1e-5, [False, True, True])
+            g["in_fn.weight"].copy_(gw.view_as(g["in_fn.weight"]))
+            g["in_fn.bias"].copy_(gb.view_as(g["in_fn.bias"]))
+            return None
+        # all columns, then the wanted ones: the BatchNorm kernel's sums depend on the channel count
+        dx = torch.ops.aten.native_batch_norm_backward(self._bn_layout(torch.matmul(dz, w1)), xb, bn_w, None, None,
+                                                       mean, invstd, True, 1e-5, [True, False, False])[0]
+        return (dx.unsqueeze(0) if K == 1 else dx.view(dx.shape[0], K, -1).transpose(0, 1))[..., cols]
+
+    def _bn_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """``(K, B, D)`` -> the ``(B, K * D)`` channels of the stacked BatchNorm (K = 1: unchanged 2-D)."""
+        return x if self.K == 1 else x.transpose(0, 1).reshape(x.shape[1], -1)
 
     def zero_grad(self):
         self.grad.zero_()
@@ -376,24 +440,22 @@ class StackedMADDPG:
             next_acs = [tp(no, True) for tp, no in zip(self.target_policies, next_obs)]
             q_next = self.target_critics[i](torch.cat([*next_obs, *next_acs], 2), True)
             target = rows[..., 36 + i:37 + i] + cfg.gamma * q_next  # MPE episodes never end: no done mask
-        crit.zero_grad()
-        q = crit(rows[..., 0:20], True)
-        vf_loss = F.mse_loss(q, target).view(1) if self.K == 1 else ((q - target) ** 2).mean((1, 2))
-        vf_loss.sum().backward(inputs=crit.leaves)
+        q, cache = crit.forward_train(rows[..., 0:20])
+        err = q - target
+        vf_loss = (err * err).mean((1, 2))  # F.mse_loss per run
+        crit.backward(cache, err.mul_(2.0 / err.shape[1]))
         crit.clip_grad_norm_(cfg.grad_clip)
         self.critic_opts[i].step()
-        # policy (only the policy is differentiated; the other agent's action carries no graph)
-        pol.zero_grad()
-        pol_out = pol(obs[i], True)
+        # policy: only the policy's parameters get gradients; the other agent's action is a constant
+        pol_out, pol_cache = pol.forward_train(obs[i])
         with torch.no_grad():
             other = self.policies[1 - i](obs[1 - i], True)
         acs = [pol_out, other] if i == 0 else [other, pol_out]
-        q = crit(torch.cat([*obs, *acs], 2), True)
-        if self.K == 1:  # the reference's reductions (their rounding differs for batch sizes not a power of 2)
-            pol_loss = (-q.mean() + cfg.policy_reg * (pol_out ** 2).mean()).view(1)
-        else:
-            pol_loss = -q.mean((1, 2)) + cfg.policy_reg * (pol_out ** 2).mean((1, 2))
-        pol_loss.sum().backward(inputs=pol.leaves)
+        q, cache = crit.forward_train(torch.cat([*obs, *acs], 2))
+        pol_loss = -q.mean((1, 2)) + cfg.policy_reg * (pol_out * pol_out).mean((1, 2))
+        # d(-mean q)/dq = -1/B through the critic to blue's or red's action columns, plus the regulariser's
+        d_act = crit.backward(cache, torch.full_like(q, -1.0 / q.shape[1]), cols=slice(16 + 2 * i, 18 + 2 * i))
+        pol.backward(pol_cache, d_act.add_(pol_out * (2 * cfg.policy_reg / pol_out[0].numel())))
         pol.clip_grad_norm_(cfg.grad_clip)
         self.policy_opts[i].step()
         return {f"losses/vf_{i}": vf_loss.detach(), f"losses/pol_{i}": pol_loss.detach(), **info}
@@ -455,7 +517,8 @@ class StackedReplayBuffer:
             rows = self.data[0].take(rngs[0].choice(self.n, size=batch, replace=False), axis=0)[None]
         else:
             idx = np.stack([rng.choice(self.n, size=batch, replace=False) for rng in rngs])
-            rows = self.data[np.arange(self.K)[:, None], idx]  # (K, B, 38)
+            idx += (np.arange(self.K) * self.cap)[:, None]  # rows of the (K * cap, 38) view: take beats fancy indexing
+            rows = self.data.reshape(-1, ROW).take(idx.ravel(), axis=0).reshape(self.K, batch, ROW)
         mean = self.rsum / self.n
         std = np.sqrt(np.maximum(self.rsq / self.n - mean ** 2, 0.0))
         std = np.where(std > 1e-8, std, 1.0)
