@@ -11,9 +11,9 @@
    :class:`StackedMADDPG` with K = 1 vs :meth:`MADDPG.update_reference` with the reference buffer, same
    inputs (full 1e6-transition buffers), interleaved repetitions; ``stacked_speedup``: ``--stack-k`` (16) runs of
    ``--stack-episodes`` episodes trained as one stack vs the same runs one at a time; ``full_protocol_minutes``:
-   the 40-run protocol's wall time, measured (``--full-protocol``, runs ``soo.rl.experiment``) or extrapolated
-   from this machine's single-run speed with 2 workers on a CPU / from the stacked speed on a GPU (the JSON says
-   which). Ends with one JSON line.
+   the 40-run protocol's wall time, measured (``--full-protocol``, runs ``soo.rl.experiment``) or extrapolated:
+   on a CPU from the same 40 runs, stacks and 2 workers at 1/``--protocol-fraction`` (20) of the episodes, on a
+   GPU from the stacked speed (the JSON says which). Ends with one JSON line.
 
 Usage: ``python benchmarks/bench_rl.py [--episodes 4000] [--notebooks] [--stacked [--device cuda]]``; results
 also go to ``results/bench/rl.json``.
@@ -168,7 +168,32 @@ def stacked_speedup(device="cpu", k=16, episodes=200):
             "stacked_speedup": one / stacked}
 
 
-def full_protocol(device="cpu", workers=2, measure=False, single_40k_min=None, stacked=None):
+def scaled_protocol(fraction=20, workers=2):
+    """The full protocol's 40 runs, stacks and workers exactly as ``make rl-full`` on a CPU, at 1/``fraction`` of
+    the episodes: per stage, the stacks' training-loop seconds (from the runs' ``wall_time_s``, so process start-up
+    is not extrapolated) summed and shared over the workers, scaled back to the full episode counts."""
+    from soo.rl.config import scale_config
+    from soo.rl.experiment import baseline_runs, cpu_stacks, finetune_runs, run_all
+
+    full = scale_config("full")
+    scfg = scale_config("full", baseline_episodes=full.baseline_episodes // fraction,
+                        soo_episodes=full.soo_episodes // fraction)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_rl_protocol_"))
+    out = {}
+    try:
+        for stage, runs in (("baselines", baseline_runs(scfg)), ("finetune", finetune_runs(scfg))):
+            t0 = time.perf_counter()
+            metrics = run_all(runs, tmp, "full", workers, kept_dir=None, cpu_stack=scfg.cpu_stack)
+            stacks = cpu_stacks(runs, scfg.cpu_stack)
+            loop_s = sum(metrics[(st[0].kind, st[0].seed)]["wall_time_s"] for st in stacks)
+            out[stage] = {"runs": len(runs), "stacks": len(stacks), "wall_s": time.perf_counter() - t0,
+                          "loop_s": loop_s, "full_min": loop_s / min(workers, len(stacks)) * fraction / 60}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def full_protocol(device="cpu", workers=2, measure=False, stacked=None, fraction=20):
     """The 40-run protocol's wall time: measured by running it, or extrapolated (which is said)."""
     from soo.rl.config import scale_config
 
@@ -181,17 +206,18 @@ def full_protocol(device="cpu", workers=2, measure=False, single_40k_min=None, s
                                       ["--workers", str(workers)])
         rl_main(args)
         return {"full_protocol_minutes": (time.perf_counter() - t0) / 60, "full_protocol_how": "measured"}
-    # fine-tuning episodes cost ~1.3x a baseline episode (the extra SOO step); runs are spread over workers
-    n_base, n_ft = 2 * len(scfg.seeds), len(CONDITIONS) * len(scfg.seeds)
-    episode_units = n_base * scfg.baseline_episodes + 1.3 * n_ft * scfg.soo_episodes
     if torch.device(device).type == "cuda" and stacked is not None:
+        # fine-tuning episodes cost ~1.3x a baseline episode (the extra SOO step)
+        n_base, n_ft = 2 * len(scfg.seeds), len(CONDITIONS) * len(scfg.seeds)
+        episode_units = n_base * scfg.baseline_episodes + 1.3 * n_ft * scfg.soo_episodes
         per_stack_episode = stacked["stacked_s"] / stacked["stack_episodes"]  # K runs per stack episode
         minutes = episode_units / stacked["stack_k"] * per_stack_episode / 60
-        how = f"extrapolated from a {stacked['stack_k']}-run stack of {stacked['stack_episodes']} episodes"
-    else:
-        minutes = episode_units / 40_000 * single_40k_min / workers
-        how = f"extrapolated from one run's speed, {workers} workers"
-    return {"full_protocol_minutes": minutes, "full_protocol_how": how}
+        return {"full_protocol_minutes": minutes,
+                "full_protocol_how": f"extrapolated from a {stacked['stack_k']}-run stack of {stacked['stack_episodes']} episodes"}
+    parts = scaled_protocol(fraction, workers)
+    return {"full_protocol_minutes": sum(p["full_min"] for p in parts.values()), "full_protocol_parts": parts,
+            "full_protocol_how": f"extrapolated from the 40 runs at 1/{fraction} of the episodes "
+                                 f"(same stacks of {scfg.cpu_stack}, {workers} workers)"}
 
 
 def notebooks_time(out_dir: str):
@@ -214,6 +240,8 @@ def main(argv=None):
     ap.add_argument("--stack-k", type=int, default=16)
     ap.add_argument("--stack-episodes", type=int, default=200)
     ap.add_argument("--full-protocol", action="store_true", help="with --stacked: run the whole protocol (long)")
+    ap.add_argument("--protocol-fraction", type=int, default=20,
+                    help="with --stacked on a CPU: extrapolate from the protocol at 1/this of the episodes")
     args = ap.parse_args(argv)
     if args.stacked:
         return stacked_main(args)
@@ -250,12 +278,7 @@ def stacked_main(args) -> int:
     res.update(stacked_speedup(dev, args.stack_k, args.stack_episodes))
     print(f"{args.stack_k} runs x {args.stack_episodes} episodes: stacked {res['stacked_s']:.1f} s, one at a time "
           f"{res['one_at_a_time_s']:.1f} s -> {res['stacked_speedup']:.2f}x", flush=True)
-    single = None
-    if torch.device(dev).type != "cuda" and not args.full_protocol:
-        t1 = training_time(1000)
-        single = t1 / 1000 * 40_000 / 60
-        res["single_40k_min"] = single
-    res.update(full_protocol(dev, 2, args.full_protocol, single, res))
+    res.update(full_protocol(dev, 2, args.full_protocol, res, args.protocol_fraction))
     print(f"full protocol (40 runs): {res['full_protocol_minutes']:.1f} min ({res['full_protocol_how']})", flush=True)
     atomic_write_json(project_root() / "results" / "bench" / f"rl_stacked_{torch.device(dev).type}.json",
                       {**res, "manifest": manifest()})

@@ -1,9 +1,12 @@
 """The fast update equals the reference update, and K runs trained stacked equal the same K runs trained one
 at a time.
 
-* One run (K = 1) does the reference's arithmetic operation for operation, so parameters after updates from
-  identical inputs are **bit-identical** in float32 (the issue asked for 1e-6; we assert exact equality), and
-  ``train`` reproduces ``train_reference``'s training log exactly.
+* One run (K = 1) does the reference's arithmetic operation for operation (its backward is written out, but
+  with the kernels autograd calls, in the same order), so parameters after updates from identical inputs are
+  **bit-identical** in float32 (the issue asked for 1e-6; we assert exact equality), and ``train`` reproduces
+  ``train_reference``'s training log exactly. (Two shortcuts were tried and dropped for this: a BatchNorm
+  backward over only the two action columns, and ``add_(alpha=)`` for the regulariser's gradient; each moved
+  parameters by ~1e-5 after one update, Adam amplifying a last-bit difference where a gradient is near eps.)
 * K > 1 runs use batched matrix products (``baddbmm``) whose float32 rounding differs from ``F.linear``'s in
   the last bit; Adam turns a last-bit difference in a gradient near its eps (1e-8) into a ~1e-5 parameter
   difference, and RL training amplifies it like any change of hardware would (after 200 episodes returns
@@ -75,10 +78,8 @@ def test_fast_update_bit_identical_to_reference(condition):
         ref.update_targets()
         fast.update_targets()
     got, want = fast.export(0).state_dict(), ref.state_dict()
-    gaps = {k: (got[k].double() - v.double()).abs().max().item() for k, v in want.items()}
-    worst = max(gaps, key=gaps.get)
-    print(f"max parameter gap after 3 rounds: {gaps[worst]:.1e} ({worst})")
-    assert gaps[worst] <= TOL, f"{worst}: max difference {gaps[worst]}"
+    for k, v in want.items():
+        assert torch.equal(got[k], v), f"{k}: max difference {(got[k].double() - v.double()).abs().max().item()}"
 
 
 def test_stacked_env_equals_separate_envs():

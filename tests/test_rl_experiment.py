@@ -19,7 +19,7 @@ TINY = scale_config("smoke", seeds=[155, 714], baseline_episodes=100, soo_episod
 
 # every value today's notebooks glue (the book pages quote a subset: checked against the pages below)
 GLUED = {
-    "rl_baselines": {"rl_scale", "rl_seeds", "rl_baseline_episodes", "rl_train_s_per_run", "rl_full_min_per_run",
+    "rl_baselines": {"rl_scale", "rl_seeds", "rl_baseline_episodes", "rl_train_s_per_run", "rl_full_min_per_run", "rl_train_stacks",
                      "rl_trained_on", "rl_baselines_differ", "rl_baselines_differ_seeds", "rl_trap_ratio",
                      *(f"rl_{k}_{v}" for k in MODES for v in ("trap_rate", "return_blue", "dist_fake", "dist_goal"))},
     "rl_soo": {"rl_soo_scale", "rl_soo_seeds", "rl_soo_episodes", "rl_soo_closer_to_honest", "rl_n_seeds",
@@ -86,10 +86,9 @@ def _check_types(values: dict):
 
 
 def test_glue_rl_baselines(out):
-    history = soo.rl.experiment.training_history(TINY, out)
     table = soo.rl.experiment.summary_table(TINY, out, kinds=MODES)
     prov = soo.rl.experiment.provenance(TINY, out, kinds=MODES)
-    values = soo.rl.experiment.glue_rl_baselines(TINY, out, history=history, table=table, prov=prov)
+    values = soo.rl.experiment.glue_rl_baselines(TINY, out, table=table, prov=prov)
     assert set(values) == GLUED["rl_baselines"]
     _check_types(values)
     assert values == soo.rl.experiment.glue_rl_baselines(TINY, out)  # the same when it computes its inputs itself
@@ -180,11 +179,24 @@ def test_missing_agent_says_which_notebook_to_run(tmp_path):
 
 
 def test_workers_train_the_same_numbers(tmp_path):
-    """Two runs in two spawned processes give exactly what they give one after another in this process."""
-    scfg = scale_config("smoke", seeds=[155], baseline_episodes=50, overrides=dict(batch_size=64, save_interval=100,
-                                                                                   buffer_length=10_000))
+    """Stacks of runs in two spawned processes give exactly what they give one after another in this process:
+    the split into stacks depends on the runs, not on the worker count."""
+    scfg = scale_config("smoke", seeds=[155, 714], baseline_episodes=50, overrides=dict(batch_size=64, save_interval=100,
+                                                                                        buffer_length=10_000))
     runs = soo.rl.experiment.baseline_runs(scfg)
-    one = soo.rl.experiment.run_all(runs, tmp_path / "one", "smoke", workers=1, kept_dir=None)
-    two = soo.rl.experiment.run_all(runs, tmp_path / "two", "smoke", workers=2, kept_dir=None)
+    one = soo.rl.experiment.run_all(runs, tmp_path / "one", "smoke", workers=1, kept_dir=None, cpu_stack=2)
+    two = soo.rl.experiment.run_all(runs, tmp_path / "two", "smoke", workers=2, kept_dir=None, cpu_stack=2)
     for k in one:
         assert one[k]["history"] == two[k]["history"] and one[k]["settings_key"] == two[k]["settings_key"]
+        assert one[k]["stacked_runs"] == two[k]["stacked_runs"] == 2
+
+
+def test_cpu_stacks_split_by_the_runs_only():
+    split = soo.rl.experiment.cpu_stacks
+    assert [len(s) for s in split(list(range(16)), 4)] == [4, 4, 4, 4]
+    assert [len(s) for s in split(list(range(24)), 4)] == [4] * 6
+    assert [len(s) for s in split(list(range(9)), 4)] == [3, 3, 3]
+    assert [len(s) for s in split(list(range(6)), 4)] == [3, 3]
+    assert split([7], 4) == [[7]] and sum(split(list(range(10)), 3), []) == list(range(10))
+    with pytest.raises(ValueError, match="cpu_stack"):
+        scale_config("smoke", cpu_stack=0)

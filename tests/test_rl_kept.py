@@ -58,3 +58,27 @@ def test_kept_runs_restore_and_evaluate(tmp_path):
 
     s = summary(rollout(agent, run.cfg.env, 20, seed=1))
     assert 0 <= s["trap_rate"] <= 1 and np.isfinite(s["return_blue"])
+
+
+def test_a_restored_run_follows_a_new_kept_copy(tmp_path):
+    """``make rl-full`` again (same settings, new weights): a run restored earlier into an out_dir is restored
+    again, and its evaluations are recomputed (the weights are part of their cache key)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    run = ex.baseline_runs(FULL)[0]
+    kept = tmp_path / "kept"
+    shutil.copytree(ex.KEPT_DIR / "baselines" / run.name, kept / "baselines" / run.name)
+    out = tmp_path / "out"
+    ex.run_all([run], out, "full", kept_dir=kept)
+    before = ex.trained_settings(out, "full", run.kind, run.seed)
+    assert ex.run_all([run], out, "full", kept_dir=kept) and ex.trained_settings(out, "full", run.kind, run.seed) == before
+    weights = load_file(kept / "baselines" / run.name / "model.safetensors")
+    weights["policies.1.fc3.bias"] = weights["policies.1.fc3.bias"] + 0.5  # "retrained": same key, new weights
+    save_file(weights, kept / "baselines" / run.name / "model.safetensors")
+    ex.run_all([run], out, "full", kept_dir=kept)
+    agent = ex.load_agent(out, "full", run.kind, run.seed)
+    assert torch.equal(agent.policies[1].fc3.bias, weights["policies.1.fc3.bias"])
+    after = ex.trained_settings(out, "full", run.kind, run.seed)
+    assert after["settings_key"] == before["settings_key"] and after["weights"] != before["weights"]

@@ -14,9 +14,10 @@ The ``eval`` files are :func:`soo.utils.cached` results (``{"_key": settings, "v
 the evaluation settings and the trained settings of every agent evaluated, so retraining an agent (or changing
 the evaluation) recomputes them.
 
-A run is found, in this order: finished in ``out_dir`` with the same settings; **kept with the book**
-(``book/data/rl_full/``, the paper's full protocol computed once by ``make rl-full``, restored into
-``out_dir`` when its settings key matches); else trained. On a CPU, the runs of a stage train in stacks of at
+A run is found, in this order: finished in ``out_dir`` with the same settings (a run restored from a kept
+copy counts only while that copy is unchanged); **kept with the book** (``book/data/rl_full/``, the paper's
+full protocol computed once by ``make rl-full``, restored into ``out_dir`` when its settings key matches);
+else trained. Evaluations are cached under the trained settings and a digest of the weights. On a CPU, the runs of a stage train in stacks of at
 most ``cpu_stack`` (4) runs, in ``workers`` processes with one torch thread each; on a GPU, all runs of a stage
 train as one stack.
 
@@ -125,10 +126,33 @@ def cpu_stacks(runs: list, size: int) -> list[list]:
     return [runs[i * len(runs) // n:(i + 1) * len(runs) // n] for i in range(n)]
 
 
-def _restore_kept(run: Run, run_dir: Path, kept_dir: Path) -> bool:
-    """Copy a kept run with this run's settings key into ``run_dir``; False if there is none."""
+def _digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _kept_source(run: Run, kept_dir: Path | None) -> Path | None:
+    """The kept copy of ``run`` with its settings key, or None."""
+    if kept_dir is None:
+        return None
     src = kept_dir / _sub(run.kind) / run.name
-    if not (src / "manifest.json").exists() or read_json(src / "manifest.json").get("settings_key") != run.key:
+    ok = (src / "manifest.json").exists() and read_json(src / "manifest.json").get("settings_key") == run.key
+    return src if ok else None
+
+
+def _up_to_date(run: Run, run_dir: Path, kept_dir: Path | None) -> bool:
+    """Finished in ``run_dir`` with the run's settings, and, if it was restored from a kept copy, from the kept
+    copy there is now (a new ``make rl-full`` with the same settings replaces the weights, not the key)."""
+    if not is_finished(run_dir, run.cfg):
+        return False
+    restored = read_json(run_dir / "metrics.json").get("kept_digest")
+    src = _kept_source(run, kept_dir)
+    return restored is None or src is None or restored == _digest(src / "model.safetensors")
+
+
+def _restore_kept(run: Run, run_dir: Path, kept_dir: Path | None) -> bool:
+    """Copy a kept run with this run's settings key into ``run_dir``; False if there is none."""
+    src = _kept_source(run, kept_dir)
+    if src is None:
         return False
     from safetensors.torch import load_file
 
@@ -137,7 +161,8 @@ def _restore_kept(run: Run, run_dir: Path, kept_dir: Path) -> bool:
     for part in ("policies", "critics"):
         getattr(model, part).load_state_dict({k[len(part) + 1:]: v for k, v in flat.items() if k.startswith(part + ".")})
     save_policies(model, run_dir)
-    atomic_write_json(run_dir / "metrics.json", read_json(src / "metrics.json"))
+    atomic_write_json(run_dir / "metrics.json", {**read_json(src / "metrics.json"),
+                                                 "kept_digest": _digest(src / "model.safetensors")})
     return True
 
 
@@ -152,8 +177,7 @@ def run_all(runs: list[Run], out_dir, scale: str, workers: int = 2, device: str 
     inits = {r.init for r in runs if r.init is not None} - set(runs)
     if inits:
         run_all(sorted(inits, key=lambda r: r.seed), out_dir, scale, workers, device, kept_dir, cpu_stack)
-    todo = [r for r in runs if not is_finished(dirs[r], r.cfg)
-            and not (kept_dir is not None and _restore_kept(r, dirs[r], kept_dir))]
+    todo = [r for r in runs if not _up_to_date(r, dirs[r], kept_dir) and not _restore_kept(r, dirs[r], kept_dir)]
     for stage in ([r for r in todo if r.init is None], [r for r in todo if r.init is not None]):
         if not stage:
             continue
@@ -238,10 +262,12 @@ def load_agent(out_dir, scale, kind: str, seed: int):
 
 
 def trained_settings(out_dir, scale, kind: str, seed: int) -> dict:
-    """What a finished run was trained with (its ``metrics.json`` config and settings key): part of the cache
-    key of every result computed from it, so a retrained agent is evaluated again."""
-    m = read_json(_trained_dir(out_dir, scale, kind, seed) / "metrics.json")
-    return {"config": m["config"], "settings_key": m.get("settings_key")}
+    """What a finished run was trained with (its ``metrics.json`` config and settings key) and a digest of its
+    weights: part of the cache key of every result computed from it, so a retrained or newly restored agent is
+    evaluated again even when its settings did not change."""
+    d = _trained_dir(out_dir, scale, kind, seed)
+    m = read_json(d / "metrics.json")
+    return {"config": m["config"], "settings_key": m.get("settings_key"), "weights": _digest(d / "model.pt")}
 
 
 def evaluate_agent(scfg: ScaleConfig, out_dir, kind: str, seed: int) -> dict:
@@ -421,20 +447,23 @@ def _seeds_text(scfg: ScaleConfig) -> str:
     return ", ".join(map(str, scfg.seeds))
 
 
-def glue_rl_baselines(scfg: ScaleConfig, out_dir, history: pd.DataFrame | None = None,
-                      table: pd.DataFrame | None = None, prov: pd.DataFrame | None = None) -> dict:
+def glue_rl_baselines(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None,
+                      prov: pd.DataFrame | None = None) -> dict:
     """``{glue name: value}`` of ``notebooks/rl_baselines``: the protocol, training times and machines, the
     baselines' behaviour (mean over seeds) and whether the deceptive one traps red more often than the honest one.
-    ``history`` (:func:`training_history`), ``table`` (:func:`summary_table` of the baselines) and ``prov``
-    (:func:`provenance`): pass them if the notebook has them already."""
-    history = training_history(scfg, out_dir) if history is None else history
+    ``table`` (:func:`summary_table` of the baselines) and ``prov`` (:func:`provenance`): pass them if the
+    notebook has them already."""
     table = summary_table(scfg, out_dir, kinds=MODES) if table is None else table
     prov = provenance(scfg, out_dir, kinds=MODES) if prov is None else prov
     prov = prov[prov.run.str.startswith(MODES)]
-    times = history.groupby(["agent", "seed"])["wall_time_s"].first()
+    stacked = prov["stacked_runs"].fillna(1).clip(lower=1).astype(int)
+    times = prov["wall_time_s"] / stacked  # runs trained as one stack share its time
     per_episode = times.mean() / scfg.baseline_episodes
+    sizes = sorted(set(stacked))
     out = {"rl_scale": scfg.scale, "rl_seeds": _seeds_text(scfg), "rl_baseline_episodes": scfg.baseline_episodes,
            "rl_train_s_per_run": float(times.mean()), "rl_full_min_per_run": float(per_episode * 40_000 / 60),
+           "rl_train_stacks": "one run at a time" if sizes == [1] else
+                              f"stacks of {' or '.join(map(str, sizes))} runs, each run counted at its share of its stack's time",
            "rl_trained_on": "; ".join(f"{cpu}, {where} ({n} runs)"
                                       for (cpu, where), n in prov.groupby(["cpu", "where"]).size().items())}
     agg = summary_by_agent(table)

@@ -13,10 +13,13 @@ Two implementations of one update, tested equal (``tests/test_rl_equivalence.py`
 
 * :meth:`MADDPG.update_reference`: the straightforward ``nn.Module`` version (maddpg-pytorch's ``update``);
 * :class:`StackedMADDPG`: what :func:`train` runs. The parameters of each network of K runs live in one
-  flat ``(K, P)`` tensor (gradients in another), so gradient clipping and Adam (fused) are a few ops per
-  network whatever K is; layers are batched matrix products over runs; the policy step differentiates only
-  the policy (the reference also computes critic weight gradients there, which are zeroed before use);
-  the other agent's action is computed without a graph. K = 1 is a single run.
+  flat ``(K, P)`` tensor (gradients in another), so gradient clipping and Adam are a few ops per network
+  whatever K is; layers are batched matrix products over runs; the critic and policy steps have their
+  backward written out (:meth:`StackedMLP.forward_train` / :meth:`StackedMLP.backward`: no autograd graph,
+  gradients written straight into the flat tensor, the policy step backpropagates through the critic to the
+  action columns only, never to the critic's weights); the other agent's action is computed without a graph.
+  K = 1 is a single run, bit-identical to the reference; K > 1 agrees with K separate runs to float rounding.
+  (The SOO fine-tuning's extra step, :mod:`soo.rl.soo`, still uses autograd.)
 
 Deviations (also listed in the book):
 
