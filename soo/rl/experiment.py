@@ -17,9 +17,9 @@ the evaluation) recomputes them.
 A run is found, in this order: finished in ``out_dir`` with the same settings (a run restored from a kept
 copy counts only while that copy is unchanged); **kept with the book** (``book/data/rl_full/``, the paper's
 full protocol computed once by ``make rl-full``, restored into ``out_dir`` when its settings key matches);
-else trained. Evaluations are cached under the trained settings and a digest of the weights. On a CPU, the runs of a stage train in stacks of at
-most ``cpu_stack`` (4) runs, in ``workers`` processes with one torch thread each; on a GPU, all runs of a stage
-train as one stack.
+else trained. Evaluations are cached under the trained settings and a digest of the weights. On a CPU, the
+runs of a stage train in stacks of at most ``cpu_stack`` (4) runs, in ``workers`` processes with one torch
+thread each; on a GPU, all runs of a stage train as one stack.
 
 ``python -m soo.rl.experiment --scale full --keep`` (``make rl-full``) trains the whole protocol from nothing
 and writes the kept runs: ``model.safetensors``, ``metrics.json`` and ``manifest.json`` per run, plus
@@ -462,8 +462,8 @@ def glue_rl_baselines(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = N
     sizes = sorted(set(stacked))
     out = {"rl_scale": scfg.scale, "rl_seeds": _seeds_text(scfg), "rl_baseline_episodes": scfg.baseline_episodes,
            "rl_train_s_per_run": float(times.mean()), "rl_full_min_per_run": float(per_episode * 40_000 / 60),
-           "rl_train_stacks": "one run at a time" if sizes == [1] else
-                              f"stacks of {' or '.join(map(str, sizes))} runs, each run counted at its share of its stack's time",
+           "rl_train_stacks": "one run at a time" if sizes == [1] else (
+               f"stacks of {' or '.join(map(str, sizes))} runs, each run counted at its share of its stack's time"),
            "rl_trained_on": "; ".join(f"{cpu}, {where} ({n} runs)"
                                       for (cpu, where), n in prov.groupby(["cpu", "where"]).size().items())}
     agg = summary_by_agent(table)

@@ -303,13 +303,14 @@ class StackedMLP:
         if K == 1:
             xb, rm, rv = x[0].contiguous(), b["in_fn.running_mean"][0], b["in_fn.running_var"][0]
         else:  # the runs' features side by side as K * D channels of one batch
-            xb, rm, rv = x.transpose(0, 1).reshape(x.shape[1], -1), b["in_fn.running_mean"].view(-1), b["in_fn.running_var"].view(-1)
+            xb = x.transpose(0, 1).reshape(x.shape[1], -1)
+            rm, rv = b["in_fn.running_mean"].view(-1), b["in_fn.running_var"].view(-1)
         xn, mean, invstd = torch.native_batch_norm(xb, p["in_fn.weight"].reshape(-1), p["in_fn.bias"].reshape(-1),
                                                    rm, rv, True, 0.1, 1e-5)
         if K > 1:
             xn = xn.view(xn.shape[0], K, -1).transpose(0, 1)
-        h1 = F.leaky_relu(_affine(xn, p["fc1.weight"], p["fc1.bias"], ), inplace=True)
-        h2 = F.leaky_relu(_affine(h1, p["fc2.weight"], p["fc2.bias"], ), inplace=True)
+        h1 = F.leaky_relu(_affine(xn, p["fc1.weight"], p["fc1.bias"]), inplace=True)
+        h2 = F.leaky_relu(_affine(h1, p["fc2.weight"], p["fc2.bias"]), inplace=True)
         out = _affine(h2, p["fc3.weight"], p["fc3.bias"])
         if self.policy:
             out = out.tanh_()
