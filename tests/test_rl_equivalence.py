@@ -177,3 +177,17 @@ def test_reference_loop_matches_fast_loop():
     for a, b in zip(ref["history"], fast["history"]):
         assert a["return_red"] == b["return_red"] and a["return_blue"] == b["return_blue"]
         assert a["losses/vf_0"] == pytest.approx(b["losses/vf_0"], rel=0, abs=0)
+
+
+def test_random_control_trains_like_capability_control(tmp_path):
+    """The random control adds a constant (no gradient) drawn from the loss's own generator: trained alone it is
+    the capability-only run bit for bit (in a stack the two differ by rounding; the book says so)."""
+    torch.manual_seed(0)
+    init = MADDPG(RLConfig(**SMALL))
+    runs = {c: train(RLConfig(seed=7, soo_condition=c, **{**SMALL, "n_episodes": 150}), tmp_path / c, init=init,
+                     aux_loss=make_aux_loss(c, init, 0.125, np.random.default_rng([7, 2]), 128))
+            for c in ("capability", "random")}
+    cap, rnd = (runs[c]["history"] for c in ("capability", "random"))
+    assert [h["return_blue"] for h in cap] == [h["return_blue"] for h in rnd]
+    assert _max_param_gap(tmp_path / "capability", tmp_path / "random") == 0
+    assert "losses/soo" in rnd[-1] and "losses/soo" not in cap[-1]

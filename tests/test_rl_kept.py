@@ -82,3 +82,12 @@ def test_a_restored_run_follows_a_new_kept_copy(tmp_path):
     assert torch.equal(agent.policies[1].fc3.bias, weights["policies.1.fc3.bias"])
     after = ex.trained_settings(out, "full", run.kind, run.seed)
     assert after["settings_key"] == before["settings_key"] and after["weights"] != before["weights"]
+    # a copy restored by older code (no digest recorded) is compared by its weights
+    met = ex.agent_dir(out, "full", run.kind, run.seed) / "metrics.json"
+    met.write_text(json.dumps({k: v for k, v in json.loads(met.read_text()).items() if k != "kept_digest"}))
+    ex.run_all([run], out, "full", kept_dir=kept)
+    assert "kept_digest" not in json.loads(met.read_text())  # same weights: kept as it is
+    weights["policies.1.fc3.bias"] = weights["policies.1.fc3.bias"] - 0.25
+    save_file(weights, kept / "baselines" / run.name / "model.safetensors")
+    ex.run_all([run], out, "full", kept_dir=kept)
+    assert torch.equal(ex.load_agent(out, "full", run.kind, run.seed).policies[1].fc3.bias, weights["policies.1.fc3.bias"])

@@ -14,8 +14,8 @@ The ``eval`` files are :func:`soo.utils.cached` results (``{"_key": settings, "v
 the evaluation settings and the trained settings of every agent evaluated, so retraining an agent (or changing
 the evaluation) recomputes them.
 
-A run is found, in this order: finished in ``out_dir`` with the same settings (a run restored from a kept
-copy counts only while that copy is unchanged); **kept with the book** (``book/data/rl_full/``, the paper's
+A run is found, in this order: finished in ``out_dir`` with the same settings (and, where a kept copy with the
+same settings key exists, with that copy's weights); **kept with the book** (``book/data/rl_full/``, the paper's
 full protocol computed once by ``make rl-full``, restored into ``out_dir`` when its settings key matches);
 else trained. Evaluations are cached under the trained settings and a digest of the weights. On a CPU, the
 runs of a stage train in stacks of at most ``cpu_stack`` (4) runs, in ``workers`` processes with one torch
@@ -139,14 +139,27 @@ def _kept_source(run: Run, kept_dir: Path | None) -> Path | None:
     return src if ok else None
 
 
+def _kept_weights(src: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(src / "model.safetensors")
+
+
 def _up_to_date(run: Run, run_dir: Path, kept_dir: Path | None) -> bool:
-    """Finished in ``run_dir`` with the run's settings, and, if it was restored from a kept copy, from the kept
-    copy there is now (a new ``make rl-full`` with the same settings replaces the weights, not the key)."""
+    """Finished in ``run_dir`` with the run's settings and, where a kept copy with the same settings key exists,
+    holding that copy's weights: a new ``make rl-full`` with the same settings replaces the weights, not the key,
+    and the kept runs are what the book shows at ``scale="full"``."""
     if not is_finished(run_dir, run.cfg):
         return False
-    restored = read_json(run_dir / "metrics.json").get("kept_digest")
     src = _kept_source(run, kept_dir)
-    return restored is None or src is None or restored == _digest(src / "model.safetensors")
+    if src is None or read_json(run_dir / "metrics.json").get("kept_digest") == _digest(src / "model.safetensors"):
+        return True
+    kept, local = _kept_weights(src), load_policies(run_dir)
+    if all(torch.equal(v, kept[f"{part}.{k}"]) for part in ("policies", "critics")
+           for k, v in getattr(local, part).state_dict().items()):
+        return True
+    print(f"{run_dir}: not the kept run {src} (made since by `make rl-full`): restoring the kept run", flush=True)
+    return False
 
 
 def _restore_kept(run: Run, run_dir: Path, kept_dir: Path | None) -> bool:
@@ -154,10 +167,8 @@ def _restore_kept(run: Run, run_dir: Path, kept_dir: Path | None) -> bool:
     src = _kept_source(run, kept_dir)
     if src is None:
         return False
-    from safetensors.torch import load_file
-
     model = MADDPG(run.cfg)
-    flat = load_file(src / "model.safetensors")
+    flat = _kept_weights(src)
     for part in ("policies", "critics"):
         getattr(model, part).load_state_dict({k[len(part) + 1:]: v for k, v in flat.items() if k.startswith(part + ".")})
     save_policies(model, run_dir)
