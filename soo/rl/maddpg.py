@@ -303,7 +303,7 @@ class StackedMLP:
         if K == 1:
             xb, rm, rv = x[0].contiguous(), b["in_fn.running_mean"][0], b["in_fn.running_var"][0]
         else:  # the runs' features side by side as K * D channels of one batch
-            xb = x.transpose(0, 1).reshape(x.shape[1], -1)
+            xb = self._bn_layout(x)
             rm, rv = b["in_fn.running_mean"].view(-1), b["in_fn.running_var"].view(-1)
         xn, mean, invstd = torch.native_batch_norm(xb, p["in_fn.weight"].reshape(-1), p["in_fn.bias"].reshape(-1),
                                                    rm, rv, True, 0.1, 1e-5)
