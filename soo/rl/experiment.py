@@ -120,6 +120,12 @@ def _train_stack(job: list[tuple[dict, str, str | None]], device=None) -> None:
     train_stacked(cfgs, [d for _, d, _ in job], inits, aux, device=device or "cpu")
 
 
+def stage_order(runs: list[Run]) -> list[Run]:
+    """A stage's runs grouped by kind (stable): the fine-tunings of one condition stack together, so only the
+    SOO stacks carry the SOO term's extra batch of "other" observations through the policy."""
+    return sorted(runs, key=lambda r: AGENT_KINDS.index(r.kind))
+
+
 def cpu_stacks(runs: list, size: int) -> list[list]:
     """``runs`` in ``ceil(n / size)`` stacks of near-equal size, in order (the split depends on the runs only)."""
     n = -(-len(runs) // size)
@@ -190,6 +196,7 @@ def run_all(runs: list[Run], out_dir, scale: str, workers: int = 2, device: str 
         run_all(sorted(inits, key=lambda r: r.seed), out_dir, scale, workers, device, kept_dir, cpu_stack)
     todo = [r for r in runs if not _up_to_date(r, dirs[r], kept_dir) and not _restore_kept(r, dirs[r], kept_dir)]
     for stage in ([r for r in todo if r.init is None], [r for r in todo if r.init is not None]):
+        stage = stage_order(stage)
         if not stage:
             continue
         init_dirs = [None if r.init is None else str(agent_dir(out_dir, scale, "deceptive", r.seed)) for r in stage]

@@ -232,8 +232,16 @@ _PARAMS = ("in_fn.weight", "in_fn.bias", "fc1.weight", "fc1.bias", "fc2.weight",
 _BUFFERS = ("in_fn.running_mean", "in_fn.running_var", "in_fn.num_batches_tracked")
 
 
+_NARROW = 4
+"""K > 1: layers with at most this many outputs (the last layers) compute their batched product in the
+transposed form ``(w @ x^T)^T``, as do the first layers' backward products (a few inputs): CPU BLAS runs these
+shapes 2-6x faster that way (measured on 2 cores; ``benchmarks/bench_rl.py --stacked`` times the update)."""
+
+
 def _bmm_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-run ``x[k] @ w[k].T + b[k]`` for ``x (K, B, in)``, ``w (K, out, in)``, ``b (K, out)``."""
+    if w.shape[1] <= _NARROW:  # a (K, B, out) view of the (K, out, B) product
+        return torch.baddbmm(b.unsqueeze(2), w, x.transpose(1, 2)).transpose(1, 2)
     return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 
 
@@ -295,18 +303,22 @@ class StackedMLP:
 
     # The update's two steps, forward and backward written out (no autograd graph): fewer and fused ops.
     @torch.no_grad()
-    def forward_train(self, x: torch.Tensor):
-        """Training-mode forward of ``x (K, B, in)`` (as ``self(x, True)``, running statistics updated) ->
-        ``(out (K, B, out), cache)``; ``cache`` is what :meth:`backward` needs."""
+    def forward_train(self, x: torch.Tensor, training: bool = True):
+        """Forward of ``x (K, B, in)`` for :meth:`backward` -> ``(out (K, B, out), cache)``; the hidden layers
+        are ``cache[4:6]``. ``training``: as ``self(x, True)`` (batch statistics, running ones updated); else
+        as ``self(x, False)`` (the SOO fine-tuning's extra step)."""
         p, b, K = self.p, self.buffers, self.K
-        b["in_fn.num_batches_tracked"].add_(1)
+        if training:
+            b["in_fn.num_batches_tracked"].add_(1)
         if K == 1:
             xb, rm, rv = x[0].contiguous(), b["in_fn.running_mean"][0], b["in_fn.running_var"][0]
         else:  # the runs' features side by side as K * D channels of one batch
             xb = self._bn_layout(x)
             rm, rv = b["in_fn.running_mean"].view(-1), b["in_fn.running_var"].view(-1)
         xn, mean, invstd = torch.native_batch_norm(xb, p["in_fn.weight"].reshape(-1), p["in_fn.bias"].reshape(-1),
-                                                   rm, rv, True, 0.1, 1e-5)
+                                                   rm, rv, training, 0.1, 1e-5)
+        if not training:  # the backward of eval-mode BatchNorm reads the running statistics
+            mean, invstd = rm, rv
         if K > 1:
             xn = xn.view(xn.shape[0], K, -1).transpose(0, 1)
         h1 = F.leaky_relu(_affine(xn, p["fc1.weight"], p["fc1.bias"]), inplace=True)
@@ -314,38 +326,50 @@ class StackedMLP:
         out = _affine(h2, p["fc3.weight"], p["fc3.bias"])
         if self.policy:
             out = out.tanh_()
-        return (out.unsqueeze(0) if K == 1 else out), (xb, mean, invstd, xn, h1, h2, out)
+        return (out.unsqueeze(0) if K == 1 else out), (training, xb, mean, invstd, xn, h1, h2, out)
 
     @torch.no_grad()
-    def backward(self, cache, dout: torch.Tensor, cols: slice | None = None):
+    def backward(self, cache, dout: torch.Tensor, cols: slice | None = None, dhidden=None):
         """Backpropagate ``dout (K, B, out)`` through the forward that made ``cache``. ``cols is None``: write
         every parameter's gradient (overwriting, no zeroing needed); else return the gradient of the input
-        columns ``cols`` only ``(K, B, len)``, no parameter gradients (the policy step through the critic)."""
+        columns ``cols`` only ``(K, B, len)``, no parameter gradients (the policy step through the critic).
+        ``dhidden``: gradients ``(d h1, d h2)`` of a loss on the hidden layers too (the SOO term; K > 1)."""
         p, K = self.p, self.K
-        xb, mean, invstd, xn, h1, h2, out = cache
+        training, xb, mean, invstd, xn, h1, h2, out = cache
         g = None if cols is not None else {n: v.grad for n, v in p.items()}
         if K == 1:
             dout = dout[0]
         if self.policy:
             dout = torch.ops.aten.tanh_backward(dout, out)
         dz = dout
-        for h, layer in ((h2, "fc3"), (h1, "fc2")):
+        for h, layer, extra in ((h2, "fc3", 1), (h1, "fc2", 0)):
+            w = p[layer + ".weight"]
             if g is not None:
                 torch.matmul(dz.mT, h, out=g[layer + ".weight"])
                 torch.sum(dz, -2, out=g[layer + ".bias"])
-            dh = torch.matmul(dz, p[layer + ".weight"])
+            dh = dz * w if K > 1 and w.shape[-2] == 1 else torch.matmul(dz, w)  # one output: a broadcast product
+            if dhidden is not None:
+                dh.add_(dhidden[extra])
             dz = torch.ops.aten.leaky_relu_backward.grad_input(dh, h, 0.01, True, grad_input=dh)  # in place
         w1, bn_w = p["fc1.weight"], p["in_fn.weight"].reshape(-1)
+        if K == 1:
+            dxn = torch.matmul(dz, w1)
+        else:  # the narrow inputs' products transposed (see _NARROW), dxn straight into the BatchNorm layout
+            dxn = torch.matmul(w1.mT, dz.mT).permute(2, 0, 1).reshape(dz.shape[1], -1)
         if g is not None:
-            torch.matmul(dz.mT, xn, out=g["fc1.weight"])
+            if K == 1:
+                torch.matmul(dz.mT, xn, out=g["fc1.weight"])
+            else:
+                g["fc1.weight"].copy_(torch.matmul(xn.mT, dz).mT)
             torch.sum(dz, -2, out=g["fc1.bias"])
+            running = (None, None) if training else (mean, invstd)  # eval mode: the running statistics
             _, gw, gb = torch.ops.aten.native_batch_norm_backward(
-                self._bn_layout(torch.matmul(dz, w1)), xb, bn_w, None, None, mean, invstd, True, 1e-5, [False, True, True])
+                dxn, xb, bn_w, *running, mean, invstd, training, 1e-5, [False, True, True])
             g["in_fn.weight"].copy_(gw.view_as(g["in_fn.weight"]))
             g["in_fn.bias"].copy_(gb.view_as(g["in_fn.bias"]))
             return None
         # all columns, then the wanted ones: the BatchNorm kernel's sums depend on the channel count
-        dx = torch.ops.aten.native_batch_norm_backward(self._bn_layout(torch.matmul(dz, w1)), xb, bn_w, None, None,
+        dx = torch.ops.aten.native_batch_norm_backward(dxn, xb, bn_w, None, None,
                                                        mean, invstd, True, 1e-5, [True, False, False])[0]
         return (dx.unsqueeze(0) if K == 1 else dx.view(dx.shape[0], K, -1).transpose(0, 1))[..., cols]
 
@@ -360,9 +384,8 @@ class StackedMLP:
         """Per run, as ``nn.utils.clip_grad_norm_`` over that run's parameters."""
         if self.K == 1:  # the reference's order of operations: the norm of the per-tensor norms
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.grads)))
-        else:
-            norms = [torch.linalg.vector_norm(v.grad.reshape(self.K, -1), dim=1) for v in self.leaves]
-            norm = torch.linalg.vector_norm(torch.stack(norms, 1), dim=1, keepdim=True)
+        else:  # the same norm, in one pass over each run's row of the flat gradient
+            norm = torch.linalg.vector_norm(self.grad, dim=1, keepdim=True)
         self.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
 
     @torch.no_grad()
@@ -433,10 +456,8 @@ class StackedMADDPG:
         obs = [rows[..., 0:6], rows[..., 6:16]]
         next_obs = [rows[..., 20:26], rows[..., 26:36]]
         pol, crit, info = self.policies[i], self.critics[i], {}
-        if aux_loss is not None:
-            pol.zero_grad()
-            loss, info = aux_loss(self, obs[BLUE])
-            loss.sum().backward(inputs=pol.leaves)
+        if aux_loss is not None:  # (a soo.rl.soo.StackedAuxLoss)
+            info = aux_loss.gradients(self, obs[BLUE])
             pol.clip_grad_norm_(cfg.grad_clip)
             self.policy_opts[i].step()
         # critic

@@ -133,6 +133,61 @@ class StackedAuxLoss:
         self.soo = [k for k, a in enumerate(self.runs) if a.condition == "soo"]
         self.random = [k for k, a in enumerate(self.runs) if a.condition == "random"]
 
+    def gradients(self, model, obs_blue: torch.Tensor) -> dict:
+        """Write the loss's gradient into the blue policy's (``model.policies[BLUE].grad``) -> the logged
+        values. One run: autograd on :meth:`__call__` (the reference's arithmetic); K > 1: :meth:`_stacked_gradients`."""
+        policy = model.policies[BLUE]
+        if obs_blue.shape[0] > 1:
+            return self._stacked_gradients(policy, obs_blue)
+        policy.zero_grad()
+        loss, info = self(model, obs_blue)
+        loss.sum().backward(inputs=policy.leaves)
+        return info
+
+    def _stacked_gradients(self, policy, obs_blue: torch.Tensor) -> dict:
+        """:meth:`__call__`'s loss and its gradient written out, as the update's (no autograd graph): the real
+        and the "other" observations go through the policy as one batch, whose backward gets the capability
+        term's gradient at the actions and the SOO term's at the hidden layers. Equal to :meth:`__call__` +
+        autograd to float rounding (``tests/test_rl_equivalence.py``, stacked vs separate fine-tuning)."""
+        obs = obs_blue[:, :self.n_obs]  # (K, n, 10)
+        K, n = obs.shape[:2]
+        with torch.no_grad():
+            a_base = self.ref(obs, False)
+            soo = torch.full((K,), float("nan"), device=obs.device)
+            ks, counts = [], []
+            if self.soo:
+                mask = (obs[..., ADV] == 0).all(-1)  # (K, n): red out of sight
+                counts = mask.sum(1).tolist()
+                ks = [k for k in self.soo if counts[k]]
+            x = obs
+            if ks:
+                other = obs.clone()
+                for k in ks:
+                    off = synthetic_offsets(self.runs[k].rng, counts[k], self.radius)
+                    other[k, mask[k], ADV.start:ADV.stop] = torch.from_numpy(off).to(obs.device, obs.dtype)
+                x = torch.cat([obs, other], 1)  # (K, 2n, 10)
+            out, cache = policy.forward_train(x, training=False)
+            h1, h2 = cache[5], cache[6]
+            diff = out[:, :n] - a_base
+            mse = (diff * diff).mean((1, 2))
+            cap = torch.log(mse + EPS)
+            dout = torch.zeros_like(out)
+            dout[:, :n] = diff * (2.0 / diff[0].numel() / (mse + EPS)).view(K, 1, 1)
+            dhidden = None
+            if ks:  # log(sum_k / count_k + eps) over [h1, h2]; rows with red in sight add exactly zero
+                d1, d2 = h1[:, :n] - h1[:, n:], h2[:, :n] - h2[:, n:]
+                sq = (d1 * d1).sum((1, 2)) + (d2 * d2).sum((1, 2))
+                cnt = torch.tensor(counts, dtype=sq.dtype, device=obs.device) * h1.shape[2] * 2
+                idx = torch.tensor(ks, device=obs.device)
+                soo[idx] = torch.log(sq[idx] / cnt[idx] + EPS)
+                c = torch.zeros(K, dtype=sq.dtype, device=obs.device)
+                c[idx] = 2.0 / cnt[idx] / (sq[idx] / cnt[idx] + EPS)
+                dhidden = [torch.cat([d * c.view(K, 1, 1), d * -c.view(K, 1, 1)], 1) for d in (d1, d2)]
+            policy.backward(cache, dout, dhidden=dhidden)
+            for k in self.random:  # a constant: no gradient, only the logged value
+                soo[k] = torch.log(torch.tensor(self.runs[k].rng.uniform() ** 10 + EPS))
+        return {"losses/capability": cap, "losses/soo": soo}
+
     def __call__(self, model, obs_blue: torch.Tensor):
         policy = model.policies[BLUE]
         obs = obs_blue[:, :self.n_obs]  # (K, n, 10)
