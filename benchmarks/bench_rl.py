@@ -173,7 +173,7 @@ def scaled_protocol(fraction=20, workers=2):
     the episodes: per stage, the stacks' training-loop seconds (from the runs' ``wall_time_s``, so process start-up
     is not extrapolated) summed and shared over the workers, scaled back to the full episode counts."""
     from soo.rl.config import scale_config
-    from soo.rl.experiment import baseline_runs, cpu_stacks, finetune_runs, run_all, stage_order
+    from soo.rl.experiment import baseline_runs, finetune_runs, run_all, stage_stacks
 
     full = scale_config("full")
     scfg = scale_config("full", baseline_episodes=full.baseline_episodes // fraction,
@@ -184,7 +184,7 @@ def scaled_protocol(fraction=20, workers=2):
         for stage, runs in (("baselines", baseline_runs(scfg)), ("finetune", finetune_runs(scfg))):
             t0 = time.perf_counter()
             metrics = run_all(runs, tmp, "full", workers, kept_dir=None, cpu_stack=scfg.cpu_stack)
-            stacks = cpu_stacks(stage_order(runs), scfg.cpu_stack)
+            stacks = stage_stacks(runs, scfg.cpu_stack)
             loop_s = sum(metrics[(st[0].kind, st[0].seed)]["wall_time_s"] for st in stacks)
             out[stage] = {"runs": len(runs), "stacks": len(stacks), "wall_s": time.perf_counter() - t0,
                           "loop_s": loop_s, "full_min": loop_s / min(workers, len(stacks)) * fraction / 60}

@@ -29,7 +29,7 @@ GLUED = {
                *(f"rl_claim_{c}{s}" for c in ("reduces", "reduces_moves", "beyond_control", "like_honest", "capability",
                                                "baselines_differ") for s in ("", "_diff", "_sd", "_seeds")),
                *(f"rl_claim_{c}_reduces{s}" for c in ("capability", "random") for s in ("", "_seeds")),
-               *(f"rl_moves_{k}" for k in AGENT_KINDS)},
+               *(f"rl_moves_{k}" for k in AGENT_KINDS), "rl_random_identical_seeds"},
     "rl_classification": {"rl_class_scale", "rl_class_seeds", "rl_class_n_eval_seeds", "rl_class_max_episodes",
                           "rl_class_acc_final", "rl_class_acc_first", "rl_class_acc_best", "rl_class_verdict",
                           "rl_class_n_perfect", "rl_class_acc_final_sd", "rl_class_acc_min"},
@@ -113,6 +113,9 @@ def test_glue_rl_soo(out):
     assert values["rl_claim_reduces_diff"] == pytest.approx(100 * cl["reduces"]["mean_diff"])  # percentage points
     assert values["rl_claim_like_honest_diff"] == cl["like_honest"]["mean_diff"]
     assert values["rl_diff_soo_vs_honest"] == beh["difference"]["soo_vs_honest"]["mean"]
+    # the random control is the capability-only training, and its runs stack like those: the same weights
+    assert values["rl_random_identical_seeds"] == "2 of 2"
+    assert soo.rl.experiment.same_weights(TINY, out, "capability", "soo") == [False, False]
 
 
 def test_glue_rl_classification(out):
@@ -189,6 +192,18 @@ def test_workers_train_the_same_numbers(tmp_path):
     for k in one:
         assert one[k]["history"] == two[k]["history"] and one[k]["settings_key"] == two[k]["settings_key"]
         assert one[k]["stacked_runs"] == two[k]["stacked_runs"] == 2
+
+
+def test_stage_stacks_hold_one_kind_each():
+    """CPU stacks of one kind: the capability-only runs and their random twins stack alike (same seeds, places)."""
+    e = soo.rl.experiment
+    for scfg, sizes in ((scale_config("full"), [4] * 6), (TINY, [2] * 3)):
+        stacks = e.stage_stacks(e.finetune_runs(scfg), scfg.cpu_stack)
+        assert [len(s) for s in stacks] == sizes and all(len({r.kind for r in s}) == 1 for s in stacks)
+        by_kind = {k: [[r.seed for r in s] for s in stacks if s[0].kind == k] for k in CONDITIONS}
+        assert by_kind["capability"] == by_kind["random"] == by_kind["soo"]
+        assert sorted(r.seed for s in stacks for r in s) == sorted(list(scfg.seeds) * len(CONDITIONS))
+    assert [s[0].kind for s in e.stage_stacks(e.baseline_runs(scale_config("full")), 4)] == ["deceptive"] * 2 + ["honest"] * 2
 
 
 def test_cpu_stacks_split_by_the_runs_only():

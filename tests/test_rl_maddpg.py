@@ -132,3 +132,12 @@ def test_interrupted_soo_finetuning_resumes_exactly(tmp_path):
     sa = torch.load(tmp_path / "full" / "model.pt")["policies"]
     sb = torch.load(tmp_path / "part" / "model.pt")["policies"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_keep_freed_memory_takes_on_linux():
+    """The allocator setting of the training loop (no result depends on it) is accepted wherever glibc is."""
+    import platform
+
+    from soo.rl.maddpg import keep_freed_memory
+
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")

@@ -120,10 +120,13 @@ def _train_stack(job: list[tuple[dict, str, str | None]], device=None) -> None:
     train_stacked(cfgs, [d for _, d, _ in job], inits, aux, device=device or "cpu")
 
 
-def stage_order(runs: list[Run]) -> list[Run]:
-    """A stage's runs grouped by kind (stable): the fine-tunings of one condition stack together, so only the
-    SOO stacks carry the SOO term's extra batch of "other" observations through the policy."""
-    return sorted(runs, key=lambda r: AGENT_KINDS.index(r.kind))
+def stage_stacks(runs: list[Run], size: int) -> list[list[Run]]:
+    """A stage's runs in CPU stacks of one kind each (:func:`cpu_stacks` per kind, kinds in the order of
+    ``AGENT_KINDS``): only the SOO stacks carry the SOO term's extra batch of "other" observations through the
+    policy, and a capability-only run and its random twin (the same training: the random term has no gradient)
+    sit at the same place of equally shaped stacks, so they get the same float rounding too."""
+    kinds = [k for k in AGENT_KINDS if any(r.kind == k for r in runs)]
+    return [st for k in kinds for st in cpu_stacks([r for r in runs if r.kind == k], size)]
 
 
 def cpu_stacks(runs: list, size: int) -> list[list]:
@@ -189,25 +192,27 @@ def run_all(runs: list[Run], out_dir, scale: str, workers: int = 2, device: str 
 
     Fine-tunings need their baseline: it is finished first (as a run of its own). ``device``: ``"cuda"``
     trains the runs still to do as one stack per stage; ``None`` or ``"cpu"``: stacks of at most ``cpu_stack``
-    runs (:func:`cpu_stacks`) in ``workers`` processes."""
+    runs of one kind (:func:`stage_stacks`) in ``workers`` processes."""
     dirs = {r: agent_dir(out_dir, scale, r.kind, r.seed) for r in runs}
     inits = {r.init for r in runs if r.init is not None} - set(runs)
     if inits:
         run_all(sorted(inits, key=lambda r: r.seed), out_dir, scale, workers, device, kept_dir, cpu_stack)
     todo = [r for r in runs if not _up_to_date(r, dirs[r], kept_dir) and not _restore_kept(r, dirs[r], kept_dir)]
+
+    def job(r: Run):  # what a worker needs: the config, the run's folder, its baseline's folder
+        init_dir = None if r.init is None else str(agent_dir(out_dir, scale, "deceptive", r.seed))
+        return r.cfg.to_dict(), str(dirs[r]), init_dir
+
     for stage in ([r for r in todo if r.init is None], [r for r in todo if r.init is not None]):
-        stage = stage_order(stage)
         if not stage:
             continue
-        init_dirs = [None if r.init is None else str(agent_dir(out_dir, scale, "deceptive", r.seed)) for r in stage]
-        jobs = [(r.cfg.to_dict(), str(dirs[r]), d) for r, d in zip(stage, init_dirs)]
         if device is not None and torch.device(device).type == "cuda":
-            _train_stack(jobs, device)
+            _train_stack([job(r) for r in stage], device)
             continue
         threads = torch.get_num_threads()  # one worker trains here, with one thread: give the caller its threads back
         try:
-            run_parallel(_train_stack, cpu_stacks(jobs, cpu_stack), workers,
-                         label=lambda job: ", ".join(Path(j[1]).name for j in job))
+            run_parallel(_train_stack, [[job(r) for r in st] for st in stage_stacks(stage, cpu_stack)], workers,
+                         label=lambda stack: ", ".join(Path(j[1]).name for j in stack))
         finally:
             torch.set_num_threads(threads)
     return {(r.kind, r.seed): read_json(dirs[r] / "metrics.json") for r in runs}
@@ -369,6 +374,18 @@ def claims(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: d
     return out
 
 
+def same_weights(scfg: ScaleConfig, out_dir, a: str = "capability", b: str = "random") -> list[bool]:
+    """Per seed of ``scfg``: do the finished runs of kinds ``a`` and ``b`` hold the same weights, bit for bit?
+    (The random control computes the capability-only training; :func:`stage_stacks` keeps the rounding equal.)"""
+    out = []
+    for seed in scfg.seeds:
+        sa, sb = (torch.load(agent_dir(out_dir, scfg.scale, k, seed) / "model.pt", map_location="cpu", weights_only=True)
+                  for k in (a, b))
+        out.append(all(sa[part].keys() == sb[part].keys() and all(torch.equal(v, sb[part][n]) for n, v in sa[part].items())
+                       for part in ("policies", "critics")))
+    return out
+
+
 def provenance(scfg: ScaleConfig, out_dir, kinds=AGENT_KINDS) -> pd.DataFrame:
     """Where each finished run of ``scfg`` (of the agent ``kinds``) was trained: machine, device, stack size, wall
     time, code commit."""
@@ -505,8 +522,8 @@ TRAP_RATE_CLAIMS = ("reduces", "beyond_control", "baselines_differ")
 def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: dict | None = None,
                 cl: dict | None = None) -> dict:
     """``{glue name: value}`` of ``notebooks/rl_soo``: the protocol, every agent's trap rate and return, the
-    behavioural differences, and each claim of :func:`claims` (verdict, mean and SD of the per-seed difference,
-    seeds in favour). ``table`` (:func:`summary_table`), ``beh`` (:func:`behaviour`) and ``cl`` (:func:`claims`):
+    behavioural differences, each claim of :func:`claims` (verdict, mean and SD of the per-seed difference,
+    seeds in favour), and in how many seeds the random control's weights equal the capability-only run's. ``table`` (:func:`summary_table`), ``beh`` (:func:`behaviour`) and ``cl`` (:func:`claims`):
     pass them if the notebook has them already."""
     table = summary_table(scfg, out_dir) if table is None else table
     beh = behaviour(scfg, out_dir) if beh is None else beh
@@ -533,6 +550,8 @@ def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, b
     for kind, v in cl["per_seed"]["deceptive_moves"].items():
         out[f"rl_moves_{kind}"] = float(np.mean(v))
     out["rl_n_seeds"] = len(scfg.seeds)
+    same = same_weights(scfg, out_dir)
+    out["rl_random_identical_seeds"] = f"{sum(same)} of {len(same)}"
     return out
 
 
