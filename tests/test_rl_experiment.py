@@ -203,7 +203,8 @@ def test_stage_stacks_hold_one_kind_each():
         by_kind = {k: [[r.seed for r in s] for s in stacks if s[0].kind == k] for k in CONDITIONS}
         assert by_kind["capability"] == by_kind["random"] == by_kind["soo"]
         assert sorted(r.seed for s in stacks for r in s) == sorted(list(scfg.seeds) * len(CONDITIONS))
-    assert [s[0].kind for s in e.stage_stacks(e.baseline_runs(scale_config("full")), 4)] == ["deceptive"] * 2 + ["honest"] * 2
+    baselines = e.stage_stacks(e.baseline_runs(scale_config("full")), 4)
+    assert [s[0].kind for s in baselines] == ["deceptive"] * 2 + ["honest"] * 2
 
 
 def test_cpu_stacks_split_by_the_runs_only():

@@ -379,10 +379,10 @@ def same_weights(scfg: ScaleConfig, out_dir, a: str = "capability", b: str = "ra
     (The random control computes the capability-only training; :func:`stage_stacks` keeps the rounding equal.)"""
     out = []
     for seed in scfg.seeds:
-        sa, sb = (torch.load(agent_dir(out_dir, scfg.scale, k, seed) / "model.pt", map_location="cpu", weights_only=True)
-                  for k in (a, b))
-        out.append(all(sa[part].keys() == sb[part].keys() and all(torch.equal(v, sb[part][n]) for n, v in sa[part].items())
-                       for part in ("policies", "critics")))
+        sa, sb = (torch.load(agent_dir(out_dir, scfg.scale, k, seed) / "model.pt", map_location="cpu",
+                             weights_only=True) for k in (a, b))
+        out.append(all(sa[p].keys() == sb[p].keys() and all(torch.equal(v, sb[p][n]) for n, v in sa[p].items())
+                       for p in ("policies", "critics")))
     return out
 
 
@@ -523,8 +523,9 @@ def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, b
                 cl: dict | None = None) -> dict:
     """``{glue name: value}`` of ``notebooks/rl_soo``: the protocol, every agent's trap rate and return, the
     behavioural differences, each claim of :func:`claims` (verdict, mean and SD of the per-seed difference,
-    seeds in favour), and in how many seeds the random control's weights equal the capability-only run's. ``table`` (:func:`summary_table`), ``beh`` (:func:`behaviour`) and ``cl`` (:func:`claims`):
-    pass them if the notebook has them already."""
+    seeds in favour), and in how many seeds the random control's weights equal the capability-only run's.
+    ``table`` (:func:`summary_table`), ``beh`` (:func:`behaviour`) and ``cl`` (:func:`claims`): pass them if the
+    notebook has them already."""
     table = summary_table(scfg, out_dir) if table is None else table
     beh = behaviour(scfg, out_dir) if beh is None else beh
     cl = claims(scfg, out_dir, table, beh) if cl is None else cl

@@ -135,7 +135,8 @@ class StackedAuxLoss:
 
     def gradients(self, model, obs_blue: torch.Tensor) -> dict:
         """Write the loss's gradient into the blue policy's (``model.policies[BLUE].grad``) -> the logged
-        values. One run: autograd on :meth:`__call__` (the reference's arithmetic); K > 1: :meth:`_stacked_gradients`."""
+        values. One run: autograd on :meth:`__call__` (the reference's arithmetic); K > 1:
+        :meth:`_stacked_gradients`."""
         policy = model.policies[BLUE]
         if obs_blue.shape[0] > 1:
             return self._stacked_gradients(policy, obs_blue)
