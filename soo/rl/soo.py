@@ -119,7 +119,7 @@ class AuxLoss:
 
 class StackedAuxLoss:
     """:class:`AuxLoss` of K runs at once (each its own condition, frozen baseline and generator), called by
-    :meth:`soo.rl.maddpg.StackedMADDPG.update` as ``aux(model, obs_blue (K, B, 10)) -> (loss (K,), info)``.
+    :meth:`soo.rl.maddpg.StackedMADDPG.update` as ``aux.gradients(model, obs_blue (K, B, 10)) -> logged values``.
 
     The SOO term's MSE is a masked mean: rows with red in sight keep their real observation as the "other"
     one, so their hidden states are equal and add exactly zero; the sum is divided by each run's count."""
@@ -135,21 +135,22 @@ class StackedAuxLoss:
 
     def gradients(self, model, obs_blue: torch.Tensor) -> dict:
         """Write the loss's gradient into the blue policy's (``model.policies[BLUE].grad``) -> the logged
-        values. One run: autograd on :meth:`__call__` (the reference's arithmetic); K > 1:
+        values. One run: autograd on :meth:`_one_run_loss` (the reference's arithmetic); K > 1:
         :meth:`_stacked_gradients`."""
         policy = model.policies[BLUE]
         if obs_blue.shape[0] > 1:
             return self._stacked_gradients(policy, obs_blue)
         policy.zero_grad()
-        loss, info = self(model, obs_blue)
+        loss, info = self._one_run_loss(model, obs_blue)
         loss.sum().backward(inputs=policy.leaves)
         return info
 
     def _stacked_gradients(self, policy, obs_blue: torch.Tensor) -> dict:
-        """:meth:`__call__`'s loss and its gradient written out, as the update's (no autograd graph): the real
+        """The same loss and its gradient written out, as the update's (no autograd graph): the real
         and the "other" observations go through the policy as one batch, whose backward gets the capability
-        term's gradient at the actions and the SOO term's at the hidden layers. Equal to :meth:`__call__` +
-        autograd to float rounding (``tests/test_rl_equivalence.py``, stacked vs separate fine-tuning)."""
+        term's gradient at the actions and the SOO term's at the hidden layers. Equal to
+        :meth:`_one_run_loss` + autograd to float rounding (``tests/test_rl_equivalence.py``: stacked vs
+        separate fine-tuning)."""
         obs = obs_blue[:, :self.n_obs]  # (K, n, 10)
         K, n = obs.shape[:2]
         with torch.no_grad():
@@ -189,46 +190,27 @@ class StackedAuxLoss:
                 soo[k] = torch.log(torch.tensor(self.runs[k].rng.uniform() ** 10 + EPS))
         return {"losses/capability": cap, "losses/soo": soo}
 
-    def __call__(self, model, obs_blue: torch.Tensor):
-        policy = model.policies[BLUE]
-        obs = obs_blue[:, :self.n_obs]  # (K, n, 10)
-        K = obs.shape[0]
+    def _one_run_loss(self, model, obs_blue: torch.Tensor):
+        """The loss of a one-run stack, for autograd, with :class:`AuxLoss`'s arithmetic (bit for bit):
+        ``obs_blue (1, B, 10)`` -> ``(loss (1,), logged values)``."""
+        policy, run = model.policies[BLUE], self.runs[0]
+        obs = obs_blue[:, :self.n_obs]  # (1, n, 10)
         with torch.no_grad():
             a_base = self.ref(obs, False)
-        h1, h2, a = policy(obs, False, return_hidden=True)
-        cap = torch.log(((a - a_base) ** 2).mean((1, 2)) + EPS)  # (K,)
-        soo = torch.full((K,), float("nan"), device=obs.device)
-        extra = torch.zeros(K, device=obs.device)
-        if self.soo:
-            mask = (obs[..., ADV] == 0).all(-1)  # (K, n): red out of sight
-            counts = mask.sum(1).tolist()
-            ks = [k for k in self.soo if counts[k]]
-            if K == 1 and ks:  # one run: the reference's arithmetic (the self rows only), bit for bit
-                o_self = obs[0][mask[0]]
+        cap = torch.log(((policy(obs, False) - a_base) ** 2).mean((1, 2)) + EPS)  # (1,)
+        loss, soo = cap, torch.full((1,), float("nan"), device=obs.device)
+        if run.condition == "soo":
+            o_self = obs[0][self_mask(obs[0])]
+            if len(o_self):
                 o_other = o_self.clone()
-                o_other[:, ADV] = torch.from_numpy(synthetic_offsets(self.runs[0].rng, counts[0], self.radius)).to(obs.device, obs.dtype)
+                o_other[:, ADV] = torch.from_numpy(synthetic_offsets(run.rng, len(o_self), self.radius)).to(obs)
                 hs, ho = (torch.cat(policy(o[None], False, return_hidden=True)[:2], 2) for o in (o_self, o_other))
                 term = torch.log(F.mse_loss(hs, ho) + EPS).view(1)
-            elif ks:
-                other = obs.clone()
-                for k in ks:
-                    off = synthetic_offsets(self.runs[k].rng, counts[k], self.radius)
-                    other[k, mask[k], ADV.start:ADV.stop] = torch.from_numpy(off).to(obs.device, obs.dtype)
-                g1, g2, _ = policy(other, False, return_hidden=True)
-                sq = ((torch.cat([h1, h2], 2) - torch.cat([g1, g2], 2)) ** 2).sum((1, 2))  # (K,)
-                n = torch.tensor(counts, dtype=sq.dtype, device=obs.device) * h1.shape[2] * 2
-                idx = torch.tensor(ks, device=obs.device)
-                term = torch.log(sq[idx] / n[idx] + EPS)
-            if ks:
-                idx = torch.tensor(ks, device=obs.device)
-                extra = extra.index_add(0, idx, term)
-                soo = soo.index_copy(0, idx, term.detach())
-        for k in self.random:
-            u = self.runs[k].rng.uniform()
-            v = torch.log(torch.tensor(u ** 10 + EPS))
-            extra = extra.index_add(0, torch.tensor([k], device=obs.device), v.to(obs.device, extra.dtype).view(1))
-            soo[k] = v
-        return cap + extra, {"losses/capability": cap.detach(), "losses/soo": soo}
+                loss, soo = cap + term, term.detach()
+        elif run.condition == "random":  # a constant: no gradient
+            soo[0] = torch.log(torch.tensor(run.rng.uniform() ** 10 + EPS))
+            loss = cap + soo
+        return loss, {"losses/capability": cap.detach(), "losses/soo": soo}
 
 
 def make_aux_loss(condition: str, pretrained: MADDPG, radius: float, rng: np.random.Generator,
