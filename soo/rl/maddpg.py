@@ -249,14 +249,15 @@ def _bmm_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tens
     return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 
 
-def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``x @ w.T + b`` for one run (2-D) or per run (``x (K, B, in)``, ``w (K, out, in)``, ``b (K, out)``)."""
-    return torch.addmm(b, x, w.t()) if x.dim() == 2 else _bmm_linear(x, w, b)
+_LAYERS = ("fc1", "fc2", "fc3")
 
 
 class StackedMLP:
     """K copies of one :class:`MLP` shape with their own weights: parameters in one flat ``(K, P)`` tensor
-    ``flat`` (gradients in ``grad``), exposed per layer as views ``(K, ...)``; forward on ``(K, B, in)``."""
+    ``flat`` (gradients in ``grad``), exposed per layer as views ``(K, ...)``; forward on ``(K, B, in)``.
+
+    One run (K = 1) works on plain 2-D ``(B, in)`` tensors with ``F.linear``'s kernels, the reference's
+    arithmetic; its calls also take ``(1, B, in)`` and answer ``(1, B, ...)``."""
 
     def __init__(self, mlps: Sequence[MLP], device="cpu", requires_grad: bool = True):
         self.K, self.policy = len(mlps), mlps[0].policy
@@ -278,29 +279,47 @@ class StackedMLP:
         self.grads = [v.grad for v in self.leaves] if requires_grad else []
         self.buffers = {n: torch.stack([s[n] for s in states]).to(device) for n in _BUFFERS}
         self.flat.grad = self.grad
+        # Views made once, outside autograd, for the no-graph computations (the parameters change in place, the
+        # views follow), rather than at every call. K > 1: the BatchNorm's running statistics as K * D channels.
+        b = self.buffers
+        if self.K == 1:
+            self._bn = (self.p["in_fn.weight"].detach(), self.p["in_fn.bias"].detach(),
+                        b["in_fn.running_mean"][0], b["in_fn.running_var"][0])
+            self._lin = {n: (self.p[n + ".weight"].detach().t(), self.p[n + ".bias"].detach()) for n in _LAYERS}
+        else:
+            self._bn = (None, None, b["in_fn.running_mean"].view(-1), b["in_fn.running_var"].view(-1))
+        self._nbt = b["in_fn.num_batches_tracked"]
+        self._grad = dict(zip(_PARAMS, self.grads))
+
+    def _linear(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        """``x @ w.T + b``: one run ``(B, in)`` with ``F.linear``'s kernel (addmm), K runs ``(K, B, in)``."""
+        if self.K == 1:
+            wt, b = self._lin[layer]
+            return torch.addmm(b, x, wt)
+        return _bmm_linear(x, self.p[layer + ".weight"], self.p[layer + ".bias"])
 
     def __call__(self, x: torch.Tensor, training: bool, return_hidden: bool = False):
         """``x (K, B, in)`` -> ``(K, B, out)`` (and the hidden layers ``(K, B, hidden)``); ``training``:
-        BatchNorm on the batch's statistics (updating the running ones) rather than the running ones."""
-        K, B, D = x.shape
-        p, b = self.p, self.buffers
+        BatchNorm on the batch's statistics (updating the running ones) rather than the running ones.
+        Without a graph this is :meth:`forward_train`'s output; one run under autograd (the SOO fine-tuning's
+        one-run loss) records the module's operations."""
+        if self.K == 1 and x.dim() == 3:
+            out = self(x[0], training, return_hidden)
+            return tuple(t.unsqueeze(0) for t in out) if return_hidden else out.unsqueeze(0)
+        if not torch.is_grad_enabled():
+            out, cache = self.forward_train(x, training)
+            return (cache[5], cache[6], out) if return_hidden else out
+        if self.K > 1:
+            raise RuntimeError("StackedMLP: K > 1 has its backward written out (forward_train / backward); "
+                               "call it without autograd.")
+        p = self.p
         if training:
-            b["in_fn.num_batches_tracked"].add_(1)
-        if K == 1:
-            xn = torch.batch_norm(x.squeeze(0).contiguous(), p["in_fn.weight"], p["in_fn.bias"], b["in_fn.running_mean"][0],
-                                  b["in_fn.running_var"][0], training, 0.1, 1e-5, False)
-            h1 = F.leaky_relu(F.linear(xn, p["fc1.weight"], p["fc1.bias"]), inplace=True)
-            h2 = F.leaky_relu(F.linear(h1, p["fc2.weight"], p["fc2.bias"]), inplace=True)
-            out = F.linear(h2, p["fc3.weight"], p["fc3.bias"])
-            h1, h2, out = h1.unsqueeze(0), h2.unsqueeze(0), out.unsqueeze(0)
-        else:  # BatchNorm of K runs at once: the runs' features side by side as K * D channels of one batch
-            xn = F.batch_norm(x.transpose(0, 1).reshape(B, K * D).contiguous(), b["in_fn.running_mean"].view(-1),
-                              b["in_fn.running_var"].view(-1), p["in_fn.weight"].reshape(-1),
-                              p["in_fn.bias"].reshape(-1), training, 0.1, 1e-5)
-            xn = xn.view(B, K, D).transpose(0, 1)
-            h1 = F.leaky_relu(_bmm_linear(xn, p["fc1.weight"], p["fc1.bias"]), inplace=True)
-            h2 = F.leaky_relu(_bmm_linear(h1, p["fc2.weight"], p["fc2.bias"]), inplace=True)
-            out = _bmm_linear(h2, p["fc3.weight"], p["fc3.bias"])
+            self._nbt.add_(1)
+        xn = torch.batch_norm(x.contiguous(), p["in_fn.weight"], p["in_fn.bias"], *self._bn[2:], training, 0.1,
+                              1e-5, False)
+        h1 = F.leaky_relu(F.linear(xn, p["fc1.weight"], p["fc1.bias"]), inplace=True)
+        h2 = F.leaky_relu(F.linear(h1, p["fc2.weight"], p["fc2.bias"]), inplace=True)
+        out = F.linear(h2, p["fc3.weight"], p["fc3.bias"])
         if self.policy:
             out = torch.tanh(out)
         return (h1, h2, out) if return_hidden else out
@@ -308,41 +327,39 @@ class StackedMLP:
     # The update's two steps, forward and backward written out (no autograd graph): fewer and fused ops.
     @torch.no_grad()
     def forward_train(self, x: torch.Tensor, training: bool = True):
-        """Forward of ``x (K, B, in)`` for :meth:`backward` -> ``(out (K, B, out), cache)``; the hidden layers
-        are ``cache[5:7]``. ``training``: as ``self(x, True)`` (batch statistics, running ones updated); else
-        as ``self(x, False)`` (the SOO fine-tuning's extra step)."""
-        p, b, K = self.p, self.buffers, self.K
+        """Forward of ``x`` (one run ``(B, in)``; K runs ``(K, B, in)``) for :meth:`backward` -> ``(out,
+        cache)``, ``out`` shaped as ``x``; the hidden layers are ``cache[5:7]``. ``training``: BatchNorm on the
+        batch's statistics, running ones updated; else on the running ones (the SOO fine-tuning's extra step)."""
+        K = self.K
         if training:
-            b["in_fn.num_batches_tracked"].add_(1)
+            self._nbt.add_(1)
+        w, b, rm, rv = self._bn
         if K == 1:
-            xb, rm, rv = x[0].contiguous(), b["in_fn.running_mean"][0], b["in_fn.running_var"][0]
+            xb = x.contiguous()
         else:  # the runs' features side by side as K * D channels of one batch
             xb = self._bn_layout(x)
-            rm, rv = b["in_fn.running_mean"].view(-1), b["in_fn.running_var"].view(-1)
-        xn, mean, invstd = torch.native_batch_norm(xb, p["in_fn.weight"].reshape(-1), p["in_fn.bias"].reshape(-1),
-                                                   rm, rv, training, 0.1, 1e-5)
+            w, b = self.p["in_fn.weight"].reshape(-1), self.p["in_fn.bias"].reshape(-1)
+        xn, mean, invstd = torch.native_batch_norm(xb, w, b, rm, rv, training, 0.1, 1e-5)
         if not training:  # the backward of eval-mode BatchNorm reads the running statistics
             mean, invstd = rm, rv
         if K > 1:
             xn = xn.view(xn.shape[0], K, -1).transpose(0, 1)
-        h1 = F.leaky_relu(_affine(xn, p["fc1.weight"], p["fc1.bias"]), inplace=True)
-        h2 = F.leaky_relu(_affine(h1, p["fc2.weight"], p["fc2.bias"]), inplace=True)
-        out = _affine(h2, p["fc3.weight"], p["fc3.bias"])
+        h1 = F.leaky_relu(self._linear(xn, "fc1"), inplace=True)
+        h2 = F.leaky_relu(self._linear(h1, "fc2"), inplace=True)
+        out = self._linear(h2, "fc3")
         if self.policy:
             out = out.tanh_()
-        return (out.unsqueeze(0) if K == 1 else out), (training, xb, mean, invstd, xn, h1, h2, out)
+        return out, (training, xb, mean, invstd, xn, h1, h2, out)
 
     @torch.no_grad()
     def backward(self, cache, dout: torch.Tensor, cols: slice | None = None, dhidden=None):
-        """Backpropagate ``dout (K, B, out)`` through the forward that made ``cache``. ``cols is None``: write
-        every parameter's gradient (overwriting, no zeroing needed); else return the gradient of the input
-        columns ``cols`` only ``(K, B, len)``, no parameter gradients (the policy step through the critic).
-        ``dhidden``: gradients ``(d h1, d h2)`` of a loss on the hidden layers too (the SOO term; K > 1)."""
+        """Backpropagate ``dout`` (shaped as the forward's output) through the forward that made ``cache``.
+        ``cols is None``: write every parameter's gradient (overwriting, no zeroing needed); else return the
+        gradient of the input columns ``cols`` only, no parameter gradients (the policy step through the
+        critic). ``dhidden``: gradients ``(d h1, d h2)`` of a loss on the hidden layers too (the SOO term; K > 1)."""
         p, K = self.p, self.K
         training, xb, mean, invstd, xn, h1, h2, out = cache
-        g = None if cols is not None else {n: v.grad for n, v in p.items()}
-        if K == 1:
-            dout = dout[0]
+        g = None if cols is not None else self._grad
         if self.policy:
             dout = torch.ops.aten.tanh_backward(dout, out)
         dz = dout
@@ -351,11 +368,12 @@ class StackedMLP:
             if g is not None:
                 torch.matmul(dz.mT, h, out=g[layer + ".weight"])
                 torch.sum(dz, -2, out=g[layer + ".bias"])
-            dh = dz * w if K > 1 and w.shape[-2] == 1 else torch.matmul(dz, w)  # one output: a broadcast product
+            # one output: a broadcast product (a matrix product over one term, exactly the same numbers)
+            dh = dz * w if w.shape[-2] == 1 else torch.matmul(dz, w)
             if dhidden is not None:
                 dh.add_(dhidden[extra])
             dz = torch.ops.aten.leaky_relu_backward.grad_input(dh, h, 0.01, True, grad_input=dh)  # in place
-        w1, bn_w = p["fc1.weight"], p["in_fn.weight"].reshape(-1)
+        w1, bn_w = p["fc1.weight"], (self._bn[0] if K == 1 else p["in_fn.weight"].reshape(-1))
         if K == 1:
             dxn = torch.matmul(dz, w1)
         else:  # the narrow inputs' products transposed (see _NARROW), dxn straight into the BatchNorm layout
@@ -375,7 +393,7 @@ class StackedMLP:
         # all columns, then the wanted ones: the BatchNorm kernel's sums depend on the channel count
         dx = torch.ops.aten.native_batch_norm_backward(dxn, xb, bn_w, None, None,
                                                        mean, invstd, True, 1e-5, [True, False, False])[0]
-        return (dx.unsqueeze(0) if K == 1 else dx.view(dx.shape[0], K, -1).transpose(0, 1))[..., cols]
+        return (dx if K == 1 else dx.view(dx.shape[0], K, -1).transpose(0, 1))[..., cols]
 
     def _bn_layout(self, x: torch.Tensor) -> torch.Tensor:
         """``(K, B, D)`` -> the ``(B, K * D)`` channels of the stacked BatchNorm (K = 1: unchanged 2-D)."""
@@ -457,22 +475,24 @@ class StackedMADDPG:
         """One critic and one policy step of ``agent_i`` in every run on replay rows ``(K, B, 38)`` (rewards
         already normalised); :meth:`MADDPG.update_reference` per run. Losses come back as ``(K,)`` tensors."""
         cfg, i = self.cfg, agent_i
-        obs = [rows[..., 0:6], rows[..., 6:16]]
-        next_obs = [rows[..., 20:26], rows[..., 26:36]]
         pol, crit, info = self.policies[i], self.critics[i], {}
         if aux_loss is not None:  # (a soo.rl.soo.StackedAuxLoss)
-            info = aux_loss.gradients(self, obs[BLUE])
+            info = aux_loss.gradients(self, rows[..., 6:16])
             pol.clip_grad_norm_(cfg.grad_clip)
             self.policy_opts[i].step()
+        if self.K == 1:  # one run: plain 2-D tensors from here on
+            rows = rows[0]
+        obs = [rows[..., 0:6], rows[..., 6:16]]
+        next_obs = [rows[..., 20:26], rows[..., 26:36]]
         # critic
         with torch.no_grad():
             next_acs = [tp(no, True) for tp, no in zip(self.target_policies, next_obs)]
-            q_next = self.target_critics[i](torch.cat([*next_obs, *next_acs], 2), True)
+            q_next = self.target_critics[i](torch.cat([*next_obs, *next_acs], -1), True)
             target = rows[..., 36 + i:37 + i] + cfg.gamma * q_next  # MPE episodes never end: no done mask
         q, cache = crit.forward_train(rows[..., 0:20])
         err = q - target
-        vf_loss = (err * err).mean((1, 2))  # F.mse_loss per run
-        crit.backward(cache, err.mul_(2.0 / err.shape[1]))
+        vf_loss = (err * err).mean((-2, -1))  # F.mse_loss per run
+        crit.backward(cache, err.mul_(2.0 / err.shape[-2]))
         crit.clip_grad_norm_(cfg.grad_clip)
         self.critic_opts[i].step()
         # policy: only the policy's parameters get gradients; the other agent's action is a constant
@@ -480,14 +500,14 @@ class StackedMADDPG:
         with torch.no_grad():
             other = self.policies[1 - i](obs[1 - i], True)
         acs = [pol_out, other] if i == 0 else [other, pol_out]
-        q, cache = crit.forward_train(torch.cat([*obs, *acs], 2))
-        pol_loss = -q.mean((1, 2)) + cfg.policy_reg * (pol_out * pol_out).mean((1, 2))
+        q, cache = crit.forward_train(torch.cat([*obs, *acs], -1))
+        pol_loss = -q.mean((-2, -1)) + cfg.policy_reg * (pol_out * pol_out).mean((-2, -1))
         # d(-mean q)/dq = -1/B through the critic to blue's or red's action columns, plus the regulariser's
-        d_act = crit.backward(cache, torch.full_like(q, -1.0 / q.shape[1]), cols=slice(16 + 2 * i, 18 + 2 * i))
-        pol.backward(pol_cache, d_act.add_(pol_out * (2 * cfg.policy_reg / pol_out[0].numel())))
+        d_act = crit.backward(cache, torch.full_like(q, -1.0 / q.shape[-2]), cols=slice(16 + 2 * i, 18 + 2 * i))
+        pol.backward(pol_cache, d_act.add_(pol_out * (2 * cfg.policy_reg / (pol_out.shape[-2] * pol_out.shape[-1]))))
         pol.clip_grad_norm_(cfg.grad_clip)
         self.policy_opts[i].step()
-        return {f"losses/vf_{i}": vf_loss.detach(), f"losses/pol_{i}": pol_loss.detach(), **info}
+        return {f"losses/vf_{i}": vf_loss.view(-1), f"losses/pol_{i}": pol_loss.view(-1), **info}
 
     def update_targets(self) -> None:
         for t, s in zip(self.target_policies + self.target_critics, self.policies + self.critics):
