@@ -21,7 +21,10 @@ TINY = scale_config("smoke", seeds=[155, 714], baseline_episodes=100, soo_episod
 GLUED = {
     "rl_baselines": {"rl_scale", "rl_seeds", "rl_baseline_episodes", "rl_train_s_per_run", "rl_full_min_per_run", "rl_train_stacks",
                      "rl_trained_on", "rl_baselines_differ", "rl_baselines_differ_seeds", "rl_trap_ratio",
-                     *(f"rl_{k}_{v}" for k in MODES for v in ("trap_rate", "return_blue", "dist_fake", "dist_goal"))},
+                     *(f"rl_{k}_{v}" for k in MODES for v in ("trap_rate", "return_blue", "dist_fake", "dist_goal",
+                                                               "return_noise_end", "return_last", "return_drop",
+                                                               "return_drop_seeds")),
+                     "rl_noise_end_episode", "rl_noise_window"},
     "rl_soo": {"rl_soo_scale", "rl_soo_seeds", "rl_soo_episodes", "rl_soo_closer_to_honest", "rl_n_seeds",
                *(f"rl_{k}_{v}_ft" for k in AGENT_KINDS for v in ("trap_rate", "return_blue")),
                *(f"rl_diff_{p}{s}" for p in ("soo_vs_honest", "soo_vs_deceptive", "honest_vs_deceptive")
@@ -75,7 +78,8 @@ def test_book_pages_quote_only_glued_values():
 def _check_types(values: dict):
     for name, v in values.items():
         assert isinstance(v, (str, int, float)) and not isinstance(v, bool), (name, type(v))
-        if name in ("rl_baselines_differ", "rl_class_verdict", "rl_soo_closer_to_honest") or (
+        if name in ("rl_baselines_differ", "rl_class_verdict", "rl_soo_closer_to_honest") or name.endswith(
+                "_return_drop") or (
                 name.startswith("rl_claim_") and not name.endswith(("_diff", "_sd", "_seeds"))):
             assert v in VERDICTS, (name, v)
         elif name.endswith(("_seeds", "_perfect")) and name not in (
@@ -216,3 +220,23 @@ def test_cpu_stacks_split_by_the_runs_only():
     assert split([7], 4) == [[7]] and sum(split(list(range(10)), 3), []) == list(range(10))
     with pytest.raises(ValueError, match="cpu_stack"):
         scale_config("smoke", cpu_stack=0)
+
+
+def test_noise_end_returns_compares_the_windows_seed_by_seed():
+    """Default scale: noise ends at episode 3000 of 4000, windows of 333 episodes (2700-3000 vs 3700-4000 logged)."""
+    import pandas as pd
+
+    scfg = scale_config("default")
+    episodes = np.arange(100, 4001, 100)
+    rows = []
+    for s, seed in enumerate(scfg.seeds):
+        for e in episodes:  # deceptive: drops after the noise ends, by 1, 1.5, 2; honest: flat
+            rows.append({"agent": "deceptive", "seed": seed, "episode": e, "return_blue": 10.0 - (1 + s / 2) * (e > 3000)})
+            rows.append({"agent": "honest", "seed": seed, "episode": e, "return_blue": 7.0 + s})
+    r = soo.rl.experiment.noise_end_returns(scfg, pd.DataFrame(rows))
+    assert (r["noise_end"], r["window"]) == (3000, 333)
+    dec, hon = r["deceptive"], r["honest"]
+    assert list(dec["at_noise_end"]) == [10.0] * 3 and list(dec["last"]) == [9.0, 8.5, 8.0]
+    assert dec["verdict"] == "yes" and dec["n_better"] == 3
+    assert list(hon["last"]) == list(hon["at_noise_end"]) == [7.0, 8.0, 9.0]
+    assert hon["verdict"] == "not resolved" and hon["n_better"] == 0

@@ -482,14 +482,34 @@ def _seeds_text(scfg: ScaleConfig) -> str:
     return ", ".join(map(str, scfg.seeds))
 
 
+def noise_end_returns(scfg: ScaleConfig, hist: pd.DataFrame) -> dict:
+    """Blue's training return around the end of the exploration noise (it is annealed to zero at episode
+    ``n_exploration_eps``): per baseline kind, each seed's mean logged return over the ``window`` episodes up to
+    that episode and over the last ``window`` episodes of training, and the paired verdict on "the return is lower
+    at the end" (:func:`soo.rl.metrics.paired_verdict`). ``window``: a third of the noiseless phase, at least one
+    logged batch. ``hist``: :func:`training_history`."""
+    cfg = scfg.rl_config("deceptive", scfg.seeds[0])
+    n, end = cfg.n_episodes, min(cfg.n_exploration_eps, cfg.n_episodes)
+    window = max((n - end) // 3, cfg.num_envs)
+    out = {"noise_end": end, "window": window}
+    for kind in MODES:
+        h = hist[hist.agent == kind]
+        before = h[(h.episode > end - window) & (h.episode <= end)].groupby("seed")["return_blue"].mean()
+        last = h[h.episode > n - window].groupby("seed")["return_blue"].mean()
+        out[kind] = {"at_noise_end": before, "last": last.loc[before.index], **paired_verdict(last, before)}
+    return out
+
+
 def glue_rl_baselines(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None,
-                      prov: pd.DataFrame | None = None) -> dict:
+                      prov: pd.DataFrame | None = None, hist: pd.DataFrame | None = None) -> dict:
     """``{glue name: value}`` of ``notebooks/rl_baselines``: the protocol, training times and machines, the
-    baselines' behaviour (mean over seeds) and whether the deceptive one traps red more often than the honest one.
-    ``table`` (:func:`summary_table` of the baselines) and ``prov`` (:func:`provenance`): pass them if the
-    notebook has them already."""
+    baselines' behaviour (mean over seeds), whether the deceptive one traps red more often than the honest one,
+    and blue's training return when the exploration noise ends and at the end (:func:`noise_end_returns`).
+    ``table`` (:func:`summary_table` of the baselines), ``prov`` (:func:`provenance`) and ``hist``
+    (:func:`training_history`): pass them if the notebook has them already."""
     table = summary_table(scfg, out_dir, kinds=MODES) if table is None else table
     prov = provenance(scfg, out_dir, kinds=MODES) if prov is None else prov
+    hist = training_history(scfg, out_dir) if hist is None else hist
     prov = prov[prov.run.str.startswith(MODES)]
     stacked = prov["stacked_runs"].fillna(1).clip(lower=1).astype(int)
     times = prov["wall_time_s"] / stacked  # runs trained as one stack share its time
@@ -512,6 +532,14 @@ def glue_rl_baselines(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = N
     out["rl_baselines_differ"] = sep["verdict"]
     out["rl_baselines_differ_seeds"] = f"{sep['n_better']} of {sep['n']}"
     out["rl_trap_ratio"] = float(per_seed["deceptive"].mean() / max(per_seed["honest"].mean(), 1e-9))
+    ne = noise_end_returns(scfg, hist)
+    out["rl_noise_end_episode"], out["rl_noise_window"] = ne["noise_end"], ne["window"]
+    for kind in MODES:
+        r = ne[kind]
+        out[f"rl_{kind}_return_noise_end"] = float(r["at_noise_end"].mean())
+        out[f"rl_{kind}_return_last"] = float(r["last"].mean())
+        out[f"rl_{kind}_return_drop"] = r["verdict"]
+        out[f"rl_{kind}_return_drop_seeds"] = f"{r['n_better']} of {r['n']}"
     return out
 
 
