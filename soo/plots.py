@@ -215,15 +215,20 @@ def _population_sd(v: pd.Series) -> tuple[float, float]:
     return v.mean() - v.std(ddof=0), v.mean() + v.std(ddof=0)
 
 
-def plot_rl_training_curves(history: pd.DataFrame, y: str = "return_blue", fig=None):
+def plot_rl_training_curves(history: pd.DataFrame, y: str = "return_blue", noise_end: int | None = None, fig=None):
     """Mean episode return (column ``y``) against training episode, one panel per ``agent`` of ``history``
-    (band: mean ± population SD over seeds)."""
+    (band: mean ± population SD over seeds). ``noise_end``: the episode where the exploration noise reaches zero,
+    drawn as a dashed line when training went past it."""
     kinds = [k for k in RL_AGENTS if k in set(history["agent"])]
     fig = fig or plt.figure(figsize=(5.5 * len(kinds), 3.5), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(kinds)))
     for ax, k in zip(axes, kinds):
         sns.lineplot(data=history[history["agent"] == k], x="episode", y=y, color=RL_AGENT_COLOURS[k],
                      errorbar=_population_sd, ax=ax)
+        if noise_end is not None and noise_end < history["episode"].max():
+            ax.axvline(noise_end, color="0.4", linestyle="--", linewidth=1, label="exploration noise ends")
+            if ax is axes[0]:
+                ax.legend(loc="lower right", frameon=False)
         ax.set(title=RL_AGENTS[k], xlabel="Training episode", ylabel=y.replace("_", " ").capitalize())
     return fig
 
