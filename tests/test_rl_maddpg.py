@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from soo.rl.config import RLConfig, scale_config
-from soo.rl.maddpg import MADDPG, MLP, ReplayBuffer, load_policies, train
+from soo.rl.maddpg import MADDPG, MLP, ReplayBuffer, StackedMLP, load_policies, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -22,6 +22,22 @@ def test_policy_exposes_hidden_activations():
     assert h1.shape == (5, 64) and h2.shape == (5, 64) and a.shape == (5, 2)
     assert a.abs().max() <= 1
     assert isinstance(pol.in_fn, torch.nn.BatchNorm1d)
+
+
+def test_one_run_stacked_mlp_equals_the_module():
+    """One run (K = 1) answers as the module, on (B, in) and on (1, B, in), with and without autograd; its
+    written-out forward takes the plain 2-D shape only."""
+    torch.manual_seed(0)
+    mlp = MLP(10, 2, 16, policy=True)
+    net, x = StackedMLP([mlp]), torch.randn(32, 10)
+    want = mlp.eval()(x)
+    with torch.no_grad():
+        assert torch.equal(net(x, False), want) and torch.equal(net(x[None], False)[0], want)
+    h1, h2, out = net(x[None], False, return_hidden=True)  # autograd records the module's operations
+    assert out.requires_grad and out.shape == (1, 32, 2) and h1.shape == h2.shape == (1, 32, 16)
+    assert torch.equal(out[0].detach(), want)
+    with pytest.raises(ValueError, match=r"\(B, in\)"):
+        net.forward_train(x[None])
 
 
 def test_critic_sees_all_observations_and_actions():

@@ -335,6 +335,8 @@ class StackedMLP:
             self._nbt.add_(1)
         w, b, rm, rv = self._bn
         if K == 1:
+            if x.dim() != 2:
+                raise ValueError(f"StackedMLP.forward_train: one run takes x of shape (B, in); got {tuple(x.shape)}")
             xb = x.contiguous()
         else:  # the runs' features side by side as K * D channels of one batch
             xb = self._bn_layout(x)
