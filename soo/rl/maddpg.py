@@ -282,12 +282,10 @@ class StackedMLP:
         # Views made once, outside autograd, for the no-graph computations (the parameters change in place, the
         # views follow), rather than at every call. K > 1: the BatchNorm's running statistics as K * D channels.
         b = self.buffers
+        self._running = (b["in_fn.running_mean"].view(-1), b["in_fn.running_var"].view(-1))
         if self.K == 1:
-            self._bn = (self.p["in_fn.weight"].detach(), self.p["in_fn.bias"].detach(),
-                        b["in_fn.running_mean"][0], b["in_fn.running_var"][0])
+            self._bn_affine = (self.p["in_fn.weight"].detach(), self.p["in_fn.bias"].detach())
             self._lin = {n: (self.p[n + ".weight"].detach().t(), self.p[n + ".bias"].detach()) for n in _LAYERS}
-        else:
-            self._bn = (None, None, b["in_fn.running_mean"].view(-1), b["in_fn.running_var"].view(-1))
         self._nbt = b["in_fn.num_batches_tracked"]
         self._grad = dict(zip(_PARAMS, self.grads))
 
@@ -315,7 +313,7 @@ class StackedMLP:
         p = self.p
         if training:
             self._nbt.add_(1)
-        xn = torch.batch_norm(x.contiguous(), p["in_fn.weight"], p["in_fn.bias"], *self._bn[2:], training, 0.1,
+        xn = torch.batch_norm(x.contiguous(), p["in_fn.weight"], p["in_fn.bias"], *self._running, training, 0.1,
                               1e-5, False)
         h1 = F.leaky_relu(F.linear(xn, p["fc1.weight"], p["fc1.bias"]), inplace=True)
         h2 = F.leaky_relu(F.linear(h1, p["fc2.weight"], p["fc2.bias"]), inplace=True)
@@ -333,13 +331,13 @@ class StackedMLP:
         K = self.K
         if training:
             self._nbt.add_(1)
-        w, b, rm, rv = self._bn
+        rm, rv = self._running
         if K == 1:
             if x.dim() != 2:
                 raise ValueError(f"StackedMLP.forward_train: one run takes x of shape (B, in); got {tuple(x.shape)}")
-            xb = x.contiguous()
+            xb, (w, b) = x.contiguous(), self._bn_affine
         else:  # the runs' features side by side as K * D channels of one batch
-            xb = self._bn_layout(x)
+            xb = x.transpose(0, 1).reshape(x.shape[1], -1)
             w, b = self.p["in_fn.weight"].reshape(-1), self.p["in_fn.bias"].reshape(-1)
         xn, mean, invstd = torch.native_batch_norm(xb, w, b, rm, rv, training, 0.1, 1e-5)
         if not training:  # the backward of eval-mode BatchNorm reads the running statistics
@@ -375,7 +373,7 @@ class StackedMLP:
             if dhidden is not None:
                 dh.add_(dhidden[extra])
             dz = torch.ops.aten.leaky_relu_backward.grad_input(dh, h, 0.01, True, grad_input=dh)  # in place
-        w1, bn_w = p["fc1.weight"], (self._bn[0] if K == 1 else p["in_fn.weight"].reshape(-1))
+        w1, bn_w = p["fc1.weight"], (self._bn_affine[0] if K == 1 else p["in_fn.weight"].reshape(-1))
         if K == 1:
             dxn = torch.matmul(dz, w1)
         else:  # the narrow inputs' products transposed (see _NARROW), dxn straight into the BatchNorm layout
@@ -396,10 +394,6 @@ class StackedMLP:
         dx = torch.ops.aten.native_batch_norm_backward(dxn, xb, bn_w, None, None,
                                                        mean, invstd, True, 1e-5, [True, False, False])[0]
         return (dx if K == 1 else dx.view(dx.shape[0], K, -1).transpose(0, 1))[..., cols]
-
-    def _bn_layout(self, x: torch.Tensor) -> torch.Tensor:
-        """``(K, B, D)`` -> the ``(B, K * D)`` channels of the stacked BatchNorm (K = 1: unchanged 2-D)."""
-        return x if self.K == 1 else x.transpose(0, 1).reshape(x.shape[1], -1)
 
     def zero_grad(self):
         self.grad.zero_()
