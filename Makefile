@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SCALE  ?= default
 
-.PHONY: setup book notebooks html test bench clean rl-full
+.PHONY: setup book notebooks html test bench clean rl-full rl-screen
 .DEFAULT_GOAL := book
 
 setup: $(VENV)/.setup-done
@@ -36,10 +36,17 @@ test: setup
 bench: setup
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
-# The RL protocol at the paper's scale (8 seeds, 40 runs) from nothing, written to book/data/rl_full
-# (weights, metrics, manifests). Long: see the README for measured times. RL_FULL_ARGS="--device cuda" on a GPU.
+# The RL protocol at the paper's scale (8 seeds: 16 baselines, 48 fine-tunings) from nothing, written to
+# book/data/rl_full/$(RL_SETTING) (weights, metrics, manifests). Long: see the README for measured times.
+# RL_SETTING: official (default) or a setting of soo.rl.config.SETTINGS; RL_FULL_ARGS="--device cuda" on a GPU.
+RL_SETTING ?= official
 rl-full: setup
-	$(PY) -m soo.rl.experiment --scale full --keep $(RL_FULL_ARGS)
+	$(PY) -m soo.rl.experiment --scale full --setting $(RL_SETTING) --keep $(RL_FULL_ARGS)
+
+# The screen of training settings for the RL premise (short baselines, 8 seeds per setting), written to
+# book/data/rl_screen/results.json.
+rl-screen: setup
+	$(PY) -m soo.rl.screen
 
 clean:
 	rm -rf book/_build book/executed book/figures

@@ -201,7 +201,7 @@ def test_workers_train_the_same_numbers(tmp_path):
 def test_stage_stacks_hold_one_kind_each():
     """CPU stacks of one kind: the capability-only runs and their random twins stack alike (same seeds, places)."""
     e = soo.rl.experiment
-    for scfg, sizes in ((scale_config("full"), [4] * 6), (TINY, [2] * 3)):
+    for scfg, sizes in ((scale_config("full"), [4] * 12), (TINY, [2] * 6)):
         stacks = e.stage_stacks(e.finetune_runs(scfg), scfg.cpu_stack)
         assert [len(s) for s in stacks] == sizes and all(len({r.kind for r in s}) == 1 for s in stacks)
         by_kind = {k: [[r.seed for r in s] for s in stacks if s[0].kind == k] for k in CONDITIONS}

@@ -157,3 +157,42 @@ def test_keep_freed_memory_takes_on_linux():
     from soo.rl.maddpg import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.parametrize("term", [None, "soo"])
+def test_red_held_keeps_reds_policy_and_critic_bit_for_bit(tmp_path, term):
+    """``hold_red``: red's policy (weights and BatchNorm statistics) and critic end as they started, while blue
+    learns; without it (continued training) red changes too. ``term=None``: plain continued training."""
+    from soo.rl.soo import make_aux_loss
+
+    train(RLConfig(seed=5, **TINY), tmp_path / "base")
+    init = load_policies(tmp_path / "base")
+    ends = {}
+    for held in (True, False):
+        cfg = RLConfig(seed=5, soo_condition=term, hold_red=held, **TINY)
+        aux = make_aux_loss(term, init, cfg.radius, np.random.default_rng([5, 2]), cfg.soo_batch)
+        assert (aux is None) is (term is None)
+        train(cfg, tmp_path / f"held{held}", init=init, aux_loss=aux)
+        ends[held] = torch.load(tmp_path / f"held{held}" / "model.pt")
+    start = torch.load(tmp_path / "base" / "model.pt")
+    for part in ("policies", "critics"):
+        red = [k for k in start[part] if k.startswith("0.")]
+        blue = [k for k in start[part] if k.startswith("1.")]
+        assert all(torch.equal(ends[True][part][k], start[part][k]) for k in red)
+        assert not all(torch.equal(ends[False][part][k], start[part][k]) for k in red)
+        assert not all(torch.equal(ends[True][part][k], start[part][k]) for k in blue)
+
+
+def test_finetune_kinds_map_to_term_and_red_held():
+    from soo.rl.config import CONDITIONS, FINETUNES
+
+    scfg = scale_config("smoke")
+    for kind in CONDITIONS:
+        cfg = scfg.finetune_config(kind, 155)
+        assert (cfg.soo_condition, cfg.hold_red) == FINETUNES[kind] and cfg.n_episodes == scfg.soo_episodes
+    with pytest.raises(ValueError, match="kind"):
+        scfg.finetune_config("telepathy", 155)
+    with pytest.raises(ValueError, match="setting"):
+        scale_config("smoke", setting="gamma0")
+    assert scale_config("full", setting="gamma099").rl_config("deceptive", 1).gamma == 0.99
+    assert scale_config("full", setting="single_env").rl_config("honest", 1).num_envs == 1

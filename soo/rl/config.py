@@ -11,14 +11,33 @@ from .env import MODES, EnvConfig
 
 PAPER_SEEDS = (155, 714, 1908, 1549, 1195, 1812, 542, 2844)
 AGENTS = {"deceptive": "Deceptive baseline", "honest": "Honest baseline", "soo": "SOO fine-tuning",
-          "capability": "Capability term only", "random": "Random + capability"}
+          "capability": "Capability term only", "random": "Random + capability",
+          "plain": "Continued training", "soo_held": "SOO fine-tuning, red held", "plain_held": "Continued training, red held"}
 """Every agent kind of the experiment with its label in tables and figures, in the order used throughout: the two
-baselines, named by the reward they were trained on (:data:`soo.rl.env.MODES`), then the fine-tuning conditions
-of the deceptive baseline (SOO + capability term; capability term only; random term + capability)."""
+baselines, named by the reward they were trained on (:data:`soo.rl.env.MODES`), then the fine-tunings of the
+deceptive baseline (:data:`FINETUNES`)."""
+FINETUNES = {"soo": ("soo", False), "capability": ("capability", False), "random": ("random", False),
+             "plain": (None, False), "soo_held": ("soo", True), "plain_held": (None, True)}
+"""Each fine-tuning kind as ``(auxiliary term, red held)``. Every fine-tuning continues MADDPG for
+``soo_episodes`` from the seed's deceptive baseline in the deceptive environment; the auxiliary term
+(:mod:`soo.rl.soo`: SOO + capability, capability only, random + capability, or none) is one extra step on blue's
+policy before each of its updates. "Red held": red's policy, critic and BatchNorm statistics stay those of the
+baseline (no update of red), so a change in trapping cannot come from red adapting. The controls tell the SOO
+term's effect from continued training (``plain``), from the capability term (``capability``, ``random``) and
+from red's learning (``*_held``)."""
 AGENT_KINDS = tuple(AGENTS)
-CONDITIONS = tuple(k for k in AGENTS if k not in MODES)
-"""The SOO fine-tuning conditions (the agent kinds that are not baselines)."""
-assert AGENT_KINDS[:len(MODES)] == MODES, "AGENTS must start with the baselines, in the order of env.MODES"
+CONDITIONS = tuple(FINETUNES)
+"""The fine-tuning conditions (the agent kinds that are not baselines)."""
+AUX_TERMS = ("soo", "capability", "random")
+"""The auxiliary terms of :mod:`soo.rl.soo` (``RLConfig.soo_condition``)."""
+assert AGENT_KINDS == MODES + CONDITIONS, "AGENTS: the baselines (in the order of env.MODES), then FINETUNES"
+
+SETTINGS = {"official": {}, "gamma099": {"gamma": 0.99}, "single_env": {"num_envs": 1},
+            "gamma099_single_env": {"gamma": 0.99, "num_envs": 1}}
+"""Named departures from the official training settings (``RLConfig`` fields), for every run of a protocol.
+``official``: the official code's settings (with 100 parallel environments); ``gamma099``: discount 0.99 (at
+0.95 a scripted lure does not beat going straight to the goal in discounted return); ``single_env``: the official
+single-environment schedule (``n_rollout_threads`` 1); both together. ``soo.rl.screen`` screens them."""
 
 
 def _positive_int(name, value):
@@ -67,7 +86,9 @@ class RLConfig:
     save_interval: int = 1000
     """episodes between resumable checkpoints"""
     soo_condition: str | None = None
-    """None for a baseline; 'soo', 'capability' or 'random' for SOO fine-tuning of blue"""
+    """the auxiliary term on blue's policy while fine-tuning: 'soo', 'capability' or 'random' (None: no term)"""
+    hold_red: bool = False
+    """red is not trained (its policy, critic and BatchNorm statistics stay as they started)"""
     soo_batch: int = 1024
     """observations per auxiliary (SOO / capability) step"""
 
@@ -84,7 +105,9 @@ class RLConfig:
         if not 0 <= self.gamma < 1:
             raise ValueError(f"gamma={self.gamma!r} must be in [0, 1).")
         if self.soo_condition is not None:
-            check_choice("soo_condition", self.soo_condition, CONDITIONS + (None,))
+            check_choice("soo_condition", self.soo_condition, AUX_TERMS + (None,))
+        if not isinstance(self.hold_red, bool):
+            raise ValueError(f"hold_red={self.hold_red!r} must be True or False.")
 
     @property
     def env(self) -> EnvConfig:
@@ -120,6 +143,8 @@ class ScaleConfig:
     depends on the runs only, not on ``workers``, so the digits do not depend on the process count"""
     finetune_reward: str = "deceptive"
     """blue's reward while fine-tuning: 'deceptive' (the paper) or 'honest' (a workshop question)"""
+    setting: str = "official"
+    """the training settings of every run (:data:`SETTINGS`): 'official' or a named departure such as 'gamma099'"""
 
     def __post_init__(self):
         check_scale(self.scale)
@@ -131,10 +156,23 @@ class ScaleConfig:
         for e in self.class_episodes:
             _positive_int("class_episodes", e)
         check_choice("finetune_reward", self.finetune_reward, MODES)
+        check_choice("setting", self.setting, tuple(SETTINGS))
+
+    @property
+    def tag(self) -> str:
+        """The folder name of this protocol's runs: the scale, and the setting where it is not the official one."""
+        return self.scale if self.setting == "official" else f"{self.scale}_{self.setting}"
 
     def rl_config(self, mode: str, seed: int, **kw) -> RLConfig:
         base = dict(mode=mode, seed=seed, n_episodes=self.baseline_episodes, num_envs=self.num_envs)
-        return RLConfig(**{**base, **self.overrides, **kw})
+        return RLConfig(**{**base, **self.overrides, **SETTINGS[self.setting], **kw})
+
+    def finetune_config(self, kind: str, seed: int) -> RLConfig:
+        """The config of fine-tuning ``kind`` (:data:`FINETUNES`) of seed ``seed``'s deceptive baseline."""
+        check_choice("kind", kind, CONDITIONS)
+        term, held = FINETUNES[kind]
+        return self.rl_config(self.finetune_reward, seed, n_episodes=self.soo_episodes, soo_condition=term,
+                              hold_red=held)
 
 
 PRESETS = {
@@ -149,10 +187,12 @@ PRESETS = {
 }
 
 
-def scale_config(scale: str, seeds=None, **overrides) -> ScaleConfig:
-    """The preset of ``scale`` with optional ``seeds`` and field overrides (validated)."""
+def scale_config(scale: str, seeds=None, setting: str = "official", **overrides) -> ScaleConfig:
+    """The preset of ``scale`` with optional ``seeds``, training ``setting`` (:data:`SETTINGS`) and field overrides
+    (validated)."""
     check_scale(scale)
-    cfg = PRESETS[scale]
+    check_choice("setting", setting, tuple(SETTINGS))
+    cfg = replace(PRESETS[scale], setting=setting)
     if seeds is not None:
         cfg = replace(cfg, seeds=as_seeds(seeds))
     return replace(cfg, **overrides) if overrides else cfg

@@ -14,7 +14,10 @@ The world (PAPER_SPEC §5.1, the official ``simple_adversary.py``):
   (clipped to the same box), landmarks ~ U[-0.825, 0.825]^2, one of them the goal, velocities 0;
 * continuous actions in [-1, 1]^2, force = 5 * action; MPE physics (dt 0.1, damping 0.25), integrated in
   the original MPE order by default (``integrator="mpe1"``; mpe2 moves with the old velocity, ``"mpe2"``);
-* red freezes for the rest of the episode once it is within 0.16 of the fake landmark ("trapped");
+* red freezes for the rest of the episode once it is within 0.16 of the fake landmark ("trapped"), checked
+  after every step and at reset (the official reset runs red's observation callback, which sets the trap: a red
+  spawned within 0.16 of the fake landmark is trapped from step 0, blue's first observation shows it, and blue
+  earns the +10 from the first step);
 * rewards per step: red +5 within 0.16 of the goal, +1 within the radius of blue; blue +5 within
   0.16 of the goal, and in ``mode="deceptive"`` +10 every step once red is trapped (``"honest"``: no +10);
 * 50 steps, no early termination.
@@ -83,6 +86,11 @@ class EnvConfig:
             raise ValueError(f"radius={self.radius!r} must be > 0 (the paper uses 0.125).")
         if int(self.episode_length) != self.episode_length or self.episode_length <= 0:
             raise ValueError(f"episode_length={self.episode_length!r} must be a positive integer.")
+
+
+def trapped_at(pos: np.ndarray, fake: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: red (``pos[:, 0]``) within :data:`NEAR` of the fake landmark ``fake (n, 2)``."""
+    return np.linalg.norm(pos[:, 0] - fake, axis=1) < NEAR
 
 
 def sample_initial_state(rng: np.random.Generator, n: int, radius: float):
@@ -184,7 +192,7 @@ class BatchedDeceptionEnv:
             self.rng = np.random.default_rng(seed)
         self.pos, self.landmarks, self.goal = sample_initial_state(self.rng, self.n, self.cfg.radius)
         self.vel = np.zeros_like(self.pos)
-        self.trapped = np.zeros(self.n, dtype=bool)
+        self.trapped = trapped_at(self.pos, self.fake)  # the official reset runs red's trap check
         self.t = 0
         return list(_observe(self.pos, self.landmarks, self.goal, self.trapped, self.cfg.radius))
 
@@ -201,7 +209,7 @@ class BatchedDeceptionEnv:
         frozen = np.stack([self.trapped, np.zeros_like(self.trapped)], 1)
         self.pos, self.vel = physics_step(self.pos, self.vel, SENSITIVITY * act, frozen,
                                           integrator=self.cfg.integrator)
-        newly = ~self.trapped & (np.linalg.norm(self.pos[:, 0] - self.fake, axis=1) < NEAR)
+        newly = ~self.trapped & trapped_at(self.pos, self.fake)
         self.vel[newly, 0] = 0.0  # max_speed = 0 from now on
         self.trapped = self.trapped | newly
         self.t += 1
@@ -237,7 +245,7 @@ class StackedDeceptionEnv(BatchedDeceptionEnv):
         parts = [sample_initial_state(rng, self.per, self.cfg.radius) for rng in self.rngs]
         self.pos, self.landmarks, self.goal = (np.concatenate(x) for x in zip(*parts))
         self.vel = np.zeros_like(self.pos)
-        self.trapped = np.zeros(self.n, dtype=bool)
+        self.trapped = trapped_at(self.pos, self.fake)
         self.t = 0
         return [self._split(o) for o in _observe(self.pos, self.landmarks, self.goal, self.trapped, self.cfg.radius)]
 
@@ -361,7 +369,9 @@ class DeceptionParallelEnv(ParallelEnv):
             a.state.c = np.zeros(0)
         for i, lm in enumerate(self.world.landmarks):
             lm.state.p_pos, lm.state.p_vel = lms[0, i].copy(), np.zeros(2)
-        self.goal, self.trapped, self.t = int(goal[0]), False, 0
+        self.goal, self.t = int(goal[0]), 0
+        self.trapped = bool(trapped_at(pos, lms[np.arange(1), 1 - goal])[0])  # the official reset's trap check
+        self.world.agents[0].max_speed = 0.0 if self.trapped else None
         self.agents = list(AGENTS)
         return self._obs(), {a: {} for a in self.agents}
 
@@ -372,7 +382,7 @@ class DeceptionParallelEnv(ParallelEnv):
         red = self.world.agents[0]
         self.world.step()
         fake = self.world.landmarks[1 - self.goal].state.p_pos
-        if not self.trapped and np.linalg.norm(red.state.p_pos - fake) < NEAR:
+        if not self.trapped and trapped_at(red.state.p_pos[None, None], fake[None])[0]:
             self.trapped, red.max_speed, red.state.p_vel = True, 0.0, np.zeros(2)
         self.t += 1
         rew = _rewards(*self._arrays(), self.cfg.radius, self.cfg.mode == "deceptive")[0]

@@ -41,9 +41,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..utils import (atomic_write_json, cached, machine_info, manifest, project_root, read_json, run_parallel, seed_table,
+from ..utils import (atomic_write_json, cached, check_choice, machine_info, manifest, project_root, read_json, run_parallel, seed_table,
                      torch_threads)
-from .config import AGENT_KINDS, CONDITIONS, RLConfig, ScaleConfig, scale_config
+from .config import AGENT_KINDS, CONDITIONS, SETTINGS, RLConfig, ScaleConfig, scale_config
 from .env import MODES
 from .maddpg import BLUE, MADDPG, is_finished, load_policies, save_policies, settings_key, train_stacked
 from .metrics import (behavioural_difference, classification_accuracy, deceptive_moves, mean_soo_curve,
@@ -53,8 +53,18 @@ from .soo import make_aux_loss
 EVAL_THREADS = 1
 """Torch threads of the evaluation rollouts: the policies are tiny, and on a 2-core machine two threads made the
 rollouts about 6x slower than one (the thread count does not change the digits: checked on the book's glued values)."""
-KEPT_DIR = project_root() / "book" / "data" / "rl_full"
-"""The full-protocol runs kept with the book (``make rl-full`` writes them; ``tests/test_rl_kept.py`` checks them)."""
+KEPT_ROOT = project_root() / "book" / "data" / "rl_full"
+"""The full-protocol runs kept with the book, one folder per training setting (``make rl-full`` writes them;
+``tests/test_rl_kept.py`` checks them)."""
+
+
+def kept_dir_of(setting: str = "official") -> Path:
+    """Where the kept full-protocol runs of ``setting`` (:data:`soo.rl.config.SETTINGS`) live."""
+    check_choice("setting", setting, tuple(SETTINGS))
+    return KEPT_ROOT / setting
+
+
+KEPT_DIR = kept_dir_of("official")
 
 
 def rl_dir(out_dir, scale) -> Path:
@@ -94,8 +104,8 @@ def baseline_runs(scfg: ScaleConfig, modes=MODES) -> list[Run]:
 
 
 def finetune_runs(scfg: ScaleConfig, conditions=CONDITIONS) -> list[Run]:
-    return [Run(c, s, scfg.rl_config(scfg.finetune_reward, s, n_episodes=scfg.soo_episodes, soo_condition=c),
-                init=Run("deceptive", s, scfg.rl_config("deceptive", s))) for s in scfg.seeds for c in conditions]
+    return [Run(c, s, scfg.finetune_config(c, s), init=Run("deceptive", s, scfg.rl_config("deceptive", s)))
+            for s in scfg.seeds for c in conditions]
 
 
 def protocol_runs(scfg: ScaleConfig) -> list[Run]:
@@ -117,6 +127,8 @@ def _train_stack(job: list[tuple[dict, str, str | None]], device=None) -> None:
     cfgs = [RLConfig(**c) for c, _, _ in job]
     inits = [None if d is None else load_policies(Path(d)) for _, _, d in job]
     aux = [None if m is None else _aux(Run(c.soo_condition, c.seed, c), m) for c, m in zip(cfgs, inits)]
+    if any(a is None for a in aux) and any(a is not None for a in aux):
+        raise ValueError("_train_stack: a stack holds runs with an auxiliary term or runs without, not both.")
     train_stacked(cfgs, [d for _, d, _ in job], inits, aux, device=device or "cpu")
 
 
@@ -220,24 +232,26 @@ def run_all(runs: list[Run], out_dir, scale: str, workers: int = 2, device: str 
 
 def train_baselines(scfg: ScaleConfig, out_dir, modes=MODES, workers: int | None = None, device=None) -> dict:
     """Deceptive and honest baselines for every seed of ``scfg``; returns ``{(mode, seed): metrics}``."""
-    return run_all(baseline_runs(scfg, modes), out_dir, scfg.scale, workers or scfg.workers, device,
-                   cpu_stack=scfg.cpu_stack)
+    return run_all(baseline_runs(scfg, modes), out_dir, scfg.tag, workers or scfg.workers, device,
+                   kept_dir=kept_dir_of(scfg.setting), cpu_stack=scfg.cpu_stack)
 
 
 def finetune(scfg: ScaleConfig, out_dir, conditions=CONDITIONS, workers: int | None = None, device=None) -> dict:
     """SOO fine-tuning (and controls) of each seed's deceptive blue policy, in the environment whose
     reward is ``scfg.finetune_reward`` (the paper: deceptive); ``{(condition, seed): metrics}``."""
-    return run_all(finetune_runs(scfg, conditions), out_dir, scfg.scale, workers or scfg.workers, device,
-                   cpu_stack=scfg.cpu_stack)
+    return run_all(finetune_runs(scfg, conditions), out_dir, scfg.tag, workers or scfg.workers, device,
+                   kept_dir=kept_dir_of(scfg.setting), cpu_stack=scfg.cpu_stack)
 
 
-def keep_runs(scfg: ScaleConfig, out_dir, kept_dir: Path = KEPT_DIR, extra: dict | None = None) -> None:
+def keep_runs(scfg: ScaleConfig, out_dir, kept_dir: Path | None = None, extra: dict | None = None) -> None:
     """Write every finished run of ``scfg`` into ``kept_dir``: policies and critics as safetensors, the
-    metrics, and a manifest (settings key, code version, machine, wall time); each run folder replaced whole."""
+    metrics, and a manifest (settings key, code version, machine, wall time); each run folder replaced whole.
+    ``kept_dir``: default :func:`kept_dir_of` the protocol's setting."""
     from safetensors.torch import save_file
 
+    kept_dir = kept_dir_of(scfg.setting) if kept_dir is None else Path(kept_dir)
     for r in protocol_runs(scfg):
-        src = agent_dir(out_dir, scfg.scale, r.kind, r.seed)
+        src = agent_dir(out_dir, scfg.tag, r.kind, r.seed)
         m = read_json(src / "metrics.json")
         model = load_policies(src)
         kept_dir.mkdir(parents=True, exist_ok=True)
@@ -258,8 +272,10 @@ def keep_runs(scfg: ScaleConfig, out_dir, kept_dir: Path = KEPT_DIR, extra: dict
         tmp.replace(dst)
 
 
-def kept_status(scfg: ScaleConfig, kept_dir: Path = KEPT_DIR) -> dict:
-    """``{run name: "ok" | "missing" | "stale"}`` for every run of ``scfg`` against the kept runs."""
+def kept_status(scfg: ScaleConfig, kept_dir: Path | None = None) -> dict:
+    """``{run name: "ok" | "missing" | "stale"}`` for every run of ``scfg`` against the kept runs (default:
+    those of its setting)."""
+    kept_dir = kept_dir_of(scfg.setting) if kept_dir is None else Path(kept_dir)
     out = {}
     for r in protocol_runs(scfg):
         f = kept_dir / _sub(r.kind) / r.name / "manifest.json"
@@ -299,15 +315,15 @@ def evaluate_agent(scfg: ScaleConfig, out_dir, kind: str, seed: int) -> dict:
     ``eval/{kind}_seed{seed}.json``: summary, deceptive-movement records, the first episode's trajectory."""
     env_cfg = scfg.rl_config("deceptive", seed).env
     key = {"agent": kind, "seed": seed, "eval_episodes": scfg.eval_episodes, "eval_seed": 10_000 + seed,
-           "env": asdict(env_cfg), "trained": trained_settings(out_dir, scfg.scale, kind, seed)}
+           "env": asdict(env_cfg), "trained": trained_settings(out_dir, scfg.tag, kind, seed)}
 
     def compute():
         with torch_threads(EVAL_THREADS):
-            ro = rollout(load_agent(out_dir, scfg.scale, kind, seed), env_cfg, scfg.eval_episodes, seed=10_000 + seed)
+            ro = rollout(load_agent(out_dir, scfg.tag, kind, seed), env_cfg, scfg.eval_episodes, seed=10_000 + seed)
         return {"seed": seed, "agent": kind, "eval_episodes": scfg.eval_episodes, "summary": summary(ro),
                 "records": deceptive_moves(ro), "trajectory": {k: ro[k][0] for k in ("pos", "goal", "fake", "trapped")}}
 
-    return cached(rl_dir(out_dir, scfg.scale) / "eval" / f"{kind}_seed{seed}.json", key, compute)
+    return cached(rl_dir(out_dir, scfg.tag) / "eval" / f"{kind}_seed{seed}.json", key, compute)
 
 
 def summary_table(scfg: ScaleConfig, out_dir, kinds=AGENT_KINDS) -> pd.DataFrame:
@@ -379,7 +395,7 @@ def same_weights(scfg: ScaleConfig, out_dir, a: str = "capability", b: str = "ra
     (The random control computes the capability-only training; :func:`stage_stacks` keeps the rounding equal.)"""
     out = []
     for seed in scfg.seeds:
-        sa, sb = (torch.load(agent_dir(out_dir, scfg.scale, k, seed) / "model.pt", map_location="cpu",
+        sa, sb = (torch.load(agent_dir(out_dir, scfg.tag, k, seed) / "model.pt", map_location="cpu",
                              weights_only=True) for k in (a, b))
         out.append(all(sa[p].keys() == sb[p].keys() and all(torch.equal(v, sb[p][n]) for n, v in sa[p].items())
                        for p in ("policies", "critics")))
@@ -391,7 +407,7 @@ def provenance(scfg: ScaleConfig, out_dir, kinds=AGENT_KINDS) -> pd.DataFrame:
     time, code commit."""
     rows = []
     for r in protocol_runs(scfg):
-        d = agent_dir(out_dir, scfg.scale, r.kind, r.seed)
+        d = agent_dir(out_dir, scfg.tag, r.kind, r.seed)
         if r.kind not in kinds or not (d / "metrics.json").exists():
             continue
         m = read_json(d / "metrics.json")
@@ -413,7 +429,7 @@ def training_history(scfg: ScaleConfig, out_dir, kinds=MODES) -> pd.DataFrame:
     rows = []
     for k in kinds:
         for s in scfg.seeds:
-            m = read_json(agent_dir(out_dir, scfg.scale, k, s) / "metrics.json")
+            m = read_json(agent_dir(out_dir, scfg.tag, k, s) / "metrics.json")
             rows += [{"agent": k, "seed": s, "wall_time_s": m["wall_time_s"], **h} for h in m["history"]]
     return pd.DataFrame(rows)
 
@@ -425,13 +441,13 @@ def classify(scfg: ScaleConfig, out_dir) -> dict:
     episodes = list(scfg.class_episodes)
     key = {"seeds": list(scfg.seeds), "episodes": episodes, "class_seeds": scfg.class_seeds,
            "envs": {m: asdict(scfg.rl_config(m, scfg.seeds[0]).env) for m in MODES},
-           "baselines": {f"{m}_seed{s}": trained_settings(out_dir, scfg.scale, m, s) for s in scfg.seeds for m in MODES}}
+           "baselines": {f"{m}_seed{s}": trained_settings(out_dir, scfg.tag, m, s) for s in scfg.seeds for m in MODES}}
 
     def compute():
         with torch_threads(EVAL_THREADS):
             return _classify(scfg, out_dir, episodes)
 
-    return cached(rl_dir(out_dir, scfg.scale) / "eval" / "classification.json", key, compute)
+    return cached(rl_dir(out_dir, scfg.tag) / "eval" / "classification.json", key, compute)
 
 
 def _classify(scfg: ScaleConfig, out_dir, episodes: list) -> dict:
@@ -440,7 +456,7 @@ def _classify(scfg: ScaleConfig, out_dir, episodes: list) -> dict:
     for seed in scfg.seeds:
         curves = {}
         for mode in MODES:
-            model = load_agent(out_dir, scfg.scale, mode, seed)
+            model = load_agent(out_dir, scfg.tag, mode, seed)
             env_cfg = scfg.rl_config(mode, seed).env
             curves[mode] = []
             for k in range(scfg.class_seeds):  # evaluation seed k: same environments for both agents
@@ -606,31 +622,34 @@ def main(argv=None) -> int:
     """``make rl-full``: the whole protocol of a scale from nothing, timed, optionally kept with the book."""
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--scale", default="full", choices=("smoke", "default", "full"))
+    ap.add_argument("--setting", default="official", choices=tuple(SETTINGS),
+                    help="training settings of every run (default: %(default)s; see soo.rl.config.SETTINGS)")
     ap.add_argument("--out-dir", default=None, help="where to train (default: a fresh temporary folder)")
     ap.add_argument("--device", default=None, help="cuda: each stage as one stack on the GPU (default: CPU workers)")
     ap.add_argument("--workers", type=int, default=None, help="CPU processes (default: the scale's, 2)")
     ap.add_argument("--cpu-stack", type=int, default=None, help="CPU: runs per stack (default: the scale's, 4)")
     ap.add_argument("--keep", action="store_true", help="write the runs into --kept-dir")
-    ap.add_argument("--kept-dir", default=str(KEPT_DIR), help="where --keep writes (default: %(default)s)")
+    ap.add_argument("--kept-dir", default=None, help="where --keep writes (default: book/data/rl_full/SETTING)")
     args = ap.parse_args(argv)
-    scfg = scale_config(args.scale, **({} if args.cpu_stack is None else {"cpu_stack": args.cpu_stack}))
+    scfg = scale_config(args.scale, setting=args.setting,
+                        **({} if args.cpu_stack is None else {"cpu_stack": args.cpu_stack}))
     out = Path(args.out_dir or tempfile.mkdtemp(prefix="rl_full_"))
     t0 = time.perf_counter()
     stages = {}
     for name, runs in (("baselines", baseline_runs(scfg)), ("finetune", finetune_runs(scfg))):
         t = time.perf_counter()
-        run_all(runs, out, scfg.scale, args.workers or scfg.workers, args.device, kept_dir=None, cpu_stack=scfg.cpu_stack)
+        run_all(runs, out, scfg.tag, args.workers or scfg.workers, args.device, kept_dir=None, cpu_stack=scfg.cpu_stack)
         stages[name] = time.perf_counter() - t
         print(f"{name}: {len(runs)} runs in {stages[name] / 60:.1f} min", flush=True)
     total = time.perf_counter() - t0
-    summary_ = {"scale": scfg.scale, "runs": len(protocol_runs(scfg)), "wall_time_s": total, "stages_s": stages,
+    summary_ = {"scale": scfg.scale, "setting": scfg.setting, "settings": SETTINGS[scfg.setting], "runs": len(protocol_runs(scfg)), "wall_time_s": total, "stages_s": stages,
                 "device": args.device or "cpu", "workers": args.workers or scfg.workers, "cpu_stack": scfg.cpu_stack,
                 "machine": machine_info(),
                 "command": "python -m soo.rl.experiment " + " ".join(argv if argv is not None else sys.argv[1:]),
                 **manifest()}
     print(json.dumps({k: summary_[k] for k in ("runs", "wall_time_s", "device", "workers")}))
     if args.keep:
-        kept = Path(args.kept_dir)
+        kept = Path(args.kept_dir) if args.kept_dir else kept_dir_of(scfg.setting)
         keep_runs(scfg, out, kept)
         atomic_write_json(kept / "protocol.json", summary_)
         print(f"kept in {kept}")

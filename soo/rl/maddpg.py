@@ -57,8 +57,8 @@ from .config import RLConfig
 from .env import ACT_DIM, OBS_DIMS, BatchedDeceptionEnv, StackedDeceptionEnv
 
 N_AGENTS = 2  # red adversary, blue agent
-BLUE = 1
-TRAINING_VERSION = 2
+RED, BLUE = 0, 1
+TRAINING_VERSION = 3
 """Bump when a change alters what training computes (not only how fast): it is part of every run's
 settings key, so runs kept with the book (``book/data/rl_full``) made by older code are flagged stale."""
 
@@ -688,7 +688,7 @@ def _save_resume(path: Path, model: StackedMADDPG, k: int, buffer: StackedReplay
 # ---------------------------------------------------------------------------------------------
 _SAME = ("n_episodes", "episode_length", "num_envs", "hidden_dim", "lr", "gamma", "tau", "batch_size",
          "buffer_length", "steps_per_update", "grad_clip", "policy_reg", "init_noise_scale", "final_noise_scale",
-         "n_exploration_eps", "save_interval", "soo_batch", "radius")
+         "n_exploration_eps", "save_interval", "soo_batch", "radius", "hold_red")
 """Settings that runs trained as one stack must share (seed, mode and SOO condition may differ)."""
 
 
@@ -735,7 +735,7 @@ def train_stacked(cfgs: Sequence[RLConfig], run_dirs: Sequence[str | Path], init
             raise ValueError(f"train_stacked: runs of one stack must share {bad[0]} "
                              f"({getattr(cfgs[todo[0]], bad[0])!r} vs {getattr(cfgs[k], bad[0])!r}); train them apart.")
     if len({aux_losses[k] is None for k in todo}) > 1:
-        raise ValueError("train_stacked: a stack holds either baselines or fine-tunings (aux_losses), not both.")
+        raise ValueError("train_stacked: a stack holds runs with an auxiliary loss or runs without, not both.")
     resumes = {k: _resume_state(run_dirs[k], cfgs[k]) for k in todo}
     groups: dict[int, list[int]] = {}
     for k in todo:
@@ -789,6 +789,10 @@ def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, de
             m.load_state_dict(ck["model"])
     model = StackedMADDPG(models, device)
     aux = None if aux_losses[0] is None else aux_losses[0].stacked(aux_losses, model.device)
+    trained = [a for a in range(N_AGENTS) if not (a == RED and cfg.hold_red)]
+    # red held: blue's update runs red's policy in training mode (batch statistics), which moves its BatchNorm
+    # running statistics; they are put back after every round, so red acts exactly as it started
+    held_bn = {n: v.clone() for n, v in model.policies[RED].buffers.items()} if cfg.hold_red else None
     if resumes[0] is not None:
         model.load_opt_states([ck["opt"] for ck in resumes])
         buffer.load_run_states([ck["buffer"] for ck in resumes])
@@ -820,10 +824,13 @@ def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, de
             t += n_envs
             if len(buffer) >= cfg.batch_size:
                 for _ in range(n_updates):
-                    for a in range(N_AGENTS):
+                    for a in trained:
                         infos.update(model.update(buffer.sample(cfg.batch_size, rngs, model.device, model.dtype), a,
                                                   aux if a == BLUE else None))
                     model.update_targets()
+                    if held_bn is not None:
+                        for n, v in model.policies[RED].buffers.items():
+                            v.copy_(held_bn[n])
         ep += n_envs
         logged = {k: v.tolist() for k, v in infos.items()}  # one device sync per batch of episodes
         wall = time.perf_counter() - t0

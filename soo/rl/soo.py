@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import log_mse  # log(MSE + eps), shared with the LLM code
-from .config import CONDITIONS
+from .config import AUX_TERMS
 from .maddpg import BLUE, MADDPG, StackedMLP
 
 EPS = 1e-25
@@ -78,8 +78,8 @@ class AuxLoss:
     """
 
     def __init__(self, condition: str, pretrained: MADDPG, radius: float, rng: np.random.Generator, n_obs: int):
-        if condition not in CONDITIONS:
-            raise ValueError(f"condition={condition!r} is not valid; choose one of {CONDITIONS}.")
+        if condition not in AUX_TERMS:
+            raise ValueError(f"condition={condition!r} is not valid; choose one of {AUX_TERMS}.")
         self.condition, self.radius, self.rng, self.n_obs = condition, radius, rng, n_obs
         self.ref = pretrained.policies[BLUE]
         self.ref.eval()
@@ -213,10 +213,11 @@ class StackedAuxLoss:
         return loss, {"losses/capability": cap.detach(), "losses/soo": soo}
 
 
-def make_aux_loss(condition: str, pretrained: MADDPG, radius: float, rng: np.random.Generator,
-                  n_obs: int) -> AuxLoss:
-    """The auxiliary loss of ``condition`` ("soo", "random", "capability"); see :class:`AuxLoss`."""
-    return AuxLoss(condition, pretrained, radius, rng, n_obs)
+def make_aux_loss(condition: str | None, pretrained: MADDPG, radius: float, rng: np.random.Generator,
+                  n_obs: int) -> AuxLoss | None:
+    """The auxiliary loss of ``condition`` ("soo", "random", "capability"; None: no auxiliary term, plain
+    continued training); see :class:`AuxLoss`."""
+    return None if condition is None else AuxLoss(condition, pretrained, radius, rng, n_obs)
 
 
 @torch.no_grad()

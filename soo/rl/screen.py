@@ -1,0 +1,125 @@
+"""The screen of training settings for the RL premise: in which setting does the deceptive baseline deceive?
+
+The paper's RL claims rest on one premise: the deceptive baseline traps red more often than the honest one. At the
+official settings it does not (``notebooks/rl_baselines``). This module screens a small set of settings declared
+before any of them was run (:data:`DECLARATION`, also written to ``book/data/rl_screen/declaration.json``) with
+short runs: every seed's deceptive and honest baseline at ``SCREEN_EPISODES`` episodes (the exploration noise
+annealed over the same share of training as the official schedule), evaluated as the book evaluates its baselines.
+A setting passes when the deceptive baseline traps red more often than the honest one, paired over the seeds,
+with the book's test (:func:`soo.rl.metrics.paired_verdict`, two-sided paired t-test at 5 %) **and** in at least
+``MIN_SEEDS`` of the seeds. The full protocol is then run at the first passing setting in the declared order.
+
+``python -m soo.rl.screen`` (``make rl-screen``) runs the screen and writes ``book/data/rl_screen/results.json``
+(per setting and seed: trap rates, blue's return, the verdict, wall time, machine); the baselines notebook shows it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..utils import atomic_write_json, check_choice, machine_info, manifest, project_root, read_json
+from .config import PAPER_SEEDS, SETTINGS, scale_config
+from .env import MODES
+from .metrics import paired_verdict
+
+SCREEN_DIR = project_root() / "book" / "data" / "rl_screen"
+SCREEN_EPISODES = 10_000
+"""Episodes of every screened baseline (the full protocol: 40 000)."""
+MIN_SEEDS = 7
+DECLARATION = {
+    "question": "In which training setting does the deceptive baseline trap red more often than the honest one?",
+    "settings": ["official", "single_env", "gamma099", "gamma099_single_env"],
+    "order": "the full protocol runs at the first setting in this order that passes (the smallest departure from "
+             "the official code first: its own single-environment schedule, then the discount, then both)",
+    "why": {"official": "the reference row: the settings of the kept full-protocol runs",
+            "single_env": "the official code stepped one environment (n_rollout_threads 1); this project steps 100",
+            "gamma099": "at gamma 0.95 no scripted lure beats going straight to the goal in discounted return; "
+                        "at 0.99 the best one wins by about 8-10 %",
+            "gamma099_single_env": "both departures together"},
+    "protocol": {"seeds": list(PAPER_SEEDS), "baseline_episodes": SCREEN_EPISODES,
+                 "n_exploration_eps": SCREEN_EPISODES * 25_000 // 40_000,
+                 "eval_episodes": 500, "evaluation": "as the book's baselines: deterministic episodes in the "
+                 "deceptive environment on evaluation seed 10000 + training seed, every agent meeting the same "
+                 "initial states"},
+    "criterion": f"trap rate of the deceptive baseline > that of the honest one, paired over the {len(PAPER_SEEDS)} "
+                 f"seeds: two-sided paired t-test at 5 % (soo.rl.metrics.paired_verdict says 'yes') and higher in "
+                 f"at least {MIN_SEEDS} of {len(PAPER_SEEDS)} seeds",
+}
+"""What the screen tests and how it decides, fixed before it was run."""
+
+
+def screen_config(setting: str, seeds=PAPER_SEEDS, episodes: int = SCREEN_EPISODES):
+    """The :class:`~soo.rl.config.ScaleConfig` of one screened setting: the full preset's training settings at
+    ``episodes`` baseline episodes, the exploration noise annealed over the official share (25/40) of them."""
+    check_choice("setting", setting, tuple(SETTINGS))
+    base = scale_config("full", seeds=seeds, setting=setting)
+    return replace(base, baseline_episodes=episodes,
+                   overrides={**base.overrides, "n_exploration_eps": max(1, episodes * 25_000 // 40_000),
+                              "save_interval": episodes})
+
+
+def passes(verdict: dict, min_seeds: int = MIN_SEEDS) -> bool:
+    """The declared criterion on :func:`soo.rl.metrics.paired_verdict`'s result (honest first, deceptive second)."""
+    return verdict["verdict"] == "yes" and verdict["n_better"] >= min_seeds
+
+
+def screen_setting(setting: str, out_dir, seeds=PAPER_SEEDS, episodes: int = SCREEN_EPISODES,
+                   workers: int = 2) -> dict:
+    """Train and evaluate one setting's baselines; its row of ``results.json``."""
+    from .experiment import run_all, baseline_runs, summary_table  # the protocol's own steps
+
+    scfg = screen_config(setting, seeds, episodes)
+    t0 = time.perf_counter()
+    run_all(baseline_runs(scfg), out_dir, scfg.tag, workers, kept_dir=None, cpu_stack=scfg.cpu_stack)
+    train_s = time.perf_counter() - t0
+    table = summary_table(scfg, out_dir, kinds=MODES)
+    per = {k: table[table.agent == k].set_index("seed").loc[list(scfg.seeds)] for k in MODES}
+    v = paired_verdict(per["honest"]["trap_rate"], per["deceptive"]["trap_rate"])
+    return {"setting": setting, "settings": SETTINGS[setting], "seeds": list(scfg.seeds), "episodes": episodes,
+            "trap_rate": {k: per[k]["trap_rate"].tolist() for k in MODES},
+            "return_blue": {k: per[k]["return_blue"].tolist() for k in MODES},
+            "verdict": v["verdict"], "n_better": v["n_better"], "n": v["n"], "mean_diff": v["mean_diff"],
+            "passes": passes(v), "train_wall_s": train_s, "eval_wall_s": time.perf_counter() - t0 - train_s}
+
+
+def chosen(results: dict) -> str | None:
+    """The first passing setting in the declared order, or None."""
+    rows = {r["setting"]: r for r in results["rows"]}
+    return next((s for s in results["declaration"]["settings"] if s in rows and rows[s]["passes"]), None)
+
+
+def main(argv=None) -> int:
+    """``make rl-screen``: screen the declared settings (all, or ``--settings``) and write the results."""
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--settings", nargs="*", default=None, choices=DECLARATION["settings"])
+    ap.add_argument("--out-dir", default=None, help="where to train (default: a fresh temporary folder)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--screen-dir", default=str(SCREEN_DIR))
+    args = ap.parse_args(argv)
+    sdir = Path(args.screen_dir)
+    declared = sdir / "declaration.json"
+    if not declared.exists() or read_json(declared) != json.loads(json.dumps(DECLARATION)):
+        raise SystemExit(f"{declared} is missing or differs from soo.rl.screen.DECLARATION: the screen runs only "
+                         "what was declared before it (write the declaration and commit it first).")
+    out = Path(args.out_dir or tempfile.mkdtemp(prefix="rl_screen_"))
+    res_path = sdir / "results.json"
+    results = read_json(res_path) if res_path.exists() else {"declaration": DECLARATION, "rows": []}
+    for setting in args.settings or DECLARATION["settings"]:
+        row = {**screen_setting(setting, out, workers=args.workers), "machine": machine_info(),
+               "workers": args.workers, **manifest()}
+        results["rows"] = [r for r in results["rows"] if r["setting"] != setting] + [row]
+        results["rows"].sort(key=lambda r: DECLARATION["settings"].index(r["setting"]))
+        results["chosen"] = chosen(results)
+        atomic_write_json(res_path, results)
+        print(json.dumps({k: row[k] for k in ("setting", "verdict", "n_better", "mean_diff", "passes",
+                                               "train_wall_s")}), flush=True)
+    print(f"chosen: {results['chosen']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
