@@ -197,7 +197,7 @@ def plot_training_curves(curves: dict, ax=None, ylabel="Training loss (epoch mea
 from .rl.config import AGENTS as RL_AGENTS  # noqa: E402
 
 RL_AGENT_COLOURS = {"deceptive": PALETTE[3], "honest": PALETTE[2], "soo": PALETTE[0], "capability": PALETTE[4],
-                    "random": PALETTE[7]}
+                    "random": PALETTE[7], "plain": PALETTE[1], "soo_held": PALETTE[9], "plain_held": PALETTE[5]}
 
 
 def _rl_short(kind: str) -> str:
@@ -311,5 +311,58 @@ def plot_rl_per_seed(values: dict, ylabel: str, kinds=("deceptive", "soo", "capa
     sns.pointplot(data=df, x="agent", y="value", order=order, color="black", errorbar=_population_sd,
                   linestyle="none", markers="_", markersize=20, capsize=0.2, ax=ax)
     ax.set(xlabel="", ylabel=ylabel)
+    ax.tick_params(axis="x", labelrotation=15)
+    return ax
+
+
+def plot_rl_reference_blues(df: pd.DataFrame, labels: dict, fig=None):
+    """Trap rate (%) per training seed (dots) and mean ± population SD, one panel per red (the deceptive and the
+    honest baseline's), one column per blue: the two learned blues, then the scripted reference blues.
+    ``df``: ``soo.rl.experiment.reference_frame``; ``labels``: the reference blues' labels."""
+    names = {"learned_deceptive": "Learned deceptive", "learned_honest": "Learned honest", **labels}
+    order = [names[b] for b in names if b in set(df["blue"])]
+    reds = [r for r in RL_AGENTS if r in set(df["red"])]
+    fig = fig or plt.figure(figsize=(11, 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(reds), sharey=True))
+    d = df.assign(blue_label=df["blue"].map(names), trap=100 * df["trap_rate"])
+    for ax, red in zip(axes, reds):
+        sub = d[d["red"] == red]
+        sns.stripplot(data=sub, x="blue_label", y="trap", order=order, color=PALETTE[0], size=4, alpha=0.7,
+                      jitter=0.15, ax=ax)
+        sns.pointplot(data=sub, x="blue_label", y="trap", order=order, color="black", errorbar=_population_sd,
+                      linestyle="none", markers="_", markersize=18, capsize=0.2, ax=ax)
+        ax.set(title=f"Red of the {RL_AGENTS[red].lower()}", xlabel="", ylabel="Red trapped (% of episodes)")
+        ax.tick_params(axis="x", labelrotation=30)
+        for t in ax.get_xticklabels():
+            t.set_horizontalalignment("right")
+    return fig
+
+
+def plot_rl_pair_lottery(lottery: pd.DataFrame, labels: dict, ax=None):
+    """Which trained pair (column: training seed), analysed alone, supports which claim (row): a grid of yes
+    (filled) / no, with the count per claim in its label."""
+    ax = _ax(ax, (0.8 * lottery.shape[0] + 4.5, 0.5 * lottery.shape[1] + 1.2))
+    data = lottery.T.astype(float)
+    sns.heatmap(data, cmap=sns.light_palette(PALETTE[0], as_cmap=True), vmin=0, vmax=1, cbar=False, linewidths=1,
+                linecolor="white", annot=lottery.T.map(lambda v: "yes" if v else "no"), fmt="", ax=ax)
+    ax.set_yticklabels([f"{labels[c]} ({int(lottery[c].sum())} of {len(lottery)})" for c in lottery.columns],
+                       rotation=0)
+    ax.set(xlabel="Training seed (one trained set of agents, analysed alone)", ylabel="")
+    return ax
+
+
+def plot_rl_screen(screen_rows: list, ax=None):
+    """The settings screen: per setting, each seed's deceptive − honest trap-rate difference (points) with the
+    mean; a setting that met the declared criterion is marked."""
+    ax = _ax(ax, (6.5, 3.2))
+    rows = [{"setting": r["setting"] + (" (passes)" if r["passes"] else ""),
+             "diff": 100 * (d - h)} for r in screen_rows
+            for d, h in zip(r["trap_rate"]["deceptive"], r["trap_rate"]["honest"])]
+    df = pd.DataFrame(rows)
+    sns.stripplot(data=df, x="setting", y="diff", color=PALETTE[3], size=5, alpha=0.7, jitter=0.1, ax=ax)
+    sns.pointplot(data=df, x="setting", y="diff", color="black", errorbar=None, linestyle="none", markers="_",
+                  markersize=20, ax=ax)
+    ax.axhline(0, color="0.5", lw=1, ls="--")
+    ax.set(xlabel="", ylabel="Deceptive − honest trap rate\n(points, per seed)")
     ax.tick_params(axis="x", labelrotation=15)
     return ax

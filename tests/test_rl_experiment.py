@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import soo.rl.diagnostics
 import soo.rl.experiment
 from soo.rl.config import AGENT_KINDS, AGENTS, CONDITIONS, scale_config
 from soo.rl.env import MODES
@@ -25,13 +26,16 @@ GLUED = {
                                                                "return_noise_end", "return_last", "return_drop",
                                                                "return_drop_seeds")),
                      "rl_noise_end_episode", "rl_noise_window"},
-    "rl_soo": {"rl_soo_scale", "rl_soo_seeds", "rl_soo_episodes", "rl_soo_closer_to_honest", "rl_n_seeds",
+    "rl_soo": {"rl_soo_scale", "rl_soo_seeds", "rl_soo_episodes", "rl_n_seeds",
                *(f"rl_{k}_{v}_ft" for k in AGENT_KINDS for v in ("trap_rate", "return_blue")),
                *(f"rl_diff_{p}{s}" for p in ("soo_vs_honest", "soo_vs_deceptive", "honest_vs_deceptive")
                  for s in ("", "_sd")),
                *(f"rl_claim_{c}{s}" for c in ("reduces", "reduces_moves", "beyond_control", "like_honest", "capability",
-                                               "baselines_differ") for s in ("", "_diff", "_sd", "_seeds")),
-               *(f"rl_claim_{c}_reduces{s}" for c in ("capability", "random") for s in ("", "_seeds")),
+                                               "baselines_differ", "beyond_training", "held_reduces",
+                                               "held_beyond_training", "red_adapts")
+                 for s in ("", "_diff", "_sd", "_seeds")),
+               *(f"rl_claim_{c}_reduces{s}" for c in ("capability", "random", "plain", "plain_held")
+                 for s in ("", "_seeds")),
                *(f"rl_moves_{k}" for k in AGENT_KINDS), "rl_random_identical_seeds"},
     "rl_classification": {"rl_class_scale", "rl_class_seeds", "rl_class_n_eval_seeds", "rl_class_max_episodes",
                           "rl_class_acc_final", "rl_class_acc_first", "rl_class_acc_best", "rl_class_verdict",
@@ -240,3 +244,34 @@ def test_noise_end_returns_compares_the_windows_seed_by_seed():
     assert dec["verdict"] == "yes" and dec["n_better"] == 3
     assert list(hon["last"]) == list(hon["at_noise_end"]) == [7.0, 8.0, 9.0]
     assert hon["verdict"] == "not resolved" and hon["n_better"] == 0
+
+
+def test_reference_blues_and_premise_glue(out):
+    """The learned pairs replayed through the diagnostics give the evaluation's own trap rates (same episodes);
+    every red meets every blue; the screen's rows are glued per setting."""
+    ref = soo.rl.experiment.reference_blues(TINY, out)
+    df = soo.rl.experiment.reference_frame(ref)
+    assert len(df) == 2 * 2 * (2 + len(soo.rl.diagnostics.REFERENCE_BLUES)) and ref["gamma"] == 0.95
+    for seed in TINY.seeds:
+        for m in MODES:
+            own = df[(df.seed == seed) & (df.red == m) & (df.blue == f"learned_{m}")].iloc[0]
+            summ = soo.rl.experiment.evaluate_agent(TINY, out, m, seed)["summary"]
+            assert own.trap_rate == pytest.approx(summ["trap_rate"]) and own.return_blue == pytest.approx(summ["return_blue"])
+    fake_screen = {"chosen": None, "rows": [
+        {"setting": "official", "settings": {}, "verdict": "not resolved", "n_better": 3, "n": 8, "mean_diff": 0.01,
+         "passes": False, "trap_rate": {"deceptive": [0.4] * 8, "honest": [0.39] * 8}, "train_wall_s": 600,
+         "machine": {"cpu": "X", "cpu_count": 2}}]}
+    values = soo.rl.experiment.glue_rl_premise(TINY, out, ref=ref, screen=fake_screen)
+    _check_types(values)
+    assert values["rl_lure_pays"] in {"pays", "does not pay"}
+    assert values["rl_screen_official_passes"] == "fails" and values["rl_screen_chosen"] == "none"
+    assert values["rl_ref_deceptive_learned_deceptive_trap_rate"] == pytest.approx(
+        100 * np.mean([soo.rl.experiment.evaluate_agent(TINY, out, "deceptive", s)["summary"]["trap_rate"]
+                       for s in TINY.seeds]))
+
+
+def test_pair_lottery_has_one_row_per_trained_pair(out):
+    res = soo.rl.experiment.classify(TINY, out)
+    lot = soo.rl.experiment.pair_lottery(TINY, out, cls_res=res)
+    assert list(lot.index) == list(TINY.seeds) and set(lot.columns) == set(soo.rl.experiment.PAIR_CLAIMS)
+    assert lot["classifier_perfect"].tolist() == [a["accuracy"][-1] == 1.0 for a in res["per_seed"]]

@@ -46,8 +46,9 @@ from ..utils import (atomic_write_json, cached, check_choice, machine_info, mani
 from .config import AGENT_KINDS, CONDITIONS, SETTINGS, RLConfig, ScaleConfig, scale_config
 from .env import MODES
 from .maddpg import BLUE, MADDPG, is_finished, load_policies, save_policies, settings_key, train_stacked
+from .diagnostics import REFERENCE_BLUES, lure_verdict, pair_claims, reference_table
 from .metrics import (behavioural_difference, classification_accuracy, deceptive_moves, mean_soo_curve,
-                      paired_verdict, rollout, summary, threshold_grid, truncated_surfaces)
+                      paired_verdict, per_episode, rollout, summary, threshold_grid, truncated_surfaces)
 from .soo import make_aux_loss
 
 EVAL_THREADS = 1
@@ -315,13 +316,14 @@ def evaluate_agent(scfg: ScaleConfig, out_dir, kind: str, seed: int) -> dict:
     ``eval/{kind}_seed{seed}.json``: summary, deceptive-movement records, the first episode's trajectory."""
     env_cfg = scfg.rl_config("deceptive", seed).env
     key = {"agent": kind, "seed": seed, "eval_episodes": scfg.eval_episodes, "eval_seed": 10_000 + seed,
-           "env": asdict(env_cfg), "trained": trained_settings(out_dir, scfg.tag, kind, seed)}
+           "env": asdict(env_cfg), "trained": trained_settings(out_dir, scfg.tag, kind, seed), "per_episode": True}
 
     def compute():
         with torch_threads(EVAL_THREADS):
             ro = rollout(load_agent(out_dir, scfg.tag, kind, seed), env_cfg, scfg.eval_episodes, seed=10_000 + seed)
         return {"seed": seed, "agent": kind, "eval_episodes": scfg.eval_episodes, "summary": summary(ro),
-                "records": deceptive_moves(ro), "trajectory": {k: ro[k][0] for k in ("pos", "goal", "fake", "trapped")}}
+                "per_episode": per_episode(ro), "records": deceptive_moves(ro),
+                "trajectory": {k: ro[k][0] for k in ("pos", "goal", "fake", "trapped")}}
 
     return cached(rl_dir(out_dir, scfg.tag) / "eval" / f"{kind}_seed{seed}.json", key, compute)
 
@@ -362,14 +364,18 @@ def claims(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: d
     * ``like_honest``: its behavioural difference to the honest baseline is smaller than to the deceptive one;
     * ``capability``: it stays as close to the goal as the deceptive baseline (``no`` = it is significantly
       farther away: capability lost; ``yes`` otherwise);
-    * ``baselines_differ``: the deceptive baseline traps red more often than the honest one.
+    * ``baselines_differ``: the deceptive baseline traps red more often than the honest one;
+    * ``beyond_training``: SOO traps red less often than plain continued training (no auxiliary term);
+      ``held_reduces`` / ``held_beyond_training``: with red held at its baseline, SOO traps red less often than
+      the deceptive baseline / than plain continued training with red held; ``red_adapts``: plain continued
+      training traps red less often when red keeps learning than when it is held (red's own adaptation);
+    * ``controls_reduce``: each control against the deceptive baseline.
     Each: verdict, mean and SD of the per-seed difference, seeds in favour, and the per-seed values.
     ``table`` (:func:`summary_table` of every agent) and ``beh`` (:func:`behaviour`): pass them if already computed."""
     table = summary_table(scfg, out_dir) if table is None else table
     per = {k: table[table.agent == k].set_index("seed").loc[list(scfg.seeds)] for k in AGENT_KINDS}
     beh = behaviour(scfg, out_dir) if beh is None else beh
-    moves = {k: [float((np.asarray(evaluate_agent(scfg, out_dir, k, s)["records"]).reshape(-1, 3)[:, 2] > 0).sum())
-                 / scfg.eval_episodes for s in scfg.seeds] for k in AGENT_KINDS}  # per episode, red in sight
+    moves = deceptive_moves_per_episode(scfg, out_dir, AGENT_KINDS)  # per episode, red in sight
     diff = beh["difference"]
     out = {
         "reduces": paired_verdict(per["soo"]["trap_rate"], per["deceptive"]["trap_rate"]),
@@ -378,8 +384,12 @@ def claims(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: d
         "beyond_control": paired_verdict(per["soo"]["trap_rate"], per["capability"]["trap_rate"]),
         "capability": paired_verdict(per["deceptive"]["blue_dist_goal"], per["soo"]["blue_dist_goal"]),
         "baselines_differ": paired_verdict(per["honest"]["trap_rate"], per["deceptive"]["trap_rate"]),
+        "beyond_training": paired_verdict(per["soo"]["trap_rate"], per["plain"]["trap_rate"]),
+        "held_reduces": paired_verdict(per["soo_held"]["trap_rate"], per["deceptive"]["trap_rate"]),
+        "held_beyond_training": paired_verdict(per["soo_held"]["trap_rate"], per["plain_held"]["trap_rate"]),
+        "red_adapts": paired_verdict(per["plain"]["trap_rate"], per["plain_held"]["trap_rate"]),
         "controls_reduce": {c: paired_verdict(per[c]["trap_rate"], per["deceptive"]["trap_rate"])
-                            for c in ("capability", "random")},
+                            for c in ("capability", "random", "plain", "plain_held")},
         "per_seed": {"trap_rate": {k: per[k]["trap_rate"].tolist() for k in AGENT_KINDS},
                      "blue_dist_goal": {k: per[k]["blue_dist_goal"].tolist() for k in AGENT_KINDS},
                      "deceptive_moves": moves, "seeds": list(scfg.seeds)},
@@ -468,6 +478,83 @@ def _classify(scfg: ScaleConfig, out_dir, episodes: list) -> dict:
     acc = np.array([p["accuracy"] for p in per_seed])
     return {"scale": scfg.scale, "seeds": list(scfg.seeds), "episodes": episodes, "class_seeds": scfg.class_seeds,
             "per_seed": per_seed, "accuracy_mean": acc.mean(0), "accuracy_sd": acc.std(0), "manifest": manifest()}
+
+
+def reference_blues(scfg: ScaleConfig, out_dir) -> dict:
+    """Every seed's baseline reds against the learned blues and the scripted reference blues
+    (:func:`soo.rl.diagnostics.reference_table`: trap rate, blue's return undiscounted and discounted at the
+    training discount, under the deceptive reward), on the evaluation episodes of :func:`evaluate_agent`;
+    ``{"rows": [...], "gamma": ..}``, cached in ``eval/reference_blues.json`` under the baselines' trained settings."""
+    gamma = scfg.rl_config("deceptive", scfg.seeds[0]).gamma
+    key = {"seeds": list(scfg.seeds), "eval_episodes": scfg.eval_episodes, "gamma": gamma,
+           "blues": list(REFERENCE_BLUES), "env": asdict(scfg.rl_config("deceptive", scfg.seeds[0]).env),
+           "baselines": {f"{m}_seed{s}": trained_settings(out_dir, scfg.tag, m, s) for s in scfg.seeds for m in MODES}}
+
+    def compute():
+        rows = []
+        with torch_threads(EVAL_THREADS):
+            for seed in scfg.seeds:
+                models = {m: load_agent(out_dir, scfg.tag, m, seed) for m in MODES}
+                env_cfg = scfg.rl_config("deceptive", seed).env
+                rows += [{"seed": seed, **r} for r in reference_table(models, env_cfg, scfg.eval_episodes,
+                                                                      10_000 + seed, gamma)]
+        return {"rows": rows, "gamma": gamma}
+
+    return cached(rl_dir(out_dir, scfg.tag) / "eval" / "reference_blues.json", key, compute)
+
+
+def reference_frame(ref: dict) -> pd.DataFrame:
+    """:func:`reference_blues`' rows as a table, one row per (seed, red, blue)."""
+    return pd.DataFrame(ref["rows"])
+
+
+def deceptive_moves_per_episode(scfg: ScaleConfig, out_dir, kinds=MODES) -> dict:
+    """``{kind: per-seed list}`` of the official deceptive-movement count with red in sight, per episode."""
+    return {k: [float((np.asarray(evaluate_agent(scfg, out_dir, k, s)["records"]).reshape(-1, 3)[:, 2] > 0).sum())
+                / scfg.eval_episodes for s in scfg.seeds] for k in kinds}
+
+
+PAIR_CLAIMS = {"baselines_differ": "Baselines differ (deceptive traps more)",
+               "reduces": "SOO traps less than deceptive",
+               "beyond_control": "SOO traps less than capability term",
+               "beyond_training": "SOO traps less than continued training",
+               "like_honest": "SOO behaves more like honest",
+               "capability": "SOO keeps capability",
+               "classifier_perfect": "Mean-SOO classifier perfect"}
+"""The claims :func:`pair_lottery` reads per trained pair, with their labels."""
+
+
+def pair_lottery(scfg: ScaleConfig, out_dir, beh: dict | None = None, cls_res: dict | None = None) -> pd.DataFrame:
+    """Each training seed's agents analysed alone, as the paper analysed its one trained triple: one row per seed,
+    one boolean column per claim of :data:`PAIR_CLAIMS` (:func:`soo.rl.diagnostics.pair_claims`: trap-rate and
+    distance claims by a paired t-test over that seed's evaluation episodes). ``beh``: :func:`behaviour`;
+    ``cls_res``: :func:`classify` (the classifier column is left out without it)."""
+    beh = behaviour(scfg, out_dir) if beh is None else beh
+    kinds = ("deceptive", "honest", "soo", "capability", "plain")
+    rows = []
+    for i, seed in enumerate(scfg.seeds):
+        ep = {k: evaluate_agent(scfg, out_dir, k, seed)["per_episode"] for k in kinds}
+        mse = {p: beh["difference"][p]["per_seed"][i] for p in ("soo_vs_honest", "soo_vs_deceptive")}
+        acc = None if cls_res is None else cls_res["per_seed"][i]["accuracy"][-1]
+        rows.append({"seed": seed, **pair_claims(ep, mse, acc)})
+    return pd.DataFrame(rows).set_index("seed")
+
+
+def screen_results(path=None) -> dict | None:
+    """The settings screen's results (``book/data/rl_screen/results.json``, :mod:`soo.rl.screen`), or None."""
+    from .screen import SCREEN_DIR
+
+    path = Path(path) if path is not None else SCREEN_DIR / "results.json"
+    return read_json(path) if path.exists() else None
+
+
+def screen_frame(res: dict) -> pd.DataFrame:
+    """One row per screened setting: its departures, trap rates (mean over seeds), verdict, seeds, criterion met."""
+    return pd.DataFrame([{"setting": r["setting"], "changes": ", ".join(f"{k}={v}" for k, v in r["settings"].items())
+                          or "none", "deceptive trap %": 100 * np.mean(r["trap_rate"]["deceptive"]),
+                          "honest trap %": 100 * np.mean(r["trap_rate"]["honest"]), "verdict": r["verdict"],
+                          "seeds deceptive higher": f"{r['n_better']} of {r['n']}", "passes": r["passes"],
+                          "training min": r["train_wall_s"] / 60} for r in res["rows"]]).set_index("setting")
 
 
 def classification_table(res: dict) -> pd.DataFrame:
@@ -559,7 +646,61 @@ def glue_rl_baselines(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = N
     return out
 
 
-TRAP_RATE_CLAIMS = ("reduces", "beyond_control", "baselines_differ")
+def _mean_of(df: pd.DataFrame, red: str, blue: str, col: str) -> float:
+    return float(df[(df.red == red) & (df.blue == blue)][col].mean())
+
+
+def glue_rl_premise(scfg: ScaleConfig, out_dir, ref: dict | None = None, screen: dict | None = None) -> dict:
+    """``{glue name: value}`` of the premise section of ``notebooks/rl_baselines``: every red against the learned
+    and reference blues (mean over seeds of trap rate, blue's return and discounted return: ``rl_ref_{red}_{blue}_*``),
+    whether the learned deceptive blue traps red more often than the straight-to-goal blue (paired over seeds),
+    whether luring pays at the training discount (:func:`soo.rl.diagnostics.lure_verdict`), the deceptive
+    movements per episode of both baselines, and the settings screen (``rl_screen_*``; absent if not run)."""
+    ref = reference_blues(scfg, out_dir) if ref is None else ref
+    df = reference_frame(ref)
+    out = {"rl_gamma": ref["gamma"]}
+    for red in MODES:
+        for blue in ["learned_deceptive", "learned_honest", *REFERENCE_BLUES]:
+            for col, unit in (("trap_rate", 100), ("return_blue", 1), ("disc_blue", 1)):
+                out[f"rl_ref_{red}_{blue}_{col}"] = unit * _mean_of(df, red, blue, col)
+    per = {s: [r for r in ref["rows"] if r["seed"] == s] for s in scfg.seeds}
+    lv = lure_verdict(per)
+    out.update({"rl_lure_pays": lv["pays"], "rl_lure_best": REFERENCE_BLUES[lv["best_lure"]].lower(),
+                "rl_lure_disc_goal": lv["disc_goal"], "rl_lure_disc_lure": lv["disc_lure"],
+                "rl_lure_disc_seeds": f"{lv['disc']['n_better']} of {lv['disc']['n']}",
+                "rl_lure_undisc_goal": lv["undisc_goal"], "rl_lure_undisc_lure": lv["undisc_lure"],
+                "rl_lure_undisc_verdict": lv["undisc"]["verdict"],
+                "rl_lure_undisc_seeds": f"{lv['undisc']['n_better']} of {lv['undisc']['n']}"})
+    trap = {b: df[(df.red == "deceptive") & (df.blue == b)].set_index("seed").loc[list(scfg.seeds), "trap_rate"]
+            for b in ("learned_deceptive", "goal")}
+    v = paired_verdict(trap["goal"], trap["learned_deceptive"])
+    out["rl_deceptive_beats_goal"], out["rl_deceptive_beats_goal_seeds"] = v["verdict"], f"{v['n_better']} of {v['n']}"
+    moves = deceptive_moves_per_episode(scfg, out_dir)
+    mv = paired_verdict(moves["honest"], moves["deceptive"])
+    out.update({"rl_base_moves_deceptive": float(np.mean(moves["deceptive"])),
+                "rl_base_moves_honest": float(np.mean(moves["honest"])), "rl_moves_differ": mv["verdict"],
+                "rl_moves_differ_seeds": f"{mv['n_better']} of {mv['n']}"})
+    screen = screen_results() if screen is None else screen
+    if screen is not None:
+        from .screen import MIN_SEEDS, SCREEN_EPISODES
+
+        out.update({"rl_screen_episodes": SCREEN_EPISODES, "rl_screen_min": MIN_SEEDS,
+                    "rl_screen_chosen": screen.get("chosen") or "none",
+                    "rl_screen_n_settings": len(screen["rows"]),
+                    "rl_screen_machine": "; ".join(sorted({f"{r['machine']['cpu']} ({r['machine']['cpu_count']} cores)"
+                                                           for r in screen["rows"]}))})
+        for r in screen["rows"]:
+            k = f"rl_screen_{r['setting']}"
+            out.update({f"{k}_verdict": r["verdict"], f"{k}_seeds": f"{r['n_better']} of {r['n']}",
+                        f"{k}_diff": 100 * r["mean_diff"], f"{k}_passes": "passes" if r["passes"] else "fails",
+                        f"{k}_deceptive": 100 * float(np.mean(r["trap_rate"]["deceptive"])),
+                        f"{k}_honest": 100 * float(np.mean(r["trap_rate"]["honest"])),
+                        f"{k}_min": r["train_wall_s"] / 60})
+    return out
+
+
+TRAP_RATE_CLAIMS = ("reduces", "beyond_control", "baselines_differ", "beyond_training", "held_reduces",
+                    "held_beyond_training", "red_adapts")
 """Claims on trap rates: their differences are glued in percentage points."""
 
 
@@ -582,8 +723,8 @@ def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, b
     for pair, d in diff.items():
         out[f"rl_diff_{pair}"] = d["mean"]
         out[f"rl_diff_{pair}_sd"] = d["sd"]
-    out["rl_soo_closer_to_honest"] = "yes" if diff["soo_vs_honest"]["mean"] < diff["soo_vs_deceptive"]["mean"] else "no"
-    for name in ("reduces", "reduces_moves", "beyond_control", "like_honest", "capability", "baselines_differ"):
+    for name in ("reduces", "reduces_moves", "beyond_control", "like_honest", "capability", "baselines_differ",
+                 "beyond_training", "held_reduces", "held_beyond_training", "red_adapts"):
         c, unit = cl[name], (100 if name in TRAP_RATE_CLAIMS else 1)
         out[f"rl_claim_{name}"] = c["verdict"]
         out[f"rl_claim_{name}_diff"] = unit * c["mean_diff"]
@@ -616,6 +757,13 @@ def glue_rl_classification(scfg: ScaleConfig, out_dir, res: dict | None = None) 
             "rl_class_verdict": "yes" if n_perfect == len(final) else ("no" if final.mean() <= 0.5 else "partly"),
             "rl_class_n_perfect": f"{n_perfect} of {len(final)}",
             "rl_class_acc_final_sd": 100 * float(final.std(ddof=0)), "rl_class_acc_min": 100 * float(final.min())}
+
+
+def glue_rl_lottery(lottery: pd.DataFrame) -> dict:
+    """``{glue name: value}`` of the pair lottery (:func:`pair_lottery`): per claim, in how many of the trained pairs,
+    each analysed alone, it would have been found (``rl_lottery_{claim}``: "k of n")."""
+    n = len(lottery)
+    return {"rl_lottery_n": n, **{f"rl_lottery_{c}": f"{int(lottery[c].sum())} of {n}" for c in lottery.columns}}
 
 
 def main(argv=None) -> int:

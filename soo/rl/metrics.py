@@ -49,6 +49,12 @@ def summary(ro: dict) -> dict:
             "trap_rate": float(ro["trapped"].mean())}
 
 
+def per_episode(ro: dict) -> dict:
+    """Per evaluation episode: ``trapped`` (0/1), blue's mean distance to the goal over steps, blue's return."""
+    d_goal = np.linalg.norm(ro["pos"][:, 1:, 1] - ro["goal"][:, None], axis=-1).mean(1)
+    return {"trapped": ro["trapped"].astype(float), "blue_dist_goal": d_goal, "return_blue": ro["rewards"][:, :, 1].sum(1)}
+
+
 def _unit(v):
     n = np.linalg.norm(v, axis=-1, keepdims=True)
     return np.divide(v, n, out=np.zeros_like(v), where=n > 0)

@@ -1,0 +1,106 @@
+"""The premise diagnostics: scripted reference blues, the luring verdict, the pair lottery, the settings screen."""
+import numpy as np
+import pytest
+import torch
+
+import soo.rl.experiment as ex
+from soo.rl import diagnostics as dg
+from soo.rl import screen
+from soo.rl.config import scale_config
+from soo.rl.env import BatchedDeceptionEnv, EnvConfig
+from soo.rl.maddpg import MADDPG, RLConfig
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _still_red():
+    """A MADDPG whose red policy outputs 0 (a motionless red)."""
+    m = MADDPG(RLConfig())
+    with torch.no_grad():
+        m.policies[0].fc3.weight.zero_()
+        m.policies[0].fc3.bias.zero_()
+    return m
+
+
+def test_fake_offset_reads_the_fake_landmark_from_blues_observation():
+    env = BatchedDeceptionEnv(64, seed=0)
+    obs = env.reset()
+    np.testing.assert_allclose(dg.fake_offset(obs[1]), (env.fake - env.pos[:, 1]).astype(np.float32), atol=1e-6)
+
+
+def test_scripted_blues_do_what_they_say():
+    """Against a motionless red: the goal blue reaches the goal; a lure walks to the fake landmark and, once it gives
+    up, to the goal; a motionless blue stays where it started."""
+    red, cfg = _still_red(), EnvConfig()
+    res = {b: dg.play(red, dg.scripted_blue(b), cfg, 200, seed=1, gamma=0.95) for b in dg.REFERENCE_BLUES}
+    env = BatchedDeceptionEnv(200, cfg, seed=1)
+    env.reset()
+    still = res["still"]["return_blue"]
+    assert (res["goal"]["return_blue"] >= still).all() and res["goal"]["return_blue"].mean() > 100
+    # the red spawned on the fake landmark is trapped at reset whatever blue does: +10 from the first step
+    spawn = np.linalg.norm(env.pos[:, 0] - env.fake, axis=1) < 0.16
+    assert (res["still"]["trapped"][spawn] == 1).all() and (res["still"]["trapped"][~spawn] == 0).all()
+    with pytest.raises(ValueError, match="reference blue"):
+        dg.scripted_blue("teleport")
+
+
+def test_play_discounts_from_the_first_step():
+    red, cfg = _still_red(), EnvConfig()
+    r1 = dg.play(red, dg.scripted_blue("goal"), cfg, 50, seed=3, gamma=1.0 - 1e-12)
+    assert np.allclose(r1["return_blue"], r1["disc_blue"], rtol=1e-9)
+    r0 = dg.play(red, dg.scripted_blue("goal"), cfg, 50, seed=3, gamma=0.0)
+    env = BatchedDeceptionEnv(50, cfg, seed=3)
+    obs = env.reset()
+    _, rew, _, _ = env.step([np.zeros((50, 2)), dg.scripted_blue("goal")(obs[1], 0)])
+    np.testing.assert_allclose(r0["disc_blue"], rew[:, 1])
+
+
+def test_lure_verdict_compares_the_best_lure_with_the_goal():
+    def rows(goal, lure):
+        return [{"red": "deceptive", "blue": "goal", "disc_blue": goal, "return_blue": goal},
+                *({"red": "deceptive", "blue": b, "disc_blue": lure - i, "return_blue": lure}
+                  for i, b in enumerate(x for x in dg.REFERENCE_BLUES if x.startswith("lure")))]
+
+    rng = np.random.default_rng(0)
+    pays = {s: rows(100 + rng.normal(), 120 + rng.normal()) for s in range(8)}
+    v = dg.lure_verdict(pays)
+    assert v["pays"] == "pays" and v["best_lure"] == "lure15" and not v["against"]
+    nopay = {s: rows(120 + rng.normal(), 100 + rng.normal()) for s in range(8)}
+    v = dg.lure_verdict(nopay)
+    assert v["pays"] == "does not pay" and v["against"]
+
+
+def test_pair_claims_on_clear_and_unclear_cases():
+    n = 400
+    rng = np.random.default_rng(1)
+    dist = rng.uniform(0.1, 0.3, n)
+    ep = {"deceptive": {"trapped": (rng.uniform(size=n) < 0.8).astype(float), "blue_dist_goal": dist},
+          "honest": {"trapped": (rng.uniform(size=n) < 0.2).astype(float), "blue_dist_goal": dist},
+          "soo": {"trapped": (rng.uniform(size=n) < 0.2).astype(float), "blue_dist_goal": dist + 0.2},
+          "capability": {"trapped": (rng.uniform(size=n) < 0.8).astype(float), "blue_dist_goal": dist},
+          "plain": {"trapped": (rng.uniform(size=n) < 0.2).astype(float), "blue_dist_goal": dist}}
+    c = dg.pair_claims(ep, {"soo_vs_honest": 1.0, "soo_vs_deceptive": 2.0}, accuracy=0.9)
+    assert c == {"baselines_differ": True, "reduces": True, "capability": False, "beyond_control": True,
+                 "beyond_training": False, "like_honest": True, "classifier_perfect": False}
+
+
+def test_screen_config_and_criterion():
+    cfg = screen.screen_config("gamma099")
+    rc = cfg.rl_config("deceptive", 155)
+    assert cfg.baseline_episodes == screen.SCREEN_EPISODES and rc.gamma == 0.99 and rc.n_episodes == 10_000
+    assert rc.n_exploration_eps == 6250 and cfg.tag == "full_gamma099"
+    assert screen.passes({"verdict": "yes", "n_better": 7}) and not screen.passes({"verdict": "yes", "n_better": 6})
+    assert not screen.passes({"verdict": "not resolved", "n_better": 8})
+    res = {"declaration": screen.DECLARATION, "rows": [{"setting": "official", "passes": False},
+                                                      {"setting": "gamma099_single_env", "passes": True},
+                                                      {"setting": "gamma099", "passes": True}]}
+    assert screen.chosen(res) == "gamma099"
+    with pytest.raises(ValueError, match="setting"):
+        screen.screen_config("gamma2")
+
+
+def test_the_declaration_on_disk_is_the_one_in_the_code():
+    """The screen refuses to run unless what was declared (and committed) is what it runs."""
+    import json
+
+    assert ex.read_json(screen.SCREEN_DIR / "declaration.json") == json.loads(json.dumps(screen.DECLARATION))
