@@ -36,6 +36,11 @@ NOTEBOOKS = (
 
 BOOK_SCALE = {"rl_baselines": "full", "rl_soo": "full", "rl_classification": "full"}
 """Notebooks the book runs at another scale than ``--scale default`` (the RL runs are kept with the book)."""
+RL_NOTEBOOKS = ("rl_baselines", "rl_soo", "rl_classification")
+BOOK_RL_SETTINGS = ("official",)
+"""The RL training settings the book shows (``soo.rl.config.SETTINGS``), each from its kept full-protocol runs
+(``book/data/rl_full/{setting}``): the official one, and the setting the screen chose (``soo.rl.screen``). The
+RL notebooks run once per setting; a setting's executed notebooks are named ``{notebook}_{setting}``."""
 
 
 def book_scale(name: str, scale: str) -> str:
@@ -49,8 +54,8 @@ def available(root: Path) -> list[str]:
 
 
 def execute(name: str, *, scale: str, root: Path | None = None, parameters: dict | None = None,
-            executed_dir: str | os.PathLike = "book/executed") -> Path:
-    """Execute one notebook; return the path of the executed ``.ipynb``."""
+            executed_dir: str | os.PathLike = "book/executed", out_name: str | None = None) -> Path:
+    """Execute one notebook; return the path of the executed ``.ipynb`` (``{out_name or name}.ipynb``)."""
     import jupytext
     import papermill as pm
 
@@ -63,8 +68,8 @@ def execute(name: str, *, scale: str, root: Path | None = None, parameters: dict
     jupytext.write(jupytext.read(src), paired)  # keep the .ipynb pair in sync with the .md
     out_dir = root / executed_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{name}.ipynb"
-    tmp = out_dir / f".{name}.tmp.ipynb"
+    out = out_dir / f"{out_name or name}.ipynb"
+    tmp = out_dir / f".{out_name or name}.tmp.ipynb"
     params = {"scale": scale, **(parameters or {})}
     try:
         pm.execute_notebook(str(paired), str(tmp), parameters=params, cwd=str(root),
@@ -84,12 +89,16 @@ def run_all(*, scale: str, root: Path | None = None, names=None, executed_dir="b
     names = list(names) if names else available(root)
     for n in names:
         check_choice("notebook", n, NOTEBOOKS)
+    jobs = [(n, n, {}) for n in names] + [(n, f"{n}_{s}", {"setting": s}) for s in BOOK_RL_SETTINGS[1:]
+                                           for n in RL_NOTEBOOKS if n in names]
     times = {}
-    for i, n in enumerate(names, 1):
+    for i, (n, out_name, params) in enumerate(jobs, 1):
         t0 = time.perf_counter()
-        execute(n, scale=book_scale(n, scale), root=root, executed_dir=executed_dir)
-        times[n] = time.perf_counter() - t0
-        print(f"[{i}/{len(names)}] {n:<22s} scale={book_scale(n, scale):<8s} {times[n]:7.1f} s", file=stream, flush=True)
+        execute(n, scale=book_scale(n, scale), root=root, executed_dir=executed_dir, parameters=params,
+                out_name=out_name)
+        times[out_name] = time.perf_counter() - t0
+        print(f"[{i}/{len(jobs)}] {out_name:<34s} scale={book_scale(n, scale):<8s} {times[out_name]:7.1f} s",
+              file=stream, flush=True)
     print(f"all notebooks: {sum(times.values()):.1f} s", file=stream, flush=True)
     return times
 

@@ -41,6 +41,22 @@ GLUED = {
                           "rl_class_acc_final", "rl_class_acc_first", "rl_class_acc_best", "rl_class_verdict",
                           "rl_class_n_perfect", "rl_class_acc_final_sd", "rl_class_acc_min"},
 }
+SCREENED = ("official", "single_env", "gamma099", "gamma099_single_env")
+# the premise diagnostics glued beside glue_rl_baselines' values, and the pair lottery beside the classifier's
+PREMISE = {
+    "rl_gamma", *(f"rl_ref_{r}_{b}_{c}" for r in MODES for b in ("learned_deceptive", "learned_honest", "still", "goal",
+                                                                  "lure15", "lure25", "lure50")
+                  for c in ("trap_rate", "return_blue", "disc_blue")),
+    *(f"rl_lure_{k}" for k in ("pays", "best", "disc_goal", "disc_lure", "disc_seeds", "undisc_goal", "undisc_lure",
+                               "undisc_verdict", "undisc_seeds")),
+    "rl_deceptive_beats_goal", "rl_deceptive_beats_goal_seeds", "rl_base_moves_deceptive", "rl_base_moves_honest",
+    "rl_moves_differ", "rl_moves_differ_seeds", "rl_screen_episodes", "rl_screen_min", "rl_screen_chosen",
+    "rl_screen_n_settings", "rl_screen_machine",
+    *(f"rl_screen_{s}_{k}" for s in SCREENED for k in ("verdict", "seeds", "diff", "passes", "deceptive", "honest",
+                                                        "min"))}
+LOTTERY = {"rl_lottery_n", *(f"rl_lottery_{c}" for c in soo.rl.experiment.PAIR_CLAIMS)}
+PAGE_GLUED = {**GLUED, "rl_baselines": GLUED["rl_baselines"] | PREMISE,
+              "rl_classification": GLUED["rl_classification"] | LOTTERY}
 VERDICTS = {"yes", "no", "not resolved", "partly"}
 
 
@@ -48,7 +64,7 @@ def _book_names() -> dict[str, set]:
     out = {name: set() for name in GLUED}
     for page in (project_root() / "book").glob("*.md"):
         for nb, key in re.findall(r"executed/(rl_\w+)\.ipynb::(\w+)", page.read_text()):
-            out[nb].add(key)
+            out[next(n for n in GLUED if nb == n or nb.startswith(n + "_"))].add(key)  # rl_soo_gamma099: rl_soo
     return out
 
 
@@ -76,7 +92,7 @@ def test_agent_kinds_in_one_place():
 def test_book_pages_quote_only_glued_values():
     for nb, names in _book_names().items():
         assert names, f"no page quotes {nb}"
-        assert names <= GLUED[nb], f"{nb}: pages quote values the notebook does not glue: {names - GLUED[nb]}"
+        assert names <= PAGE_GLUED[nb], f"{nb}: pages quote values the notebook does not glue: {names - PAGE_GLUED[nb]}"
 
 
 def _check_types(values: dict):
@@ -263,6 +279,7 @@ def test_reference_blues_and_premise_glue(out):
          "machine": {"cpu": "X", "cpu_count": 2}}]}
     values = soo.rl.experiment.glue_rl_premise(TINY, out, ref=ref, screen=fake_screen)
     _check_types(values)
+    assert set(values) <= PREMISE and "rl_lure_pays" in values
     assert values["rl_lure_pays"] in {"pays", "does not pay"}
     assert values["rl_screen_official_passes"] == "fails" and values["rl_screen_chosen"] == "none"
     assert values["rl_ref_deceptive_learned_deceptive_trap_rate"] == pytest.approx(
@@ -274,4 +291,5 @@ def test_pair_lottery_has_one_row_per_trained_pair(out):
     res = soo.rl.experiment.classify(TINY, out)
     lot = soo.rl.experiment.pair_lottery(TINY, out, cls_res=res)
     assert list(lot.index) == list(TINY.seeds) and set(lot.columns) == set(soo.rl.experiment.PAIR_CLAIMS)
+    assert set(soo.rl.experiment.glue_rl_lottery(lot)) == LOTTERY
     assert lot["classifier_perfect"].tolist() == [a["accuracy"][-1] == 1.0 for a in res["per_seed"]]

@@ -1,32 +1,41 @@
-"""The full-protocol RL runs kept with the book (``book/data/rl_full``) cannot go stale silently.
+"""The full-protocol RL runs kept with the book (``book/data/rl_full/{setting}``) cannot go stale silently.
 
-``make book`` restores these runs instead of training 40 runs (about an hour on 2 CPU cores), so the book's RL
+``make book`` restores these runs instead of training 64 runs per setting (about an hour on 2 CPU cores), so the book's RL
 chapter is only as current as they are. Each kept run's manifest holds the settings key of the run that made it
 (its settings, the training code's ``TRAINING_VERSION`` and, for a fine-tuning, its baseline's key). If the
-training code or the protocol changes, these tests fail until ``make rl-full`` is run again.
+training code or the protocol changes, these tests fail until ``make rl-full`` is run again (for each setting
+the book shows: ``RL_SETTING=... make rl-full``).
 """
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from soo.rl import experiment as ex
-from soo.rl.config import PAPER_SEEDS, scale_config
+from soo.notebooks import BOOK_RL_SETTINGS
+from soo.rl.config import CONDITIONS, PAPER_SEEDS, scale_config
 from soo.rl.maddpg import is_finished
 
 FULL = scale_config("full")
 
 
-def test_every_run_of_the_full_protocol_is_kept_and_current():
-    status = ex.kept_status(FULL)
-    assert len(status) == 40 and FULL.seeds == PAPER_SEEDS
+@pytest.mark.parametrize("setting", BOOK_RL_SETTINGS)
+def test_every_run_of_the_full_protocol_is_kept_and_current(setting):
+    scfg = scale_config("full", setting=setting)
+    status = ex.kept_status(scfg)
+    assert len(status) == 8 * (2 + len(CONDITIONS)) == 64 and scfg.seeds == PAPER_SEEDS
     bad = {k: v for k, v in status.items() if v != "ok"}
-    assert not bad, f"kept RL runs missing or stale (run `make rl-full`): {bad}"
+    assert not bad, f"kept RL runs missing or stale (run `RL_SETTING={setting} make rl-full`): {bad}"
+    protocol = json.loads((ex.kept_dir_of(setting) / "protocol.json").read_text())
+    assert protocol["setting"] == setting and protocol["runs"] == 64 and protocol["wall_time_s"] > 0
 
 
-def test_kept_runs_have_manifests_and_finished_training():
-    for r in ex.protocol_runs(FULL):
-        d = ex.KEPT_DIR / ("baselines" if r.init is None else "soo") / r.name
+@pytest.mark.parametrize("setting", BOOK_RL_SETTINGS)
+def test_kept_runs_have_manifests_and_finished_training(setting):
+    scfg = scale_config("full", setting=setting)
+    for r in ex.protocol_runs(scfg):
+        d = ex.kept_dir_of(setting) / ("baselines" if r.init is None else "soo") / r.name
         man = json.loads((d / "manifest.json").read_text())
         met = json.loads((d / "metrics.json").read_text())
         assert man["run"] == r.name and man["wall_time_s"] > 0 and man["trained_on"]["machine"]["cpu"]
@@ -39,7 +48,8 @@ def test_a_stale_run_is_flagged(tmp_path, monkeypatch):
     import soo.rl.maddpg as maddpg
 
     monkeypatch.setattr(maddpg, "TRAINING_VERSION", maddpg.TRAINING_VERSION + 1)
-    assert set(ex.kept_status(FULL).values()) == {"stale"}
+    for setting in BOOK_RL_SETTINGS:
+        assert set(ex.kept_status(scale_config("full", setting=setting)).values()) == {"stale"}
 
 
 def test_kept_runs_restore_and_evaluate(tmp_path):
