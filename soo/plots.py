@@ -302,7 +302,7 @@ def plot_rl_trajectories(trajectories: dict, fig=None):
 
 def plot_rl_per_seed(values: dict, ylabel: str, kinds=("deceptive", "soo", "capability", "random", "honest"), ax=None):
     """One dot per training seed and agent (``values[kind]``: per-seed list), with mean ± population SD."""
-    ax = _ax(ax, (6.5, 3.2))
+    ax = _ax(ax, (max(6.5, 1.1 * len(kinds) + 1), 3.4))
     df = pd.DataFrame([{"agent": RL_AGENTS[k], "value": v} for k in kinds for v in values[k]])
     order = [RL_AGENTS[k] for k in kinds]
     pal = {RL_AGENTS[k]: RL_AGENT_COLOURS[k] for k in kinds}
@@ -311,7 +311,9 @@ def plot_rl_per_seed(values: dict, ylabel: str, kinds=("deceptive", "soo", "capa
     sns.pointplot(data=df, x="agent", y="value", order=order, color="black", errorbar=_population_sd,
                   linestyle="none", markers="_", markersize=20, capsize=0.2, ax=ax)
     ax.set(xlabel="", ylabel=ylabel)
-    ax.tick_params(axis="x", labelrotation=15)
+    ax.tick_params(axis="x", labelrotation=25)
+    for t in ax.get_xticklabels():
+        t.set_horizontalalignment("right")
     return ax
 
 

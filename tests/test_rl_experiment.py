@@ -26,7 +26,7 @@ GLUED = {
                                                                "return_noise_end", "return_last", "return_drop",
                                                                "return_drop_seeds")),
                      "rl_noise_end_episode", "rl_noise_window"},
-    "rl_soo": {"rl_soo_scale", "rl_soo_seeds", "rl_soo_episodes", "rl_n_seeds",
+    "rl_soo": {"rl_soo_scale", "rl_soo_seeds", "rl_soo_episodes", "rl_n_seeds", "rl_bottom_line",
                *(f"rl_{k}_{v}_ft" for k in AGENT_KINDS for v in ("trap_rate", "return_blue")),
                *(f"rl_diff_{p}{s}" for p in ("soo_vs_honest", "soo_vs_deceptive", "honest_vs_deceptive")
                  for s in ("", "_sd")),
@@ -51,7 +51,7 @@ PREMISE = {
                                "undisc_verdict", "undisc_seeds")),
     "rl_deceptive_beats_goal", "rl_deceptive_beats_goal_seeds", "rl_base_moves_deceptive", "rl_base_moves_honest",
     "rl_moves_differ", "rl_moves_differ_seeds", "rl_screen_episodes", "rl_screen_min", "rl_screen_chosen",
-    "rl_screen_n_settings", "rl_screen_machine",
+    "rl_screen_bottom", "rl_screen_n_settings", "rl_screen_machine",
     *(f"rl_screen_{s}_{k}" for s in SCREENED for k in ("verdict", "seeds", "diff", "passes", "deceptive", "honest",
                                                         "min"))}
 LOTTERY = {"rl_lottery_n", *(f"rl_lottery_{c}" for c in soo.rl.experiment.PAIR_CLAIMS)}
@@ -134,6 +134,11 @@ def test_glue_rl_soo(out):
     _check_types(values)
     assert values == soo.rl.experiment.glue_rl_soo(TINY, out)
     assert values["rl_n_seeds"] == 2 and values["rl_soo_episodes"] == 50
+    assert values["rl_bottom_line"].startswith("the deceptive baseline")
+    holds = {**cl, "baselines_differ": {**cl["baselines_differ"], "verdict": "yes"}}
+    assert "so the claims are tested" in soo.rl.experiment.bottom_line(holds)
+    assert "test neither" in soo.rl.experiment.bottom_line({**cl, "baselines_differ": {**cl["baselines_differ"],
+                                                                                        "verdict": "not resolved"}})
     assert values["rl_claim_reduces_diff"] == pytest.approx(100 * cl["reduces"]["mean_diff"])  # percentage points
     assert values["rl_claim_like_honest_diff"] == cl["like_honest"]["mean_diff"]
     assert values["rl_diff_soo_vs_honest"] == beh["difference"]["soo_vs_honest"]["mean"]

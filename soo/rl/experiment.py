@@ -686,6 +686,8 @@ def glue_rl_premise(scfg: ScaleConfig, out_dir, ref: dict | None = None, screen:
 
         out.update({"rl_screen_episodes": SCREEN_EPISODES, "rl_screen_min": MIN_SEEDS,
                     "rl_screen_chosen": screen.get("chosen") or "none",
+                    "rl_screen_bottom": (f"the setting '{screen['chosen']}' met the criterion" if screen.get("chosen")
+                                         else f"none of the {len(screen['rows'])} declared settings met the criterion"),
                     "rl_screen_n_settings": len(screen["rows"]),
                     "rl_screen_machine": "; ".join(sorted({f"{r['machine']['cpu']} ({r['machine']['cpu_count']} cores)"
                                                            for r in screen["rows"]}))})
@@ -702,6 +704,20 @@ def glue_rl_premise(scfg: ScaleConfig, out_dir, ref: dict | None = None, screen:
 TRAP_RATE_CLAIMS = ("reduces", "beyond_control", "baselines_differ", "beyond_training", "held_reduces",
                     "held_beyond_training", "red_adapts")
 """Claims on trap rates: their differences are glued in percentage points."""
+
+
+def bottom_line(cl: dict) -> str:
+    """One sentence on what this setting's runs can say about SOO (glued, so the words follow the run): whether the
+    premise holds (the deceptive baseline traps red more often than the honest one, :func:`claims`), and if it does,
+    the verdicts of SOO against the baseline and against continued training."""
+    b = cl["baselines_differ"]
+    if b["verdict"] != "yes":
+        return (f"the deceptive baseline does not trap red significantly more often than the honest one here "
+                f"(higher in {b['n_better']} of {b['n']} seeds), so there is no deception for SOO to remove, and the "
+                f"SOO verdicts of this setting test neither the paper's claim nor its opposite")
+    return (f"the deceptive baseline traps red more often than the honest one here ({b['n_better']} of {b['n']} "
+            f"seeds), so the claims are tested: SOO reduces trapping, {cl['reduces']['verdict']}; beyond continued "
+            f"training, {cl['beyond_training']['verdict']}; with red held, {cl['held_reduces']['verdict']}")
 
 
 def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: dict | None = None,
@@ -736,6 +752,7 @@ def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, b
     for kind, v in cl["per_seed"]["deceptive_moves"].items():
         out[f"rl_moves_{kind}"] = float(np.mean(v))
     out["rl_n_seeds"] = len(scfg.seeds)
+    out["rl_bottom_line"] = bottom_line(cl)
     same = same_weights(scfg, out_dir)
     out["rl_random_identical_seeds"] = f"{sum(same)} of {len(same)}"
     return out
