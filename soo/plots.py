@@ -229,7 +229,9 @@ def plot_rl_training_curves(history: pd.DataFrame, y: str = "return_blue", noise
             ax.axvline(noise_end, color="0.4", linestyle="--", linewidth=1, label="exploration noise ends")
             if ax is axes[0]:
                 ax.legend(loc="lower right", frameon=False)
-        ax.set(title=RL_AGENTS[k], xlabel="Training episode", ylabel=y.replace("_", " ").capitalize())
+        label = ("Blue's episode return (its own training reward)" if y == "return_blue"
+                 else y.replace("_", " ").capitalize())
+        ax.set(title=RL_AGENTS[k], xlabel="Training episode", ylabel=label)
     return fig
 
 
@@ -297,6 +299,23 @@ def plot_rl_trajectories(trajectories: dict, fig=None):
         ax.scatter(*tr["fake"], s=250, facecolor="none", edgecolor="black", lw=2, label="fake")
         ax.set(title=RL_AGENTS[k], xlim=(-1, 1), ylim=(-1, 1), aspect="equal")
     axes[0].legend(fontsize="x-small", loc="lower left")
+    return fig
+
+
+def plot_rl_baselines_per_seed(trap_rate: dict, moves: dict, seeds, fig=None):
+    """Each seed's deceptive and honest baseline side by side: the trap rate (%, left) and the deceptive movements
+    with red in sight per episode (right); one line per seed joins its two baselines."""
+    fig = fig or plt.figure(figsize=(9, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, values, label in ((axes[0], trap_rate, "Red trapped (% of episodes)"),
+                              (axes[1], moves, "Moves towards the fake landmark\nwith red in sight, per episode")):
+        for i, seed in enumerate(seeds):
+            ax.plot([0, 1], [values["deceptive"][i], values["honest"][i]], color="0.6", lw=1, zorder=1)
+            ax.annotate(str(seed), (1.04, values["honest"][i]), fontsize="xx-small", va="center", color="0.4")
+        for x, k in enumerate(("deceptive", "honest")):
+            ax.scatter([x] * len(seeds), values[k], color=RL_AGENT_COLOURS[k], zorder=2, s=25)
+        ax.set(xticks=[0, 1], xticklabels=[RL_AGENTS["deceptive"], RL_AGENTS["honest"]], xlim=(-0.3, 1.3),
+               ylabel=label)
     return fig
 
 
