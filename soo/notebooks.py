@@ -36,6 +36,8 @@ NOTEBOOKS = (
 
 BOOK_SCALE = {"rl_baselines": "full", "rl_soo": "full", "rl_classification": "full"}
 """Notebooks the book runs at another scale than ``--scale default`` (the RL runs are kept with the book)."""
+BOOK_FIG_DIR = "book/figures"
+"""Where ``make book`` has the notebooks save the figures its pages show (relative to the project root)."""
 RL_NOTEBOOKS = ("rl_baselines", "rl_soo", "rl_classification")
 BOOK_RL_SETTINGS = ("official",)
 """The RL training settings the book shows (``soo.rl.config.SETTINGS``), each from its kept full-protocol runs
@@ -89,8 +91,11 @@ def run_all(*, scale: str, root: Path | None = None, names=None, executed_dir="b
     names = list(names) if names else available(root)
     for n in names:
         check_choice("notebook", n, NOTEBOOKS)
-    jobs = [(n, n, {}) for n in names] + [(n, f"{n}_{s}", {"setting": s}) for s in BOOK_RL_SETTINGS[1:]
-                                           for n in RL_NOTEBOOKS if n in names]
+    def figs(n):  # the book's figures go to book/figures (a notebook's own default is {out_dir}/figures)
+        return {"fig_dir": BOOK_FIG_DIR} if "fig_dir =" in (root / "notebooks" / f"{n}.md").read_text() else {}
+
+    jobs = [(n, n, figs(n)) for n in names] + [(n, f"{n}_{s}", {"setting": s, **figs(n)}) for s in BOOK_RL_SETTINGS[1:]
+                                               for n in RL_NOTEBOOKS if n in names]
     times = {}
     for i, (n, out_name, params) in enumerate(jobs, 1):
         t0 = time.perf_counter()

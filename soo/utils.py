@@ -308,3 +308,11 @@ def machine_info() -> dict:
 def manifest(**extra) -> dict:
     """A run manifest: package versions, git commit, plus whatever the caller adds."""
     return {"versions": package_versions(), "git_commit": git_commit(), **extra}
+
+
+def figure_dir(out_dir, fig_dir=None) -> Path:
+    """Where a notebook saves its figures, created: ``fig_dir``, or ``{out_dir}/figures`` when it is None (so a
+    re-run with its own ``out_dir`` never overwrites the book's figures; ``make book`` passes ``book/figures``)."""
+    d = Path(out_dir) / "figures" if fig_dir is None else Path(fig_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    return d

@@ -148,11 +148,16 @@ SMOKE = [(d, a) for d, a in COMMANDS if d == "workshop.md"]
 @pytest.mark.parametrize("doc,argv", SMOKE, ids=[Path(a[1]).stem + ":" + " ".join(a[3:])[:60] for _, a in SMOKE])
 def test_workshop_command_runs_at_smoke_scale(doc, argv, scratch, tmp_path):
     """The workshop's commands, run for real by papermill at the smoke scale (the exercise on layer 6 at layer 1:
-    the smoke model has 2 layers)."""
-    argv = [PAPERMILL, argv[1], str(tmp_path / "out.ipynb"), *argv[3:], "-p", "scale", "smoke",
-            "-p", "fig_dir", str(tmp_path / "figures")]
+    the smoke model has 2 layers), as written otherwise: their figures land in their own ``out_dir``, and nothing
+    is written under ``book/`` (the book's figures stay the book's)."""
+    argv = [PAPERMILL, argv[1], str(tmp_path / "out.ipynb"), *argv[3:], "-p", "scale", "smoke"]
     if "layer" in argv:
         argv += ["-p", "layer", "1"]
+    out_dir = argv[argv.index("out_dir") + 1] if "out_dir" in argv else "results"
+    before = {p: p.read_bytes() for p in (scratch / "book").rglob("*") if p.is_file()}
     env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(argv, cwd=scratch, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    after = {p: p.read_bytes() for p in (scratch / "book").rglob("*") if p.is_file()}
+    assert after == before, f"a workshop command wrote under book/: {sorted(set(after) - set(before))[:5]}"
+    assert any((scratch / out_dir / "figures").glob("*.png")), f"no figure in {out_dir}/figures"

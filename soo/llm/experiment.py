@@ -22,8 +22,8 @@ import pandas as pd
 
 from .. import models, plots
 from .. import scenarios as S
-from ..utils import (as_choices, as_ints, as_positive_floats, cached, check_choice, is_cached, read_json, read_value,
-                     run_parallel)
+from ..utils import (as_choices, as_ints, as_positive_floats, cached, check_choice, figure_dir, is_cached, read_json,
+                     read_value, run_parallel)
 from . import evaluate as E
 from . import scoring
 from .config import ORGANISM, LLMConfig, check_layer, llm_config, n_layers_of
@@ -86,13 +86,13 @@ class Notebook:
                                                                    str(Path(str(self.cfg.start_from)).expanduser()))
 
 
-def setup(notebook: str, scale: str, model=None, *, out_dir="results", fig_dir="book/figures", **overrides) -> Notebook:
+def setup(notebook: str, scale: str, model=None, *, out_dir="results", fig_dir=None, **overrides) -> Notebook:
     """The one setup call of the LLM notebooks: the validated configuration (:func:`soo.llm.config.llm_config`
-    with ``overrides``: ``start_from``, ``layer``, ``lr``, ``seeds``), the figure folder, the figure style.
-    A bad parameter fails here, before anything is loaded."""
+    with ``overrides``: ``start_from``, ``layer``, ``lr``, ``seeds``), the figure folder (``fig_dir``; None:
+    ``{out_dir}/figures``, :func:`soo.utils.figure_dir`), the figure style. A bad parameter fails here, before
+    anything is loaded."""
     check_choice("notebook", notebook, ("llm_baseline", "llm_organism", "llm_soo", "llm_generalization"))
-    nb = Notebook(notebook, llm_config(scale, model, **overrides), Path(out_dir), Path(fig_dir))
-    nb.fig_dir.mkdir(parents=True, exist_ok=True)
+    nb = Notebook(notebook, llm_config(scale, model, **overrides), Path(out_dir), figure_dir(out_dir, fig_dir))
     plots.style()
     return nb
 
