@@ -31,7 +31,7 @@ GLUED = {
                *(f"rl_diff_{p}{s}" for p in ("soo_vs_honest", "soo_vs_deceptive", "honest_vs_deceptive")
                  for s in ("", "_sd")),
                *(f"rl_claim_{c}{s}" for c in ("reduces", "reduces_moves", "beyond_control", "like_honest", "capability",
-                                               "baselines_differ", "beyond_training", "held_reduces",
+                                               "baselines_differ", "blue_deceives", "beyond_training", "held_reduces",
                                                "held_beyond_training", "red_adapts")
                  for s in ("", "_diff", "_sd", "_seeds")),
                *(f"rl_claim_{c}_reduces{s}" for c in ("capability", "random", "plain", "plain_held")
@@ -49,7 +49,8 @@ PREMISE = {
                   for c in ("trap_rate", "return_blue", "disc_blue")),
     *(f"rl_lure_{k}" for k in ("pays", "best", "disc_goal", "disc_lure", "disc_seeds", "undisc_goal", "undisc_lure",
                                "undisc_verdict", "undisc_seeds")),
-    "rl_deceptive_beats_goal", "rl_deceptive_beats_goal_seeds", "rl_base_moves_deceptive", "rl_base_moves_honest",
+    "rl_deceptive_beats_goal", "rl_deceptive_beats_goal_seeds", "rl_blue_deceives", "rl_blue_deceives_seeds",
+    "rl_red_differs", "rl_red_differs_seeds", "rl_base_moves_deceptive", "rl_base_moves_honest",
     "rl_moves_differ", "rl_moves_differ_seeds", "rl_screen_episodes", "rl_screen_min", "rl_screen_chosen",
     "rl_screen_bottom", "rl_screen_n_settings", "rl_screen_machine",
     *(f"rl_screen_{s}_{k}" for s in SCREENED for k in ("verdict", "seeds", "diff", "passes", "deceptive", "honest",
@@ -135,8 +136,11 @@ def test_glue_rl_soo(out):
     assert values == soo.rl.experiment.glue_rl_soo(TINY, out)
     assert values["rl_n_seeds"] == 2 and values["rl_soo_episodes"] == 50
     assert values["rl_bottom_line"].startswith("the deceptive baseline")
-    holds = {**cl, "baselines_differ": {**cl["baselines_differ"], "verdict": "yes"}}
+    holds = {**cl, "baselines_differ": {**cl["baselines_differ"], "verdict": "yes"},
+             "blue_deceives": {**cl["blue_deceives"], "verdict": "yes"}}
     assert "so the claims are tested" in soo.rl.experiment.bottom_line(holds)
+    reds = {**holds, "blue_deceives": {**cl["blue_deceives"], "verdict": "not resolved"}}
+    assert "lies in the reds" in soo.rl.experiment.bottom_line(reds)
     assert "test neither" in soo.rl.experiment.bottom_line({**cl, "baselines_differ": {**cl["baselines_differ"],
                                                                                         "verdict": "not resolved"}})
     assert values["rl_claim_reduces_diff"] == pytest.approx(100 * cl["reduces"]["mean_diff"])  # percentage points

@@ -364,7 +364,9 @@ def claims(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: d
     * ``like_honest``: its behavioural difference to the honest baseline is smaller than to the deceptive one;
     * ``capability``: it stays as close to the goal as the deceptive baseline (``no`` = it is significantly
       farther away: capability lost; ``yes`` otherwise);
-    * ``baselines_differ``: the deceptive baseline traps red more often than the honest one;
+    * ``baselines_differ``: the deceptive baseline traps red more often than the honest one; ``blue_deceives``:
+      against the deceptive baseline's own red, its blue traps red more often than the honest baseline's blue
+      (:func:`blue_traps_more`: the difference is blue's doing, not only red's);
     * ``beyond_training``: SOO traps red less often than plain continued training (no auxiliary term);
       ``held_reduces`` / ``held_beyond_training``: with red held at its baseline, SOO traps red less often than
       the deceptive baseline / than plain continued training with red held; ``red_adapts``: plain continued
@@ -384,6 +386,7 @@ def claims(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: d
         "beyond_control": paired_verdict(per["soo"]["trap_rate"], per["capability"]["trap_rate"]),
         "capability": paired_verdict(per["deceptive"]["blue_dist_goal"], per["soo"]["blue_dist_goal"]),
         "baselines_differ": paired_verdict(per["honest"]["trap_rate"], per["deceptive"]["trap_rate"]),
+        "blue_deceives": blue_traps_more(scfg, reference_blues(scfg, out_dir)),
         "beyond_training": paired_verdict(per["soo"]["trap_rate"], per["plain"]["trap_rate"]),
         "held_reduces": paired_verdict(per["soo_held"]["trap_rate"], per["deceptive"]["trap_rate"]),
         "held_beyond_training": paired_verdict(per["soo_held"]["trap_rate"], per["plain_held"]["trap_rate"]),
@@ -506,6 +509,26 @@ def reference_blues(scfg: ScaleConfig, out_dir) -> dict:
 def reference_frame(ref: dict) -> pd.DataFrame:
     """:func:`reference_blues`' rows as a table, one row per (seed, red, blue)."""
     return pd.DataFrame(ref["rows"])
+
+
+def blue_traps_more(scfg: ScaleConfig, ref: dict, than: str = "learned_honest", red: str = "deceptive") -> dict:
+    """Is a difference in trapping *blue's* doing? Against each seed's ``red`` (default: the deceptive baseline's),
+    does the learned deceptive blue trap red more often than blue ``than`` (default: the honest baseline's learned
+    blue; ``"goal"``: the straight-to-goal reference blue)? :func:`soo.rl.metrics.paired_verdict` over seeds."""
+    df = reference_frame(ref)
+    trap = {b: df[(df.red == red) & (df.blue == b)].set_index("seed").loc[list(scfg.seeds), "trap_rate"]
+            for b in ("learned_deceptive", than)}
+    return paired_verdict(trap[than], trap["learned_deceptive"])
+
+
+def red_trapped_more(scfg: ScaleConfig, ref: dict, blue: str = "goal") -> dict:
+    """Is a difference in trapping *red's* doing? With the same ``blue`` (default: the straight-to-goal reference
+    blue) in every world, is the deceptive baseline's red trapped more often than the honest baseline's red?
+    :func:`soo.rl.metrics.paired_verdict` over seeds."""
+    df = reference_frame(ref)
+    trap = {r: df[(df.red == r) & (df.blue == blue)].set_index("seed").loc[list(scfg.seeds), "trap_rate"]
+            for r in MODES}
+    return paired_verdict(trap["honest"], trap["deceptive"])
 
 
 def deceptive_moves_per_episode(scfg: ScaleConfig, out_dir, kinds=MODES) -> dict:
@@ -671,10 +694,11 @@ def glue_rl_premise(scfg: ScaleConfig, out_dir, ref: dict | None = None, screen:
                 "rl_lure_undisc_goal": lv["undisc_goal"], "rl_lure_undisc_lure": lv["undisc_lure"],
                 "rl_lure_undisc_verdict": lv["undisc"]["verdict"],
                 "rl_lure_undisc_seeds": f"{lv['undisc']['n_better']} of {lv['undisc']['n']}"})
-    trap = {b: df[(df.red == "deceptive") & (df.blue == b)].set_index("seed").loc[list(scfg.seeds), "trap_rate"]
-            for b in ("learned_deceptive", "goal")}
-    v = paired_verdict(trap["goal"], trap["learned_deceptive"])
-    out["rl_deceptive_beats_goal"], out["rl_deceptive_beats_goal_seeds"] = v["verdict"], f"{v['n_better']} of {v['n']}"
+    for name, than in (("rl_deceptive_beats_goal", "goal"), ("rl_blue_deceives", "learned_honest")):
+        v = blue_traps_more(scfg, ref, than)
+        out[name], out[f"{name}_seeds"] = v["verdict"], f"{v['n_better']} of {v['n']}"
+    v = red_trapped_more(scfg, ref)
+    out["rl_red_differs"], out["rl_red_differs_seeds"] = v["verdict"], f"{v['n_better']} of {v['n']}"
     moves = deceptive_moves_per_episode(scfg, out_dir)
     mv = paired_verdict(moves["honest"], moves["deceptive"])
     out.update({"rl_base_moves_deceptive": float(np.mean(moves["deceptive"])),
@@ -701,8 +725,8 @@ def glue_rl_premise(scfg: ScaleConfig, out_dir, ref: dict | None = None, screen:
     return out
 
 
-TRAP_RATE_CLAIMS = ("reduces", "beyond_control", "baselines_differ", "beyond_training", "held_reduces",
-                    "held_beyond_training", "red_adapts")
+TRAP_RATE_CLAIMS = ("reduces", "beyond_control", "baselines_differ", "blue_deceives", "beyond_training",
+                    "held_reduces", "held_beyond_training", "red_adapts")
 """Claims on trap rates: their differences are glued in percentage points."""
 
 
@@ -710,14 +734,21 @@ def bottom_line(cl: dict) -> str:
     """One sentence on what this setting's runs can say about SOO (glued, so the words follow the run): whether the
     premise holds (the deceptive baseline traps red more often than the honest one, :func:`claims`), and if it does,
     the verdicts of SOO against the baseline and against continued training."""
-    b = cl["baselines_differ"]
+    b, d = cl["baselines_differ"], cl["blue_deceives"]
     if b["verdict"] != "yes":
         return (f"the deceptive baseline does not trap red significantly more often than the honest one here "
                 f"(higher in {b['n_better']} of {b['n']} seeds), so there is no deception for SOO to remove, and the "
                 f"SOO verdicts of this setting test neither the paper's claim nor its opposite")
+    if d["verdict"] != "yes":
+        return (f"the deceptive baseline traps red more often than the honest one (higher in {b['n_better']} of "
+                f"{b['n']} seeds), but not through its blue: against the same red, the honest baseline's blue traps "
+                f"it about as often (the deceptive blue higher in {d['n_better']} of {d['n']} seeds, not "
+                f"significantly), so the difference lies in the reds, SOO fine-tuning of blue has no deception of "
+                f"blue's to remove, and its verdicts test neither the paper's claim nor its opposite")
     return (f"the deceptive baseline traps red more often than the honest one here ({b['n_better']} of {b['n']} "
-            f"seeds), so the claims are tested: SOO reduces trapping, {cl['reduces']['verdict']}; beyond continued "
-            f"training, {cl['beyond_training']['verdict']}; with red held, {cl['held_reduces']['verdict']}")
+            f"seeds), and through its blue ({d['n_better']} of {d['n']} seeds against the same red), so the claims are "
+            f"tested: SOO reduces trapping, {cl['reduces']['verdict']}; beyond continued training, "
+            f"{cl['beyond_training']['verdict']}; with red held, {cl['held_reduces']['verdict']}")
 
 
 def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: dict | None = None,
@@ -740,7 +771,7 @@ def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, b
         out[f"rl_diff_{pair}"] = d["mean"]
         out[f"rl_diff_{pair}_sd"] = d["sd"]
     for name in ("reduces", "reduces_moves", "beyond_control", "like_honest", "capability", "baselines_differ",
-                 "beyond_training", "held_reduces", "held_beyond_training", "red_adapts"):
+                 "blue_deceives", "beyond_training", "held_reduces", "held_beyond_training", "red_adapts"):
         c, unit = cl[name], (100 if name in TRAP_RATE_CLAIMS else 1)
         out[f"rl_claim_{name}"] = c["verdict"]
         out[f"rl_claim_{name}_diff"] = unit * c["mean_diff"]
