@@ -104,3 +104,26 @@ def test_the_declaration_on_disk_is_the_one_in_the_code():
     import json
 
     assert ex.read_json(screen.SCREEN_DIR / "declaration.json") == json.loads(json.dumps(screen.DECLARATION))
+
+
+def test_screen_rerun_on_finished_runs_keeps_where_and_how_long_they_trained(tmp_path, monkeypatch):
+    """Re-running the screen over finished runs re-evaluates them but keeps the recorded training time and machine;
+    it refuses to run what was not declared."""
+    import json
+
+    sdir = tmp_path / "screen"
+    sdir.mkdir()
+    with pytest.raises(SystemExit, match="declar"):
+        screen.main(["--settings", "official", "--screen-dir", str(sdir), "--out-dir", str(tmp_path / "o")])
+    (sdir / "declaration.json").write_text(json.dumps(screen.DECLARATION))
+    row = {"setting": "official", "settings": {}, "verdict": "no", "n_better": 1, "n": 8, "mean_diff": 0.0,
+           "passes": False, "train_wall_s": 0.1, "eval_wall_s": 1.0}
+    monkeypatch.setattr(screen, "screen_setting", lambda s, out, workers: {**row, "runs_trained": 0})
+    old = {**row, "train_wall_s": 450.0, "machine": {"cpu": "then"}, "git_commit": "abc"}
+    (sdir / "results.json").write_text(json.dumps({"declaration": screen.DECLARATION, "rows": [old]}))
+    screen.main(["--settings", "official", "--screen-dir", str(sdir), "--out-dir", str(tmp_path / "o")])
+    got = json.loads((sdir / "results.json").read_text())["rows"][0]
+    assert got["train_wall_s"] == 450.0 and got["machine"] == {"cpu": "then"} and got["git_commit"] == "abc"
+    monkeypatch.setattr(screen, "screen_setting", lambda s, out, workers: {**row, "runs_trained": 16})
+    screen.main(["--settings", "official", "--screen-dir", str(sdir), "--out-dir", str(tmp_path / "o")])
+    assert json.loads((sdir / "results.json").read_text())["rows"][0]["train_wall_s"] == 0.1

@@ -70,11 +70,14 @@ def passes(verdict: dict, min_seeds: int = MIN_SEEDS) -> bool:
 def screen_setting(setting: str, out_dir, seeds=PAPER_SEEDS, episodes: int = SCREEN_EPISODES,
                    workers: int = 2) -> dict:
     """Train and evaluate one setting's baselines; its row of ``results.json``."""
-    from .experiment import run_all, baseline_runs, summary_table  # the protocol's own steps
+    from .experiment import agent_dir, baseline_runs, run_all, summary_table  # the protocol's own steps
+    from .maddpg import is_finished
 
     scfg = screen_config(setting, seeds, episodes)
+    runs = baseline_runs(scfg)
+    trained = sum(not is_finished(agent_dir(out_dir, scfg.tag, r.kind, r.seed), r.cfg) for r in runs)
     t0 = time.perf_counter()
-    run_all(baseline_runs(scfg), out_dir, scfg.tag, workers, kept_dir=None, cpu_stack=scfg.cpu_stack)
+    run_all(runs, out_dir, scfg.tag, workers, kept_dir=None, cpu_stack=scfg.cpu_stack)
     train_s = time.perf_counter() - t0
     table = summary_table(scfg, out_dir, kinds=MODES)
     per = {k: table[table.agent == k].set_index("seed").loc[list(scfg.seeds)] for k in MODES}
@@ -83,7 +86,8 @@ def screen_setting(setting: str, out_dir, seeds=PAPER_SEEDS, episodes: int = SCR
             "trap_rate": {k: per[k]["trap_rate"].tolist() for k in MODES},
             "return_blue": {k: per[k]["return_blue"].tolist() for k in MODES},
             "verdict": v["verdict"], "n_better": v["n_better"], "n": v["n"], "mean_diff": v["mean_diff"],
-            "passes": passes(v), "train_wall_s": train_s, "eval_wall_s": time.perf_counter() - t0 - train_s}
+            "passes": passes(v), "runs_trained": trained, "train_wall_s": train_s,
+            "eval_wall_s": time.perf_counter() - t0 - train_s}
 
 
 def chosen(results: dict) -> str | None:
@@ -111,6 +115,9 @@ def main(argv=None) -> int:
     for setting in args.settings or DECLARATION["settings"]:
         row = {**screen_setting(setting, out, workers=args.workers), "machine": machine_info(),
                "workers": args.workers, **manifest()}
+        old = next((r for r in results["rows"] if r["setting"] == setting), None)
+        if row["runs_trained"] == 0 and old is not None:  # read back, not trained: keep where and how long it trained
+            row.update({k: old[k] for k in ("train_wall_s", "machine", "workers", "versions", "git_commit") if k in old})
         results["rows"] = [r for r in results["rows"] if r["setting"] != setting] + [row]
         results["rows"].sort(key=lambda r: DECLARATION["settings"].index(r["setting"]))
         results["chosen"] = chosen(results)
