@@ -140,7 +140,7 @@ def test_glue_rl_soo(out):
              "blue_deceives": {**cl["blue_deceives"], "verdict": "yes"}}
     assert "so the claims are tested" in soo.rl.experiment.bottom_line(holds)
     reds = {**holds, "blue_deceives": {**cl["blue_deceives"], "verdict": "not resolved"}}
-    assert "lies in the reds" in soo.rl.experiment.bottom_line(reds)
+    assert "not demonstrably through its blue" in soo.rl.experiment.bottom_line(reds)
     assert "test neither" in soo.rl.experiment.bottom_line({**cl, "baselines_differ": {**cl["baselines_differ"],
                                                                                         "verdict": "not resolved"}})
     assert values["rl_claim_reduces_diff"] == pytest.approx(100 * cl["reduces"]["mean_diff"])  # percentage points

@@ -741,9 +741,9 @@ def bottom_line(cl: dict) -> str:
                 f"SOO verdicts of this setting test neither the paper's claim nor its opposite")
     if d["verdict"] != "yes":
         return (f"the deceptive baseline traps red more often than the honest one (higher in {b['n_better']} of "
-                f"{b['n']} seeds), but not through its blue: against the same red, the honest baseline's blue traps "
-                f"it about as often (the deceptive blue higher in {d['n_better']} of {d['n']} seeds, not "
-                f"significantly), so the difference lies in the reds, SOO fine-tuning of blue has no deception of "
+                f"{b['n']} seeds), but not demonstrably through its blue: against the same red, the honest baseline's "
+                f"blue traps it about as often (the deceptive blue higher in {d['n_better']} of {d['n']} seeds, "
+                f"{d['verdict']} by the paired test), so SOO fine-tuning of blue has no demonstrated deception of "
                 f"blue's to remove, and its verdicts test neither the paper's claim nor its opposite")
     return (f"the deceptive baseline traps red more often than the honest one here ({b['n_better']} of {b['n']} "
             f"seeds), and through its blue ({d['n_better']} of {d['n']} seeds against the same red), so the claims are "
