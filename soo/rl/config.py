@@ -12,7 +12,8 @@ from .env import MODES, EnvConfig
 PAPER_SEEDS = (155, 714, 1908, 1549, 1195, 1812, 542, 2844)
 AGENTS = {"deceptive": "Deceptive baseline", "honest": "Honest baseline", "soo": "SOO fine-tuning",
           "capability": "Capability term only", "random": "Random + capability",
-          "plain": "Continued training", "soo_held": "SOO fine-tuning, red held", "plain_held": "Continued training, red held"}
+          "plain": "Continued training", "soo_held": "SOO fine-tuning, red held",
+          "plain_held": "Continued training, red held"}
 """Every agent kind of the experiment with its label in tables and figures, in the order used throughout: the two
 baselines, named by the reward they were trained on (:data:`soo.rl.env.MODES`), then the fine-tunings of the
 deceptive baseline (:data:`FINETUNES`)."""

@@ -28,7 +28,8 @@ LURE_FORCE = 0.3
 LURE_STEPS = (15, 25, 50)
 """The lures give up at these steps (50: never within an episode) unless red is trapped earlier."""
 REFERENCE_BLUES = {"still": "Motionless", "goal": "Straight to the goal",
-                   **{f"lure{k}": f"Lure until step {k}" if k < 50 else "Lure until red is trapped" for k in LURE_STEPS}}
+                   **{f"lure{k}": f"Lure until step {k}" if k < 50 else "Lure until red is trapped"
+                      for k in LURE_STEPS}}
 """The scripted blues with their labels."""
 
 

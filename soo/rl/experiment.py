@@ -1,28 +1,31 @@
 """The steps of the RL experiment that the three RL notebooks call: training (or reading back) the runs of a
 scale, evaluating them (cached on disk), the tables and claims the pages show, and one function per notebook that
-returns every value its page glues (:func:`glue_rl_baselines`, :func:`glue_rl_soo`, :func:`glue_rl_classification`).
-No figures (``soo.plots``), no metric formulas (``soo.rl.metrics``) and no training code (``soo.rl.maddpg``) here.
+returns every value its page glues (:func:`glue_rl_baselines` with :func:`glue_rl_premise`, :func:`glue_rl_soo`,
+:func:`glue_rl_classification` with :func:`glue_rl_lottery`). No figures (``soo.plots``), no metric formulas
+(``soo.rl.metrics``, ``soo.rl.diagnostics``) and no training code (``soo.rl.maddpg``) here.
 
-Layout under ``{out_dir}/{scale}/rl/``::
+Layout under ``{out_dir}/{tag}/rl/`` (``tag``: the scale, plus ``_{setting}`` for a training setting other than the
+official one, :attr:`soo.rl.config.ScaleConfig.tag`)::
 
     baselines/{mode}_seed{seed}/   model.pt, config.json, metrics.json (resume.pt while running)
     soo/{condition}_seed{seed}/    the same, for the fine-tuned blue policies
     eval/{kind}_seed{seed}.json    returns, distances, trap rate, deceptive-movement records, one trajectory
     eval/classification.json       mean-SOO curves and accuracies
+    eval/reference_blues.json      every baseline red against the learned and the scripted reference blues
 
 The ``eval`` files are :func:`soo.utils.cached` results (``{"_key": settings, "value": result}``): the key holds
 the evaluation settings and the trained settings of every agent evaluated, so retraining an agent (or changing
 the evaluation) recomputes them.
 
 A run is found, in this order: finished in ``out_dir`` with the same settings (and, where a kept copy with the
-same settings key exists, with that copy's weights); **kept with the book** (``book/data/rl_full/``, the paper's
-full protocol computed once by ``make rl-full``, restored into ``out_dir`` when its settings key matches);
+same settings key exists, with that copy's weights); **kept with the book** (``book/data/rl_full/{setting}/``, the
+paper's full protocol computed once by ``make rl-full``, restored into ``out_dir`` when its settings key matches);
 else trained. Evaluations are cached under the trained settings and a digest of the weights. On a CPU, the
 runs of a stage train in stacks of at most ``cpu_stack`` (4) runs, in ``workers`` processes with one torch
 thread each; on a GPU, all runs of a stage train as one stack.
 
-``python -m soo.rl.experiment --scale full --keep`` (``make rl-full``) trains the whole protocol from nothing
-and writes the kept runs: ``model.safetensors``, ``metrics.json`` and ``manifest.json`` per run, plus
+``python -m soo.rl.experiment --scale full [--setting NAME] --keep`` (``make rl-full``) trains the whole protocol
+from nothing and writes the kept runs: ``model.safetensors``, ``metrics.json`` and ``manifest.json`` per run, plus
 ``protocol.json`` (machine, wall time).
 """
 from __future__ import annotations
@@ -838,7 +841,8 @@ def main(argv=None) -> int:
         stages[name] = time.perf_counter() - t
         print(f"{name}: {len(runs)} runs in {stages[name] / 60:.1f} min", flush=True)
     total = time.perf_counter() - t0
-    summary_ = {"scale": scfg.scale, "setting": scfg.setting, "settings": SETTINGS[scfg.setting], "runs": len(protocol_runs(scfg)), "wall_time_s": total, "stages_s": stages,
+    summary_ = {"scale": scfg.scale, "setting": scfg.setting, "settings": SETTINGS[scfg.setting],
+                "runs": len(protocol_runs(scfg)), "wall_time_s": total, "stages_s": stages,
                 "device": args.device or "cpu", "workers": args.workers or scfg.workers, "cpu_stack": scfg.cpu_stack,
                 "machine": machine_info(),
                 "command": "python -m soo.rl.experiment " + " ".join(argv if argv is not None else sys.argv[1:]),
