@@ -32,7 +32,7 @@ def test_training_curves_one_panel_per_agent():
                             for k in ("honest", "deceptive") for s in (1, 2) for e in (100, 200, 300)])
     fig = soo.plots.plot_rl_training_curves(history)
     assert _titles(fig) == ["Deceptive baseline", "Honest baseline"]
-    assert fig.axes[0].get_xlabel() == "Training episode" and fig.axes[0].get_ylabel() == "Return blue"
+    assert fig.axes[0].get_xlabel() == "Training episode" and fig.axes[0].get_ylabel() == "Blue's episode return (its own training reward)"
     dashed = lambda f: [ln for ln in f.axes[0].get_lines() if ln.get_linestyle() == "--"]  # noqa: E731
     assert dashed(fig) == []
     assert [ln.get_xdata()[0] for ln in dashed(soo.plots.plot_rl_training_curves(history, noise_end=200))] == [200]
