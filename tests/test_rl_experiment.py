@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one t
 TINY = scale_config("smoke", seeds=[155, 714], baseline_episodes=100, soo_episodes=50, eval_episodes=10,
                     class_seeds=2, class_episodes=(1, 3), grid=10)
 
-# every value today's notebooks glue (the book pages quote a subset: checked against the pages below)
+# every value the notebooks glue (the book pages quote a subset: checked against the pages below)
 GLUED = {
     "rl_baselines": {"rl_scale", "rl_seeds", "rl_baseline_episodes", "rl_train_s_per_run", "rl_full_min_per_run", "rl_train_stacks",
                      "rl_trained_on", "rl_baselines_differ", "rl_baselines_differ_seeds", "rl_trap_ratio",
