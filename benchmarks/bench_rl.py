@@ -6,7 +6,7 @@
    partial run of ``--episodes`` episodes (``--episodes 40000`` measures the full run). Target <= 30 min.
 3. ``--notebooks``: wall time of the three RL notebooks at the default scale (fresh ``--out-dir``). Target <= 10 min.
 
-4. ``--stacked``: the training speed-ups (issue #11), on ``--device`` (cpu or cuda):
+4. ``--stacked``: the training speed-ups, on ``--device`` (cpu or cuda):
    ``update_speedup``: one update round (replay sample, both agents' updates, target update) of
    :class:`StackedMADDPG` with K = 1 vs :meth:`MADDPG.update_reference` with the reference buffer, same
    inputs (full 1e6-transition buffers), the median ratio of 25 interleaved pairs (which side goes first

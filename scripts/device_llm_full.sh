@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# llm_baseline and llm_soo at scale=full on the embedded model, end to end on one CUDA GPU with no network
-# (issue 12, part 8): executed notebooks, wall times, peak GPU memory, and the dry run's plans to compare with.
+# llm_baseline and llm_soo at scale=full on the embedded model, end to end on one CUDA GPU with no network:
+# executed notebooks, wall times, peak GPU memory, and the dry run's plans to compare with.
 #
 # Prepare here first: bash scripts/device_prepare.sh (fills .dev/a and .dev/b, ignored by git). Then two device
 # calls on the same warm machine (a call carries at most 64 MiB, the GGUF file alone is 94 MiB):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The RL part of issue #11 on a lent GPU machine (no network; its own torch; see benchmarks/device/*/README.md).
+# The RL protocol and benchmark on a GPU machine (no network; its own torch; see benchmarks/device/*/README.md).
 # Carry: .whl (gymnasium, pettingzoo, farama-notifications wheels for its Python 3.12).
 # 1. the full protocol (40 runs) from nothing on the machine's 16 CPU cores (16 workers), kept as tarballs
 #    (finished runs are tarred even if the time limit cuts the protocol: the rest can be finished elsewhere);

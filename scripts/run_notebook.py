@@ -1,6 +1,6 @@
 """Run one of this project's notebooks in this Python process, without Jupyter, and keep what it did.
 
-For machines without a Jupyter kernel (the GPU machines lent to this project have PyTorch, pandas and matplotlib but
+For machines without a Jupyter kernel (a bare GPU machine may have PyTorch, pandas and matplotlib but
 no IPython, papermill or myst-nb): the code cells of ``notebooks/NAME.md`` (MyST markdown) run in order in one
 namespace, with the parameters given on the command line assigned right after the ``parameters`` cell, as papermill
 injects them. ``-p name value`` reads ``value`` as papermill's command line does (``True``, ``False``, ``None``,

@@ -119,7 +119,7 @@ def test_llm_command_validates_and_plans(doc, argv, scratch, monkeypatch):
 
 
 def test_readme_dry_run_through_papermill_offline_under_a_minute(tmp_path):
-    """The issue's check: the README's Mistral dry run, run by papermill itself, writes only plan.json."""
+    """The README's Mistral dry run, run by papermill itself, writes only plan.json."""
     (doc, argv), = [(d, a) for d, a in COMMANDS if d == "README.md" and "dry_run" in a and "mistral-7b-instruct-v0.2" in a]
     out = tmp_path / "OUT"
     argv = [PAPERMILL, str(ROOT / argv[1]).replace(".ipynb", ".ipynb"), str(tmp_path / "out.ipynb"),

@@ -143,7 +143,7 @@ def test_capability_equals_per_example_computation(name):
         for p in model.parameters():
             p.add_(0.02 * torch.randn_like(p))  # a different model than the base
     qs = ["Write a haiku about rain.", "What is 2+2? Explain briefly, with an example from daily life.", "Hi"]
-    ans = ["Rain falls on the roof", "It is 4.", "Hello! How can I help you today?"]
+    ans = ["Rain falls on the roof", "It is 4.", "Hello! How can I help you?"]
     kl_sum = nll_sum = n = 0.0
     for q, a in zip(qs, ans):
         c = tok(E.chat_text(tok, q), add_special_tokens=False)["input_ids"]

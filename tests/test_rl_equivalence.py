@@ -3,7 +3,7 @@ at a time.
 
 * One run (K = 1) does the reference's arithmetic operation for operation (its backward is written out, but
   with the kernels autograd calls, in the same order), so parameters after updates from identical inputs are
-  **bit-identical** in float32 (the issue asked for 1e-6; we assert exact equality), and ``train`` reproduces
+  **bit-identical** in float32 (exact equality is asserted, not a tolerance), and ``train`` reproduces
   ``train_reference``'s training log exactly. (Two shortcuts were tried and dropped for this: a BatchNorm
   backward over only the two action columns, and ``add_(alpha=)`` for the regulariser's gradient; each moved
   parameters by ~1e-5 after one update, Adam amplifying a last-bit difference where a gradient is near eps.)
