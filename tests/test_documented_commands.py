@@ -1,15 +1,17 @@
-"""Every ``papermill`` command printed in README.md and book/*.md runs as written.
+"""Every ``papermill`` command printed in README.md and book/*.md runs as written, and none writes under ``book/``.
 
-Each command is read from the page's ``bash`` blocks and parsed by papermill's own command line (so ``-p seeds
-"[0]"`` reaches the notebook as the string papermill makes of it). Every LLM command then runs its notebook's
-parameter cell and validation exactly as papermill would, with ``dry_run True`` added, from a scratch folder (the
+Each command is read from the page's ``bash`` blocks and parsed by papermill's own command line
+(:func:`soo.notebooks.page_commands`, :func:`soo.notebooks.papermill_parameters`: ``-p seeds "[0]"`` reaches the
+notebook as the string papermill makes of it). Every LLM command then runs its notebook's parameter cell and
+validation exactly as papermill would, with ``dry_run True`` added, from a checkout-like scratch folder (the
 commands' relative paths land there): the plan must be written and, for the paper's models, carry the paper's
 settings. The README's dry-run command also runs through papermill itself, offline, in under a minute. The
-workshop's commands run for real at the smoke scale (RL notebooks have no dry run: they always run at smoke).
+workshop's commands, and the README's commands on the embedded model, run for real at the smoke scale (RL
+notebooks have no dry run: they always run). Around each command, every file under ``book/`` (the project's and
+the scratch checkout's) is hashed: a reader's or a workshop's command must leave the book as it is.
 """
+import hashlib
 import json
-import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from soo import models
+from soo.notebooks import page_commands, papermill_parameters
 from soo.utils import project_root
 
 ROOT = project_root()
@@ -29,34 +32,27 @@ PAPER_LAYERS = {"mistral": 19, "gemma": 20, "calmerys": 57}
 
 def documented_commands() -> list[tuple[str, list[str]]]:
     """``(page, argv)`` of every papermill command in a ``bash`` block of the README and the book's pages."""
-    out = []
-    for doc in DOCS:
-        for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.S):
-            for line in re.sub(r"\\\n\s*", " ", block).splitlines():
-                argv = shlex.split(line, comments=True)
-                if argv and Path(argv[0]).name == "papermill":
-                    out.append((doc.name, argv))
-    return out
+    return [(doc.name, argv) for doc in DOCS for argv in page_commands(doc)]
 
 
 COMMANDS = documented_commands()
 LLM_COMMANDS = [c for c in COMMANDS if Path(c[1][1]).stem.startswith("llm_")]
+parameters_of = papermill_parameters
 
 
-def parameters_of(argv: list[str]) -> dict:
-    """The parameters papermill's command line passes for ``argv`` (its CLI, with execution captured)."""
-    from click.testing import CliRunner
-    from papermill import cli
+def book_files(*roots: Path) -> dict[str, str]:
+    """sha256 of every file under each root's ``book/`` (the built HTML, ``book/_build``, aside)."""
+    out = {}
+    for root in roots:
+        for p in sorted((root / "book").rglob("*")):
+            if p.is_file() and "_build" not in p.relative_to(root).parts:
+                out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
 
-    seen = {}
-    real = cli.execute_notebook
-    cli.execute_notebook = lambda *a, **kw: seen.update(kw.get("parameters") or {})
-    try:
-        res = CliRunner().invoke(cli.papermill, argv[1:])
-    finally:
-        cli.execute_notebook = real
-    assert res.exit_code == 0, res.output
-    return dict(seen)
+
+def assert_book_untouched(before: dict, after: dict, what: str):
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"{what} changed files under book/: {changed[:5]}"
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +62,7 @@ def scratch(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("commands")
     (root / "notebooks").mkdir()
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("_build"))
     for f in (ROOT / "notebooks").glob("*.md"):
         jupytext.write(jupytext.read(f), root / "notebooks" / f"{f.stem}.ipynb")
     shutil.copytree(models.tiny_path("tiny-random-llama"), root / "results" / "default" / "llm_organism" / "model")
@@ -103,7 +100,9 @@ def test_every_documented_command_is_found():
 def test_llm_command_validates_and_plans(doc, argv, scratch, monkeypatch):
     params = parameters_of(argv + ["-p", "dry_run", "True"])
     monkeypatch.chdir(scratch)
+    before = book_files(ROOT, scratch)
     plan = run_until_plan(scratch, Path(argv[1]).stem, params)
+    assert_book_untouched(before, book_files(ROOT, scratch), f"{doc}: {' '.join(argv)}")
     model = str(params.get("model") or "").lower()
     paper = [k for k in PAPER_LAYERS if k in model]
     if paper and params.get("scale") == "full":  # the paper's models: the paper's settings (PAPER_SPEC §3.1)
@@ -141,23 +140,64 @@ def test_readme_dry_run_through_papermill_offline_under_a_minute(tmp_path):
     assert wall < 60, f"dry run took {wall:.0f} s"
 
 
-SMOKE = [(d, a) for d, a in COMMANDS if d == "workshop.md"]
+def runs_for_real(doc: str, argv: list[str]) -> bool:
+    """Whether a command runs for real at the smoke scale: the workshop's, and the README's on the embedded model
+    (the paper's models need their weights: their commands run as dry runs above)."""
+    if doc == "workshop.md":
+        return True
+    params = parameters_of(argv)
+    return doc == "README.md" and not params.get("model") and not params.get("dry_run")
+
+
+SMOKE = [(d, a) for d, a in COMMANDS if runs_for_real(d, a)]
+
+
+def test_the_commands_run_for_real_include_the_workshop_and_the_readme():
+    assert {d for d, _ in SMOKE} == {"README.md", "workshop.md"}
+    assert len([1 for d, _ in SMOKE if d == "workshop.md"]) == 6  # five exercises, the fifth with two commands
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("doc,argv", SMOKE, ids=[Path(a[1]).stem + ":" + " ".join(a[3:])[:60] for _, a in SMOKE])
-def test_workshop_command_runs_at_smoke_scale(doc, argv, scratch, tmp_path):
-    """The workshop's commands, run for real by papermill at the smoke scale (the exercise on layer 6 at layer 1:
-    the smoke model has 2 layers), as written otherwise: their figures land in their own ``out_dir``, and nothing
-    is written under ``book/`` (the book's figures stay the book's)."""
+@pytest.mark.parametrize("doc,argv", SMOKE, ids=[f"{d}:" + Path(a[1]).stem + ":" + " ".join(a[3:])[:50]
+                                                 for d, a in SMOKE])
+def test_command_runs_at_smoke_scale_and_leaves_the_book_alone(doc, argv, scratch, tmp_path):
+    """The command, run for real by papermill at the smoke scale (a layer beyond the smoke model's 2 layers at
+    layer 1), as written otherwise, from the checkout-like scratch folder: its figures land in its own ``out_dir``,
+    and no file under ``book/`` changes (the book's figures and results stay the book's)."""
     argv = [PAPERMILL, argv[1], str(tmp_path / "out.ipynb"), *argv[3:], "-p", "scale", "smoke"]
     if "layer" in argv:
         argv += ["-p", "layer", "1"]
     out_dir = argv[argv.index("out_dir") + 1] if "out_dir" in argv else "results"
-    before = {p: p.read_bytes() for p in (scratch / "book").rglob("*") if p.is_file()}
+    before = book_files(ROOT, scratch)
     env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(argv, cwd=scratch, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    after = {p: p.read_bytes() for p in (scratch / "book").rglob("*") if p.is_file()}
-    assert after == before, f"a workshop command wrote under book/: {sorted(set(after) - set(before))[:5]}"
+    assert_book_untouched(before, book_files(ROOT, scratch), f"{doc}: {' '.join(argv)}")
     assert any((scratch / out_dir / "figures").glob("*.png")), f"no figure in {out_dir}/figures"
+
+
+def test_book_untouched_check_fails_on_a_planted_write(scratch):
+    """The check above sees a command that writes a figure under book/ (planted here, then undone)."""
+    before = book_files(ROOT, scratch)
+    planted = scratch / "book" / "figures" / "planted.png"
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_bytes(b"x")
+    try:
+        with pytest.raises(AssertionError, match="planted.png"):
+            assert_book_untouched(before, book_files(ROOT, scratch), "a planted write")
+    finally:
+        planted.unlink()
+
+
+def test_workshop_times_table_is_made_from_its_record():
+    """The workshop page's table is the rendering of ``benchmarks/workshop_times.json``, which holds one time per
+    exercise on the page (every command, measured in one run), each with its machine, precision and date."""
+    from soo.notebooks import WORKSHOP_TABLE, WORKSHOP_TIMES, workshop_times_table
+
+    times = json.loads((ROOT / WORKSHOP_TIMES).read_text())
+    names = {Path(parameters_of(a)["out_dir"]).name for d, a in COMMANDS if d == "workshop.md"}
+    assert set(times) == names
+    assert len({t["run"] for t in times.values()}) == 1, "the times come from more than one run"
+    for t in times.values():
+        assert t["machine"] and t["precision"] in ("bf16", "fp32") and t["date"] == t["run"][:10]
+    assert (ROOT / WORKSHOP_TABLE).read_text() == workshop_times_table(times)
