@@ -144,6 +144,19 @@ def papermill_parameters(argv: list[str]) -> dict:
     return dict(seen)
 
 
+def glue_values(values: dict):
+    """Glue every value for the book (myst-nb, not displayed) and return them as a table to display: the notebook's
+    last cell shows the reader each number and verdict the book's text quotes, by the name the pages use."""
+    import pandas as pd
+    from myst_nb import glue
+
+    for name, value in values.items():
+        glue(name, value, display=False)
+    shown = [value if isinstance(value, (bool, int, float, str)) else f"(a {type(value).__name__}, shown above)"
+             for value in values.values()]
+    return pd.DataFrame({"value": pd.Series(shown, dtype=object).values}, index=pd.Index(list(values), name="glued as"))
+
+
 WORKSHOP_TIMES = "benchmarks/workshop_times.json"
 WORKSHOP_TABLE = "book/workshop_times.md"
 

@@ -86,12 +86,21 @@ def as_ints(name: str, values) -> tuple[int, ...]:
     return tuple(out)
 
 
+MAX_SEED = 2**32 - 1
+"""The largest seed numpy's and torch's generators accept."""
+
+
 def as_seeds(values) -> tuple[int, ...]:
-    """The ``seeds`` parameter of every notebook (LLM and RL): a non-empty list of integers (or its YAML/JSON
-    text, as papermill's ``-p`` passes it)."""
+    """The ``seeds`` parameter of every notebook (LLM and RL): a non-empty list of integers in ``0..2**32 - 1`` (or
+    its YAML/JSON text, as papermill's ``-p`` passes it); otherwise a ``ValueError`` naming ``seeds``, before any
+    compute."""
     seeds = as_ints("seeds", values)
     if not seeds:
         raise ValueError("seeds: give at least one seed (or None for the scale's default)")
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise ValueError(f"seeds={list(seeds)!r}: {bad[0]!r} is out of range; seeds are integers from 0 to "
+                         f"{MAX_SEED} (2**32 - 1, what numpy and torch accept).")
     return seeds
 
 

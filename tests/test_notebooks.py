@@ -116,3 +116,77 @@ def test_bad_scale_and_notebook_fail_before_running(tmp_path):
         notebooks.run_all(scale="huge", root=ROOT)
     with pytest.raises(ValueError, match="notebook='nope'"):
         notebooks.run_all(scale="smoke", root=ROOT, names=["nope"])
+
+
+def paper_numbers() -> list[float]:
+    """Every number in ``soo/data/paper_results.json`` (the paper's and the official repository's)."""
+    from soo.scenarios import paper_results
+
+    out = []
+
+    def walk(x):
+        if isinstance(x, bool):
+            return
+        if isinstance(x, (int, float)):
+            out.append(float(x))
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif isinstance(x, str):
+            out.extend(float(m) for m in re.findall(r"\d+(?:\.\d+)?", x))
+    walk(paper_results())
+    return out
+
+
+def html_tables(path: Path) -> dict[str, list[dict]]:
+    """``{glued name: rows as {column: cell text}}`` of every table a notebook glued as HTML."""
+    nb = json.loads(path.read_text())
+    out = {}
+    for c in nb["cells"]:
+        for o in c.get("outputs", []):
+            html = o.get("data", {}).get("application/papermill.record/text/html")
+            if html and "scrapbook" in o.get("metadata", {}):
+                head = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", html, re.S)]
+                rows = [[re.sub(r"<[^>]+>", "", d).strip() for d in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+                        for tr in re.findall(r"<tr>(.*?)</tr>", html, re.S)]
+                out[o["metadata"]["scrapbook"]["name"]] = [dict(zip(head[-len(r):], r)) for r in rows if r]
+    return out
+
+
+def paper_cells_not_in_the_record(tables: dict, numbers: list[float]) -> list[str]:
+    """The numeric cells of the paper's and the repository's rows that no number of paper_results.json gives at
+    the cell's own precision."""
+    bad = []
+    for name, rows in tables.items():
+        for row in rows:
+            if row.get("source") not in ("paper", "repo"):
+                continue
+            for col, cell in row.items():
+                if not re.fullmatch(r"[\d.\s±%-]+", cell) or not re.search(r"\d", cell):
+                    continue
+                for num in re.findall(r"\d+(?:\.\d+)?", cell):
+                    places = len(num.split(".")[1]) if "." in num else 0
+                    if not any(abs(round(v, places) - float(num)) < 1e-9 for v in numbers):
+                        bad.append(f"{name}: {row.get('model')} {col}={cell}")
+    return bad
+
+
+def test_paper_numbers_in_the_book_tables_are_the_records(smoke_book):
+    """Every number in a paper or official-repository row of a book table equals a number of
+    ``soo/data/paper_results.json`` (at the precision the table shows), and such rows exist for every
+    paper-vs-ours table; a number typed into a table, or a changed record, fails here."""
+    root, times = smoke_book
+    numbers = paper_numbers()
+    tables = {}
+    for name in ("llm_baseline", "llm_soo", "llm_generalization"):
+        tables.update(html_tables(root / "book" / "executed" / f"{name}.ipynb"))
+    assert {"base_comparison", "soo_comparison", "soo_capability_comparison", "gen_comparison",
+            "gen_extended_comparison"} <= set(tables)
+    for name, rows in tables.items():
+        assert any(r.get("source") in ("paper", "repo") for r in rows), f"{name} has no paper row"
+    assert not paper_cells_not_in_the_record(tables, numbers)
+    planted = {"t": [{"model": "Mistral", "source": "paper", "baseline": "73.7"}]}
+    assert paper_cells_not_in_the_record(planted, numbers) == ["t: Mistral baseline=73.7"]
