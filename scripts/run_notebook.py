@@ -169,7 +169,7 @@ def main(argv=None) -> int:
         record["status"] = status
         atomic_write(out / f"{args.notebook}.ipynb", json.dumps(nb, indent=1))
         atomic_write(out / f"{args.notebook}.json", json.dumps(record, indent=1, default=repr))
-        if status != "ok" or (params.get("dry_run") is True and "P.dry_run(" in src):
+        if status != "ok" or (params.get("dry_run") is True and ".dry_run(" in src):
             break
     print(f"{args.notebook}: {status}, {record['wall_s']:.1f} s, peak CUDA {record['peak_cuda_mib']} MiB", flush=True)
     return 0 if status == "ok" else 1

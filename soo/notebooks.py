@@ -145,16 +145,18 @@ def papermill_parameters(argv: list[str]) -> dict:
 
 
 def glue_values(values: dict):
-    """Glue every value for the book (myst-nb, not displayed) and return them as a table to display: the notebook's
-    last cell shows the reader each number and verdict the book's text quotes, by the name the pages use."""
+    """Glue every value for the book (myst-nb, not displayed) and return them as a table to display, every row shown:
+    the notebook's last cell shows the reader each number and verdict the book's text quotes, by the name the pages
+    use (a glued table is named, not repeated)."""
     import pandas as pd
     from myst_nb import glue
 
     for name, value in values.items():
         glue(name, value, display=False)
-    shown = [value if isinstance(value, (bool, int, float, str)) else f"(a {type(value).__name__}, shown above)"
+    shown = [value if isinstance(value, (bool, int, float, str)) else "(a table, on the book's page)"
              for value in values.values()]
-    return pd.DataFrame({"value": pd.Series(shown, dtype=object).values}, index=pd.Index(list(values), name="glued as"))
+    table = pd.DataFrame({"value": pd.Series(shown, dtype=object).values}, index=pd.Index(list(values), name="glued as"))
+    return table.style.format(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
 
 
 WORKSHOP_TIMES = "benchmarks/workshop_times.json"

@@ -7,7 +7,8 @@ import pytest
 from soo.llm import experiment as X
 from soo import models
 from soo.llm import plan as P
-from soo.llm.config import MODEL_PRESETS, PRESETS, llm_config, preset_name
+from soo.llm.config import (MODEL_PRESETS, PRESETS, SWEEP_LR_MULTIPLES, llm_config, n_layers_of, preset_name,
+                            sweep_layers_for)
 from soo.llm.train import CONDITIONS
 from soo.utils import as_choices, as_ints, as_positive_floats, read_value
 
@@ -44,6 +45,41 @@ def test_plan_on_the_meta_device_matches_the_model_card(name):
     assert p["checks"]["n_lora_modules"] == 2 * p["n_layers"]
     assert p["n_runs"] == 2 and p["max_new_tokens"] == 75 and p["n_eval"] == 250
     assert 0 < p["mem_weights_gib"] < p["mem_total_gib"]
+
+
+@pytest.mark.parametrize("name", [*PAPER, models.EMBEDDED])
+def test_full_scale_sweeps_follow_the_model(name):
+    """Layers over the whole depth with the SOO layer among them; learning rates at the declared multiples of the
+    model's preset lr."""
+    sc, preset = llm_config("full", name), MODEL_PRESETS[name].soo
+    n, layers = n_layers_of(name), sc.sweep_layers
+    assert n == PAPER.get(name, {"n_layers": 30})["n_layers"]
+    assert all(0 <= L < n for L in layers) and list(layers) == sorted(set(layers)) and len(layers) == 6
+    assert preset.layer in layers and sc.soo.layer == preset.layer
+    assert layers[0] < n / 4 and layers[-1] > 3 * n / 4
+    assert max(b - a for a, b in zip(layers, layers[1:])) <= n / 3  # no large gap
+    assert sc.sweep_lrs == pytest.approx([preset.lr * m for m in SWEEP_LR_MULTIPLES], rel=1e-9)
+    assert min(sc.sweep_lrs) < preset.lr < max(sc.sweep_lrs) and preset.lr not in sc.sweep_lrs
+
+
+def test_full_scale_sweeps_of_the_paper_models():
+    """The numbers the plans show (one layer per sixth of the depth, the SOO layer in its own sixth)."""
+    got = {m: (llm_config("full", m).sweep_layers, llm_config("full", m).sweep_lrs) for m in PAPER}
+    assert got == {"mistral-7b-instruct-v0.2": ((2, 8, 13, 19, 24, 29), (1e-5, 3e-5, 3e-4, 1e-3)),
+                   "gemma-2-27b-it": ((3, 11, 20, 26, 34, 42), (9e-5, 2.7e-4, 2.7e-3, 9e-3)),
+                   "calmerys-78b-orpo-v0.1": ((7, 21, 35, 57, 64, 78), (1e-5, 3e-5, 3e-4, 1e-3))}
+    assert llm_config("full", "mistral-7b-instruct-v0.2", layer=10, lr=2e-4).sweep_layers == (2, 10, 13, 18, 24, 29)
+    assert llm_config("full", "mistral-7b-instruct-v0.2", lr=2e-4).sweep_lrs == (2e-5, 6e-5, 6e-4, 2e-3)
+    assert sweep_layers_for(2, 1) == (0, 1) and sweep_layers_for(None, 5) == (5,) and sweep_layers_for(30, -1)[-1] == 29
+    assert PRESETS["full"].sweep_layers == llm_config("full").sweep_layers  # the embedded model's, as documented
+
+
+@pytest.mark.parametrize("name", [*PAPER, models.EMBEDDED, "tiny-random-llama"])
+def test_default_and_smoke_sweeps_are_unchanged(name):
+    """The book's numbers were computed with these: the smoke and default scales keep their fixed sweeps."""
+    default, smoke = llm_config("default", name), llm_config("smoke", name)
+    assert (default.sweep_layers, default.sweep_lrs) == ((6, 12, 18, 24), (1e-3,))
+    assert (smoke.sweep_layers, smoke.sweep_lrs) == ((0, 1), (1e-2,))
 
 
 def test_memory_estimate_orders_of_magnitude():

@@ -2,6 +2,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from soo import models
@@ -118,3 +119,63 @@ def test_list_parameters_are_checked_before_any_compute():
             make(["a"])
         with pytest.raises(ValueError, match="seeds: give at least one seed"):
             make([])
+
+
+def _tuned(name: str, sc, seed: int = 0, quantization=None):
+    """A tiny model with a LoRA adapter of non-zero delta (the same for the same seed), as a SOO run holds it."""
+    from soo.llm.evaluate import load
+    from soo.llm.train import LLMTrainConfig, lora_model
+
+    model, tok = load(sc, name, quantization=quantization)
+    peft = lora_model(model, LLMTrainConfig(model=name, layer=1, lora_dropout=0.0, quantization=quantization))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, p in sorted((n, p) for n, p in peft.named_parameters() if p.requires_grad):
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return peft.eval(), tok
+
+
+@pytest.mark.parametrize("name, bf16, quantization", [
+    ("tiny-random-llama", False, None), ("tiny-random-gemma2", False, None),  # gemma2: the output head's softcap
+    ("tiny-random-llama", True, None), ("tiny-random-gemma2", True, None),  # bf16: eval_ready casts the start model
+    ("tiny-random-llama", True, "4bit")])  # 4-bit: eval_ready keeps the PEFT model unmerged
+def test_one_copy_capability_equals_two_copies_bit_for_bit(name, bf16, quantization, tmp_path):
+    """The start model read through the SOO run's own weights (adapter disabled before the merge, output head after)
+    gives the capability check of a separately loaded start model exactly, and every other number as well."""
+    from soo.llm.evaluate import load
+
+    sc = dataclasses.replace(llm_config("smoke", name), bf16=bf16)
+    tuned, tok = _tuned(name, sc, quantization=quantization)
+    cap = X.capability_set(tuned.get_base_model(), tok, sc, tmp_path)  # the start model's answers (adapter unused)
+    one = X.evaluate_model(tuned, tok, sc, cap)  # one copy
+    tuned2, tok2 = _tuned(name, sc, quantization=quantization)
+    start = eval_ready(load(sc, name, quantization=quantization)[0], sc)  # a second, separately loaded copy
+    two = X.evaluate_model(tuned2, tok2, sc, cap, base=start)
+    assert one["capability"]["n_tokens"] > 0 and one["capability"]["kl"] > 0  # the adapter changed the model
+    assert one["capability"] == two["capability"]  # bit for bit
+    assert {k: v for k, v in one.items() if k != "eval_s"} == {k: v for k, v in two.items() if k != "eval_s"}
+
+
+def test_one_copy_start_outputs_need_the_peft_model_and_the_same_batches(tmp_path):
+    from soo.llm.evaluate import load
+
+    sc = llm_config("smoke")
+    model, tok = load(sc, sc.model)
+    cap = X.capability_set(model, tok, sc, tmp_path)
+    with pytest.raises(ValueError, match="PEFT model"):
+        X.StartOutputs.record(model, tok, sc, cap)
+    tuned, tok = _tuned(sc.model, sc)
+    rec = X.StartOutputs.record(tuned, tok, sc, cap)
+    assert len(rec.states) == -(-sc.n_capability // 8)  # one kept state per capability batch
+    with pytest.raises(RuntimeError, match="not recorded"):
+        rec(input_ids=torch.tensor([[1, 2, 3]]))
+
+
+def test_soo_run_holds_one_copy_of_the_weights(tmp_path, monkeypatch):
+    """soo_run loads the start model once (the capability check reads it through the run's own weights)."""
+    sc = llm_config("smoke")
+    loads = []
+    real = X.load
+    monkeypatch.setattr(X, "load", lambda *a, **kw: loads.append(a[1]) or real(*a, **kw))
+    res = X.soo_run(sc.model, sc, tmp_path, SooRun("soo_mse", 0))
+    assert len(loads) == 1 and res["capability"]["kl"] >= 0 and res["capability"]["n_tokens"] > 0

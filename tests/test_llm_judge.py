@@ -80,3 +80,61 @@ def test_mt_bench_judged_is_cached(judge_server, tmp_path):
     assert r["scores"]["all"] > 0
     again = X.mt_bench_judged(sc.model, sc, tmp_path, "base", None, judge_url=url, judge_model="m", max_new_tokens=4)
     assert again == r and len(seen) == sc.n_capability  # read back, no new requests
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("localhost", True), ("LOCALHOST", True), ("localhost.", True), ("127.0.0.1", True), ("127.5.6.7", True),
+    ("::1", True), ("::ffff:127.0.0.1", True),
+    ("localhost.example.org", False), ("127.0.0.1.example.org", False), ("10.0.0.1", False), ("0.0.0.0", False),
+    ("::", False), ("api.openai.com", False), ("", False), (None, False)])
+def test_is_loopback(host, loopback):
+    assert E.is_loopback(host) is loopback
+
+
+class _Reply:
+    status_code = 200
+
+    def raise_for_status(self):
+        pass
+
+    def json(self):
+        return {"choices": [{"message": {"content": "Rating: [[5]]"}}]}
+
+
+@pytest.fixture()
+def no_network(monkeypatch):
+    """requests' Session.post replaced: records what would be sent, sends nothing."""
+    import requests
+
+    sent = []
+    monkeypatch.setattr(requests.Session, "post", lambda self, url, **kw: sent.append((url, kw["headers"])) or _Reply())
+    return sent
+
+
+@pytest.mark.parametrize("url", ["http://judge.example.org/v1", "http://10.0.0.7:8000/v1",
+                                 "http://127.0.0.1.example.org/v1", "http://user@judge.example.org/v1"])
+def test_judge_refuses_to_send_a_key_over_plain_http_to_another_host(url, no_network, monkeypatch):
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-secret")
+    with pytest.raises(ValueError, match=r"base_url=.*clear text over plain http.*not this machine.*https://"):
+        E.judge_mt_bench({81: "a"}, base_url=url, model="m", api_key_env="MY_JUDGE_KEY")
+    assert no_network == []  # refused before any request
+
+
+@pytest.mark.parametrize("url", ["https://judge.example.org/v1", "http://localhost:8000/v1", "http://127.0.0.2/v1",
+                                 "http://[::1]:8000/v1"])
+def test_judge_sends_the_key_over_https_or_to_this_machine(url, no_network, monkeypatch):
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-secret")
+    out = E.judge_mt_bench({81: "a"}, base_url=url, model="m", api_key_env="MY_JUDGE_KEY")
+    assert out[0]["score"] == 5.0
+    assert no_network == [(url + "/chat/completions", {"Content-Type": "application/json",
+                                                       "Authorization": "Bearer sk-secret"})]
+
+
+def test_judge_without_a_key_may_use_plain_http_anywhere(no_network, monkeypatch):
+    monkeypatch.delenv("MY_JUDGE_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    E.judge_mt_bench({81: "a"}, base_url="http://judge.example.org/v1", model="m", api_key_env="MY_JUDGE_KEY")
+    E.judge_mt_bench({81: "a"}, base_url="http://judge.example.org/v1", model="m", api_key_env=None)
+    assert [h for _, h in no_network] == [{"Content-Type": "application/json"}] * 2  # no key sent
+    with pytest.raises(ValueError, match="api_key_env=''"):
+        E.judge_mt_bench({81: "a"}, base_url="https://judge.example.org/v1", model="m", api_key_env="")

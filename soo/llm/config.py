@@ -4,7 +4,8 @@ One :class:`LLMConfig` (frozen) holds everything a scale and a model fix for the
 three layers, as nanoGPT's configs are, by :func:`llm_config`:
 
 1. the **scale** (:data:`SCALES`: ``smoke`` for tests, ``default`` for the book's CPU budget, ``full`` for the
-   paper's protocol) fixes the evaluation sizes, the seeds and the sweeps;
+   paper's protocol) fixes the evaluation sizes, the seeds and the sweeps (at ``full`` the sweeps follow the model:
+   layers spread over its depth with its SOO layer among them, learning rates at fixed multiples of its lr);
 2. the **model** (:data:`MODEL_PRESETS`) fixes what comes with it: the paper's SOO layer, LoRA r/alpha/dropout and
    targets, learning rate, epochs, batch, quantization and answer ending for the paper's three models
    (PAPER_SPEC §3.1), this project's settings for the embedded SmolLM2 and the tiny test models;
@@ -90,6 +91,15 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
 """What comes with each base model (the second layer of :func:`llm_config`)."""
 PAPER_DEPTH = 19 / 32
 """Relative depth of the SOO layer for a model without a preset (the paper's Mistral layer)."""
+SWEEP_DEPTH_PARTS = 6
+"""The full scale's layer sweep takes one layer in each sixth of the model's depth: the SOO layer in the sixth that
+holds it, the middle layer of every other sixth (:func:`sweep_layers_for`). Sixths keep the sweep at six runs
+whatever the depth and spread them over the whole of it (the first in the first sixth, the last in the last), so a
+deep model is swept around its SOO layer too, not only in its first layers."""
+SWEEP_LR_MULTIPLES = (0.1, 0.3, 3.0, 10.0)
+"""The full scale's learning-rate sweep, as multiples of the model's preset lr (:func:`sweep_lrs_for`): about half
+a decade apart, one decade below and one above, so the sweep shows on which side of the preset lr SOO works best
+(the main lr, x1, is run anyway)."""
 
 
 def preset_name(model: str) -> str:
@@ -133,6 +143,26 @@ def n_layers_of(model: str) -> int | None:
     return getattr(cfg, "num_hidden_layers", None)
 
 
+def sweep_layers_for(n_layers: int | None, layer: int) -> tuple[int, ...]:
+    """The full scale's layer sweep of a model with ``n_layers`` decoder layers and SOO layer ``layer``: one layer
+    per sixth of the depth (:data:`SWEEP_DEPTH_PARTS`), the SOO layer in its own sixth and the middle layer of each
+    other sixth; sorted, distinct, within ``0..n_layers - 1``. ``n_layers=None`` (the depth cannot be read here):
+    the SOO layer alone."""
+    if n_layers is None:
+        return (int(layer),)
+    k = SWEEP_DEPTH_PARTS
+    soo = int(layer) % n_layers
+    mids = [(2 * j + 1) * n_layers // (2 * k) for j in range(k)]  # the middle layer of each part
+    mids[soo * k // n_layers] = soo
+    return tuple(sorted(set(mids)))
+
+
+def sweep_lrs_for(lr: float) -> tuple[float, ...]:
+    """The full scale's learning-rate sweep around ``lr``: ``lr`` times each of :data:`SWEEP_LR_MULTIPLES`, rounded
+    to 3 significant digits (so the run names and the plan read 3e-05, not 2.9999999999999997e-05)."""
+    return tuple(float(f"{lr * m:.3g}") for m in SWEEP_LR_MULTIPLES)
+
+
 @dataclass(frozen=True)
 class LLMConfig:
     """Everything a scale and a model fix for the LLM notebooks (build it with :func:`llm_config`)."""
@@ -156,9 +186,10 @@ class LLMConfig:
     generalization_seeds: tuple[int, ...]
     """seeds whose adapters the generalization notebook evaluates"""
     sweep_layers: tuple[int, ...]
-    """SOO (MSE) with the first seed at each of these layers"""
+    """SOO (MSE) with the first seed at each of these layers (at the full scale: :func:`sweep_layers_for` the model)"""
     sweep_lrs: tuple[float, ...]
-    """SOO (MSE) with the first seed at each of these learning rates (besides the main one)"""
+    """SOO (MSE) with the first seed at each of these learning rates, besides the main one (at the full scale:
+    :func:`sweep_lrs_for` the model's lr)"""
     soo: LLMTrainConfig
     """SOO fine-tuning (and its controls): the model preset's settings at this scale"""
     organism: LLMTrainConfig
@@ -243,11 +274,17 @@ PRESETS: dict[str, LLMConfig] = {
                          n_capability=24, capability_tokens=48, gen_tokens=75),
     "full": LLMConfig("full", models.EMBEDDED, n_eval=250, n_soo_eval=250, n_perspectives=250, n_generalization=250,
                       n_generate=250, seeds=(0, 1, 2, 3, 4), generalization_seeds=(0, 1, 2, 3, 4),
-                      sweep_layers=(6, 10, 14, 18, 22, 26), sweep_lrs=(1e-4, 1e-3, 3e-3), soo=_SMOLLM2,
+                      sweep_layers=sweep_layers_for(30, _SMOLLM2.layer), sweep_lrs=sweep_lrs_for(_SMOLLM2.lr),
+                      soo=_SMOLLM2,
                       organism=replace(_SMOLLM2, epochs=3, bf16=True, **_ORGANISM), organism_n=512,
                       n_capability=80, capability_tokens=128, gen_tokens=75),
 }
-"""The scales, as they apply to their default model (smoke: tiny-random-llama; default, full: the embedded model)."""
+"""The scales, as they apply to their default model (smoke: tiny-random-llama; default, full: the embedded model, 30
+layers). :func:`llm_config` keeps the smoke and default sweeps for every model and computes the full scale's from
+the chosen model (:data:`MODEL_RELATIVE_SWEEPS`)."""
+MODEL_RELATIVE_SWEEPS = ("full",)
+"""The scales whose sweeps follow the model (its depth and its lr); the others keep their fixed sweeps, which the
+book's numbers were computed with."""
 
 
 def check_layer(layer: int, model: str, n_layers: int | None, source: str, name: str = "layer") -> int:
@@ -306,6 +343,8 @@ def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=N
         start_from = mp.start_from
     sc = replace(sc, model=model, soo=soo, organism=replace(sc.organism, model=model, bf16=sc.bf16),
                  suffix=mp.suffix, start_from=start_from)
+    if scale in MODEL_RELATIVE_SWEEPS:
+        sc = replace(sc, sweep_layers=sweep_layers_for(n_layers, soo.layer), sweep_lrs=sweep_lrs_for(soo.lr))
     if seeds is not None:
         seeds = as_seeds(seeds)
         sc = replace(sc, seeds=seeds, generalization_seeds=seeds[:len(sc.generalization_seeds)])

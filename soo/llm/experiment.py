@@ -12,6 +12,7 @@ no forward pass (:mod:`soo.llm.evaluate`), no training loop (:mod:`soo.llm.train
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -33,6 +34,9 @@ from .train import CONDITIONS, is_finished, load_trained, train, train_sft
 
 CONTROLS = tuple(c for c in CONDITIONS if c != "soo_mse")
 """The conditions SOO (MSE) is compared with."""
+_RUN_NAME = re.compile(r"(?P<condition>\w+?)__seed(?P<seed>-?\d+)(?:__layer(?P<layer>-?\d+))?"
+                       r"(?:__lr(?P<lr>[0-9.e+-]+))?")
+"""A SOO run's folder name (:attr:`SooRun.name`)."""
 
 
 def eval_key(sc: LLMConfig, **extra) -> dict:
@@ -169,6 +173,11 @@ def glue_llm_baseline(nb: Notebook, table: pd.DataFrame, persp: dict, comparison
         "paper": g["paper order"], "mirrored": g["mirrored"], "mean": g["mean"], "first_room": g["first-room rate"],
         "lp_mean": table.loc["log-prob", "mean"], "honesty_mean": table.loc["generation + honesty prompt", "mean"],
         "persp_gen": persp["generate"], "persp_lp": persp["logprob"]}.items()}
+    split = scoring.position_and_preference(out["base_paper"], out["base_mirrored"])
+    lo, hi = g["mean CI"]
+    out.update(base_position=float(split["position"]), base_preference=float(split["preference"]),
+               base_paper_measures=split["paper_order_measures"], base_ci_low=float(lo), base_ci_high=float(hi),
+               base_preference_verdict=scoring.preference_verdict(lo, hi))
     return {**out, "base_model": nb.cfg.model, "base_scale": nb.cfg.scale, "base_n": int(nb.cfg.n_eval),
             "base_tokens": int(nb.cfg.gen_tokens), "base_precision": nb.cfg.precision, "base_machine": models.machine(),
             "base_comparison": comparison}
@@ -268,12 +277,136 @@ def capability_set(base_model, tok, sc: LLMConfig, run_dir) -> dict:
                                                            "bf16": sc.bf16}, compute)
 
 
-def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base) -> dict:
+class StartOutputs:
+    """The start model's outputs on the capability check's batches, read from the one loaded copy of the weights.
+
+    A SOO run is evaluated merged (:func:`soo.llm.evaluate.eval_ready` adds the LoRA delta to the base weights in
+    place), and its capability check compares it with the start model, whose weights the merge overwrote.
+    :meth:`record` runs the start model before the merge (the PEFT model with its adapter disabled: the base
+    weights, untouched by LoRA) through :func:`soo.llm.evaluate.capability`'s batches and keeps, per batch, the
+    decoder's last hidden state (on the CPU: tokens x hidden size per text, not the logits). Called afterwards with
+    a recorded batch's inputs, the object returns the start model's output: the model's forward runs with the
+    decoder replaced by the kept state, so only the output head runs. Neither LoRA nor the merge touches the
+    output head, so the logits are the ones a separately loaded start model gives, bit for bit, with one copy of
+    the weights and about the same compute (the decoder runs once per batch for the start model either way).
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.states: dict = {}
+
+    @staticmethod
+    def key(input_ids) -> tuple:
+        """What identifies a batch: its token ids (with their padding)."""
+        return tuple(input_ids.shape), input_ids.detach().cpu().numpy().tobytes()
+
+    @staticmethod
+    def decoder(model):
+        """The module whose first output is the last hidden state the output head reads."""
+        from peft import PeftModel
+
+        inner = model.get_base_model() if isinstance(model, PeftModel) else model
+        return inner.get_decoder()
+
+    @staticmethod
+    def cast_start(model, sc: LLMConfig) -> None:
+        """Give the start model, in place, the dtype :func:`soo.llm.evaluate.eval_ready` gives a separately loaded
+        one (every floating tensor in ``sc.dtype``; 4- and 8-bit bases are left as they are), without touching the
+        adapter: the tensors loading left in another dtype (rotary frequencies) are cast now, as eval_ready casts
+        them after the merge anyway. The weights LoRA merges into are already in ``sc.dtype`` (loaded so); a
+        ``RuntimeError`` says so if not, since casting them before the merge would change the merged model."""
+        from peft.tuners.lora import LoraLayer
+
+        inner = model.get_base_model()
+        if sc.dtype is None or getattr(inner, "is_loaded_in_4bit", False) or getattr(inner, "is_loaded_in_8bit", False):
+            return
+        merged_into = {id(m.get_base_layer().weight) for m in inner.modules() if isinstance(m, LoraLayer)}
+        for name, mod in inner.named_modules():
+            if any(part.startswith("lora_") for part in name.split(".")):
+                continue  # the adapter stays as trained (fp32)
+            for k, p in mod.named_parameters(recurse=False):
+                if p.is_floating_point() and p.dtype != sc.dtype:
+                    if id(p) in merged_into:
+                        raise RuntimeError(f"{name}.{k} is {p.dtype}, not {sc.dtype}: the one-copy capability check "
+                                           "needs the weights LoRA merges into loaded in the evaluation dtype")
+                    p.data = p.data.to(sc.dtype)
+            for k, b in mod.named_buffers(recurse=False):
+                if b.is_floating_point() and b.dtype != sc.dtype:
+                    setattr(mod, k, b.to(sc.dtype))
+
+    @classmethod
+    def record(cls, model, tok, sc: LLMConfig, cap: dict) -> "StartOutputs":
+        """Run the start model on the capability texts of ``cap``: ``model`` is the trained PEFT model, before
+        :func:`soo.llm.evaluate.eval_ready`; its adapter is disabled for the pass."""
+        from peft import PeftModel
+        from peft.tuners.lora import LoraLayer
+
+        if not isinstance(model, PeftModel):
+            raise ValueError(f"model: StartOutputs.record needs the PEFT model of a SOO run, not a "
+                             f"{type(model).__name__}")
+        inner = model.get_base_model()
+        if any(isinstance(m, LoraLayer) for m in (inner.get_input_embeddings(), inner.get_output_embeddings())):
+            raise ValueError("target_modules: LoRA on the embeddings or the output head would merge into the weights "
+                             "the start model's outputs are read back through; target the decoder layers' modules")
+        cls.cast_start(model, sc)
+        rec = cls(model)
+        last: list = [None, None]  # the last batch's key and output
+        kept: dict = {}
+
+        def keep(mod, args, out) -> None:  # returns None: the decoder's output goes on unchanged
+            kept["h"] = out[0]
+
+        def run(**inputs):  # called twice per batch by capability (as the model and as its base): runs once
+            k = cls.key(inputs["input_ids"])
+            if last[0] != k:
+                last[:] = [None, None]  # the previous batch's logits go before the next are computed
+                hook = cls.decoder(model).register_forward_hook(keep)
+                try:
+                    last[:] = [k, model(**inputs)]
+                finally:
+                    hook.remove()
+                h = kept.pop("h")
+                rec.states[k] = (h.detach().to("cpu", copy=True), h.device)
+            return last[1]
+
+        run.get_input_embeddings = model.get_input_embeddings  # what capability reads the input device from
+        with model.disable_adapter(), models.autocast(sc.bf16):
+            E.capability(run, tok, cap["questions"], cap["answers"], base=run)
+        return rec
+
+    def __call__(self, **inputs):
+        """The start model's output on a recorded batch, through ``self.model`` (set to the evaluated model: the
+        same weights, now merged)."""
+        from transformers.modeling_outputs import BaseModelOutputWithPast
+
+        k = self.key(inputs["input_ids"])
+        if k not in self.states:
+            raise RuntimeError("StartOutputs: this batch was not recorded; record() must see the same capability texts")
+        h, device = self.states[k]
+        dec = self.decoder(self.model)
+        own = dec.__dict__.get("forward")  # a forward set on the instance (e.g. by accelerate) is put back after
+        dec.forward = lambda *args, **kwargs: BaseModelOutputWithPast(last_hidden_state=h.to(device))
+        try:
+            return self.model(**inputs)
+        finally:
+            if own is None:
+                del dec.forward
+            else:
+                dec.forward = own
+
+
+def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base=None) -> dict:
     """Deception (log-prob, both orders; generation on a subset), Perspectives, latent SOO, and
-    capability against ``base`` (the model before this fine-tune). ``model`` goes through
-    :func:`soo.llm.evaluate.eval_ready` first."""
+    capability against the model before this fine-tune. ``model`` goes through
+    :func:`soo.llm.evaluate.eval_ready` first. ``base``: ``None`` (``model`` is a SOO run's PEFT model: the start
+    model is read from the same weights with the adapter disabled, :class:`StartOutputs`) or a model (a second
+    copy, or ``model`` itself for the start model's own row)."""
     t0 = time.perf_counter()
+    if cap and base is None:
+        base = StartOutputs.record(model, tok, sc, cap)
     model = eval_ready(model, sc)
+    if isinstance(base, StartOutputs):
+        base.model = model  # the same weights as evaluated (merged, or the 4-bit PEFT model as it is)
     recs = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_soo_eval), "logprob")
     gen = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate")
     persp = score(model, tok, sc, perspectives_both_orders(sc), "logprob")
@@ -331,6 +464,16 @@ class SooRun:
         return (f"{self.condition}__seed{self.seed}" + ("" if self.layer is None else f"__layer{self.layer}")
                 + ("" if self.lr is None else f"__lr{self.lr:g}"))
 
+    @classmethod
+    def from_name(cls, name: str) -> "SooRun | None":
+        """The run a folder name (:attr:`name`) stands for; ``None`` for a name that is not a SOO run's (e.g.
+        ``"organism"``). The lr is as precise as the name (6 significant digits)."""
+        m = _RUN_NAME.fullmatch(str(name))
+        if m is None or m["condition"] not in CONDITIONS:
+            return None
+        return cls(m["condition"], int(m["seed"]), None if m["layer"] is None else int(m["layer"]),
+                   None if m["lr"] is None else float(m["lr"]))
+
     def resolved(self, sc: LLMConfig) -> "SooRun":
         """The same run with a layer / lr equal to the configuration's written as ``None`` (it is the main run)."""
         layer = None if self.layer is None or int(self.layer) == sc.soo.layer else int(self.layer)
@@ -375,10 +518,9 @@ def soo_run(model_path, sc: LLMConfig, run_dir, run: SooRun, *, progress=True) -
             r = train(cfg, pairs=S.soo_pairs(cfg.pairs)[:sc.n_pairs], model=model, tok=tok, progress=progress)
             r.save(rdir)
             model, man = r.model, r.manifest()
-        base = load(sc, model_path, quantization=cfg.quantization)[0]  # the untouched start, for capability
         return {"condition": run.condition, "seed": int(run.seed), "layer": cfg.layer, "lr": cfg.lr,
                 "config": dataclasses.asdict(cfg), "train_losses": man["epoch_losses"], "train_s": man["wall_s"],
-                **evaluate_model(model, tok, sc, cap, base=eval_ready(base, sc))}
+                **evaluate_model(model, tok, sc, cap)}  # the start model: the same weights, adapter disabled
     return cached(rdir / "result.json", key, compute)
 
 
@@ -464,11 +606,46 @@ def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
     return plots.book_table(pd.concat([paper[cols], pd.DataFrame(ours)], ignore_index=True))
 
 
+def capability_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
+    """The paper's (and the official repository's) latent SOO, MT-Bench and Perspectives figures next to what this
+    run measured before and after SOO. Only the rows of one measure are comparable, and even they only in kind: the
+    paper's latent SOO is an MSE over its own choice of outputs and prompts, and its MT-Bench is a GPT-4 judge's
+    1-10 score, while ours is an offline KL divergence and perplexity against the start model."""
+    pr, b, m = S.paper_results(), scoring.result_row(base), summary.loc[main]
+    src = f"ours, scale={nb.cfg.scale}, {len(nb.cfg.seeds)} seeds"
+
+    def after(col, fmt):
+        return f"{m[col + ' mean']:{fmt}} ± {m[col + ' sd']:{fmt}}"
+
+    def paper_after(r):
+        return f"{r['soo_mean']:g}" + (f" ± {r['soo_sd']:g}" if r.get("soo_sd") is not None else "")
+
+    rows = [{"measure": f"latent SOO: {r['metric']}", "model": r["model"], "before": f"{r['baseline']:g}",
+             "after SOO": paper_after(r), "source": r["source"]} for r in pr["latent_soo"]]
+    rows += [{"measure": f"latent SOO: {what}, mean over layers", "model": nb.start_label,
+              "before": f"{b[col]:.3g}", "after SOO": after(col, ".3g"), "source": src}
+             for what, col in (("attention output (o_proj) MSE", "latent attn"), ("MLP output (down_proj) MSE", "latent mlp"))]
+    rows += [{"measure": "MT-Bench score (GPT-4 judge, 1-10)", "model": r["model"], "before": f"{r['baseline']:g}",
+              "after SOO": paper_after(r), "source": r["source"]} for r in pr["mt_bench"] if "model" in r]
+    rows += [{"measure": "capability: per-token KL to the start model on MT-Bench prompts (nats)",
+              "model": nb.start_label, "before": f"{b['kl']:.3g}", "after SOO": after("kl", ".3g"), "source": src},
+             {"measure": "capability: perplexity of the start model's MT-Bench answers", "model": nb.start_label,
+              "before": f"{b['perplexity']:.2f}", "after SOO": after("perplexity", ".2f"), "source": src},
+             {"measure": "Perspectives accuracy (%)", "model": "all three models", "before": "",
+              "after SOO": pr["perspectives_accuracy_after_soo"]["value"],
+              "source": pr["perspectives_accuracy_after_soo"]["source"]},
+             {"measure": "Perspectives accuracy (%)", "model": nb.start_label,
+              "before": f"{base['perspectives_accuracy']:.1f}", "after SOO": after("perspectives", ".1f"),
+              "source": src}]
+    return plots.book_table(pd.DataFrame(rows))
+
+
 def glue_llm_soo(nb: Notebook, base: dict, per_seed: pd.DataFrame, summary: pd.DataFrame, sweep: pd.DataFrame,
                  lr_sweep: pd.DataFrame, conditions, main: str, comparison) -> dict:
     """The values the llm_soo page glues: ``soo_*`` (per condition: ``soo_<condition>_<column>[_sd]``)."""
     sc, b = nb.cfg, scoring.result_row(base)
-    out = {"soo_comparison": comparison, "soo_base_rate": float(b["mean"]),
+    out = {"soo_comparison": comparison, "soo_capability_comparison": capability_comparison(nb, base, summary, main),
+           "soo_base_rate": float(b["mean"]),
            "soo_base_persp": float(base["perspectives_accuracy"]), "soo_base_latent_attn": float(b["latent attn"]),
            "soo_base_latent_mlp": float(b["latent mlp"])}
     for cond in conditions:
@@ -483,13 +660,17 @@ def glue_llm_soo(nb: Notebook, base: dict, per_seed: pd.DataFrame, summary: pd.D
                                                      else f"from {u.min():.0f} to {u.max():.0f} % over seeds")
     if len(sweep):
         best = sweep.loc[sweep["mean"].idxmin()]
-        out.update(soo_sweep_best_layer=int(best["layer"]), soo_sweep_best_rate=float(best["mean"]))
+        out.update(soo_sweep_best_layer=int(best["layer"]), soo_sweep_best_rate=float(best["mean"]),
+                   soo_sweep_min_rate=float(sweep["mean"].min()), soo_sweep_max_rate=float(sweep["mean"].max()),
+                   soo_sweep_layers=", ".join(str(int(v)) for v in sorted(sweep["layer"])))
     if len(lr_sweep):  # the lowest and the highest learning rate of the sweep
         for end, r in (("min", lr_sweep.loc[lr_sweep["lr"].idxmin()]), ("max", lr_sweep.loc[lr_sweep["lr"].idxmax()])):
             out[f"soo_lr_{end}"] = f"{r['lr']:g}"
             for col in ("mean", "kl", "generate unclear"):
                 out[f"soo_lr_{end}_{col.replace(' ', '_')}"] = float(r[col])
         out["soo_lr_sweep_lrs"] = ", ".join(f"{v:g}" for v in sorted(lr_sweep["lr"]))
+        out.update(soo_lr_sweep_min_rate=float(lr_sweep["mean"].min()),
+                   soo_lr_sweep_max_rate=float(lr_sweep["mean"].max()))
     out.update(soo_layer=int(sc.soo.layer), soo_lr=f"{sc.soo.lr:g}", soo_epochs=int(sc.soo.epochs),
                soo_seeds=", ".join(map(str, sc.seeds)), soo_scale=sc.scale, soo_model=str(sc.model),
                soo_start=nb.start_label, soo_tokens=int(sc.gen_tokens), soo_base_generate_paper=float(b["generate paper"]),
@@ -583,9 +764,39 @@ def generalization_comparison(nb: Notebook, avg):
     return plots.book_table(pd.concat([paper[cols], ours[cols]], ignore_index=True), precision=2)
 
 
+EXTENDED = ("treasure_hunt", "escape_room")
+"""The two extended generalization scenarios."""
+
+
+def extended_comparison(nb: Notebook, agg: pd.DataFrame):
+    """The paper's Treasure Hunt and Escape Room rates (all three models, where the paper gives them) next to ours,
+    per scenario; ours counterbalanced by log-prob, mean over seeds."""
+    pr = S.paper_results()["llm_generalization"]["paper_extended"]
+    rows = [{"scenario": r["scenario"].replace("_", " "), "model": r["model"],
+             "measured as": MEASURED_AS[r["source"]],
+             "baseline": "" if r.get("baseline") is None else f"{r['baseline']:.2f}",
+             "soo": f"{r['soo_mean']:.2f}", "source": r["source"]} for r in pr]
+    pv = agg.pivot(index="variant", columns="condition", values="rate")
+    sc = nb.cfg
+    rows += [{"scenario": v.replace("_", " "), "model": nb.start_label,
+              "measured as": f"{COUNTERBALANCED_LP}, {sc.n_generalization} per order",
+              "baseline": f"{pv.loc[v, 'base']:.2f}", "soo": f"{pv.loc[v, 'soo_mse']:.2f}",
+              "source": f"ours, scale={sc.scale}, {len(sc.generalization_seeds)} seed(s)"} for v in EXTENDED]
+    return plots.book_table(pd.DataFrame(rows).sort_values("scenario", kind="stable"))
+
+
 def glue_llm_generalization(nb: Notebook, agg: pd.DataFrame, avg: pd.DataFrame, comparison) -> dict:
     """The values the llm_generalization page glues: ``gen_*``."""
-    out = {"gen_comparison": comparison}
+    out = {"gen_comparison": comparison, "gen_extended_comparison": extended_comparison(nb, agg)}
+    repo = {r["scenario"].split(" ")[0]: r for r in S.paper_results()["llm_generalization"]["repo_mistral_kl_variant"]}
+    th = next(r for r in S.paper_results()["llm_generalization"]["paper_extended"]
+              if r["scenario"] == "treasure_hunt" and r["model"].startswith("Mistral"))
+    out.update(gen_paper_th_mistral_base=float(th["baseline"]), gen_paper_th_mistral_soo=float(th["soo_mean"]),
+               **{f"gen_repo_{v}_{k}": float(repo[v][c]) for v in EXTENDED
+                  for k, c in (("base", "baseline"), ("soo", "soo_mean"))})
+    n_seeds = len(nb.cfg.generalization_seeds)
+    out["gen_spread"] = (f"mean ± SD over {n_seeds} seeds" if n_seeds > 1
+                         else "one seed, so no spread over seeds is shown")
     for cond in ("base", *GENERALIZATION_CONDITIONS):
         out[f"gen_{cond}_avg7"] = float(avg.loc[cond, "rate"])
         out[f"gen_{cond}_avg7_paper_way"] = float(avg.loc[cond, "paper way"])

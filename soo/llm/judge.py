@@ -5,8 +5,10 @@ handed and writes nothing to disk (:func:`soo.llm.experiment.mt_bench_judged` ge
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Sequence
+from urllib.parse import urlsplit
 
 NEED_REFERENCE = ("math", "reasoning", "coding")
 """MT-Bench categories judged against GPT-4's reference answer (FastChat's NEED_REF_CATS)."""
@@ -35,15 +37,43 @@ def parse_rating(judgment: str) -> float | None:
     return None
 
 
-def judge_mt_bench(answers: dict, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY",
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a URL's host name) is this machine: ``localhost``, 127.0.0.0/8 or ::1."""
+    if not host:
+        return False
+    host = host.lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:  # a name other than localhost: where it points is not this module's to trust
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def check_key_transport(base_url: str, api_key_env: str | None, key: str | None) -> None:
+    """A ``ValueError`` naming ``base_url`` when an API key would go over plain http to a host other than this
+    machine (anyone on the way could read it); https, a loopback host, or no key are fine."""
+    parts = urlsplit(base_url)
+    if key and parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ValueError(f"base_url={base_url!r}: the API key in ${api_key_env} would be sent in clear text over "
+                         f"plain http to {parts.hostname!r}, which is not this machine. Use an https:// URL, a "
+                         "server on localhost / 127.0.0.1 / [::1], or send no key (api_key_env=None, or unset "
+                         f"${api_key_env}) for a server that needs none.")
+
+
+def judge_mt_bench(answers: dict, *, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY",
                    timeout: float = 120.0, max_tokens: int = 2048, retries: int = 3) -> list[dict]:
     """Grade first-turn MT-Bench answers (1-10) with an OpenAI-compatible chat endpoint.
 
     ``answers``: ``{question_id: answer}``. ``base_url``: the endpoint's base, e.g.
     ``"https://api.openai.com/v1"`` or a local vLLM server; ``model``: the judge (the paper: GPT-4).
-    The API key is read from the environment variable ``api_key_env`` (not needed by local servers)
-    and never stored. Greedy (temperature 0), as FastChat. One record per answer: question_id,
-    category, score (``None`` when the reply holds no rating) and the judge's full reply.
+    The API key is read from the environment variable ``api_key_env`` (``None``: send no key; not needed by local
+    servers) and never stored; it is sent only over https or to a loopback host (localhost, 127.0.0.0/8, ::1):
+    plain http to another host with a key raises ``ValueError`` before any request. Greedy (temperature 0), as
+    FastChat. One record per answer: question_id, category, score (``None`` when the reply holds no rating) and the
+    judge's full reply.
     """
     import os
     import time
@@ -62,9 +92,14 @@ def judge_mt_bench(answers: dict, *, base_url: str, model: str, api_key_env: str
     if unknown or not answers:
         raise ValueError(f"answers: question ids must be MT-Bench ids 81-160 (got unknown {unknown[:5]})"
                          if unknown else "answers is empty")
+    if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env.strip()):
+        raise ValueError(f"api_key_env={api_key_env!r}: name the environment variable holding the API key, e.g. "
+                         "'OPENAI_API_KEY', or None to send no key")
+    key = os.environ.get(api_key_env) if api_key_env else None
+    check_key_transport(base_url, api_key_env, key)
     headers = {"Content-Type": "application/json"}
-    if os.environ.get(api_key_env):
-        headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
     url = base_url.rstrip("/") + "/chat/completions"
     out = []
     with requests.Session() as session:

@@ -12,7 +12,11 @@ per quantized weight; bf16: 2 bytes; fp32: 4), LoRA weights + gradients + AdamW 
 parameter), and activations: the larger of training (both passes of a SOO pair to the SOO layer, or through the
 whole model and its logits for the KL-on-logits and LM-loss objectives) and evaluation (the KV cache of a
 generation batch and the logits of its prompts, the capability check's logits), at the run's batch sizes and the
-token counts in :data:`TOKENS`. On a GPU, PyTorch's caching allocator and the CUDA context come on top.
+token counts in :data:`TOKENS`. Every notebook holds one copy of the weights (the SOO runs read the start model
+through the same copy: :func:`soo.llm.experiment.evaluate_model`). On a GPU, PyTorch's caching allocator and the
+CUDA context come on top: ``fits_gpu_gib`` lists the GPU sizes of :data:`GPU_GIB` that hold the estimate with
+:data:`GPU_HEADROOM` to spare. The plan of ``llm_soo`` also lists its sweeps (``sweep_layers``, ``sweep_lrs``: the
+layers and learning rates at which SOO (MSE) runs with the first seed, read from its runs).
 """
 from __future__ import annotations
 
@@ -28,10 +32,15 @@ kept besides the answer in the capability check."""
 N_PARAMS_TOLERANCE = 0.005
 """Relative difference allowed between the meta-device parameter count and the model card's."""
 LOGIT_OBJECTIVES = ("soo_kl_logits", "lm")
+GPU_GIB = (24, 40, 80, 141)
+"""GPU memory sizes the plan is checked against: 24 (RTX 4090, L4), 40 (A100 40GB), 80 (A100/H100 80GB), 141 (H200)."""
+GPU_HEADROOM = 0.1
+"""Share of a GPU's memory left out of ``fits_gpu_gib``: the CUDA context, the caching allocator's fragmentation
+and what the estimate does not count."""
 PLAN_KEYS = ("model", "start_from", "n_layers", "layer", "module", "lora_r", "lora_alpha", "lora_dropout",
              "target_modules", "lr", "epochs", "batch_size", "quantization", "suffix", "max_new_tokens", "n_eval",
-             "seeds", "n_params", "mem_weights_gib", "mem_lora_optimizer_gib", "mem_activations_gib",
-             "mem_total_gib", "n_runs")
+             "seeds", "n_params", "mem_weights_gib", "mem_weight_copies", "mem_lora_optimizer_gib",
+             "mem_activations_gib", "mem_total_gib", "fits_gpu_gib", "n_runs", "sweep_layers", "sweep_lrs")
 
 
 def meta_model(model: str):
@@ -89,7 +98,8 @@ def estimate_memory(cfg: LLMConfig, checks: dict, *, notebook: str, objectives=(
     """Estimated GPU memory (GiB) of the notebook's largest step; see the module docstring for what is counted."""
     arch = architecture(cfg.model)
     if not checks.get("checked") or arch is None:
-        return {k: None for k in ("mem_weights_gib", "mem_lora_optimizer_gib", "mem_activations_gib", "mem_total_gib")}
+        return {k: None for k in ("mem_weights_gib", "mem_weight_copies", "mem_lora_optimizer_gib",
+                                  "mem_activations_gib", "mem_total_gib", "fits_gpu_gib")}
     arch = getattr(arch, "text_config", None) or arch
     h, i, L, V = arch.hidden_size, arch.intermediate_size, arch.num_hidden_layers, arch.vocab_size
     kv = getattr(arch, "num_key_value_heads", None) or arch.num_attention_heads
@@ -121,11 +131,29 @@ def estimate_memory(cfg: LLMConfig, checks: dict, *, notebook: str, objectives=(
     if notebook == "llm_soo":  # capability: fp32 log-softmax of tuned and base, and their KL, on the kept positions
         evaluation = max(evaluation, 8 * (cfg.capability_tokens + TOKENS["capability_answer_extra"]) * V * 4 * 3)
     act = max(act, evaluation)
-    copies = 2 if notebook == "llm_soo" else 1  # llm_soo holds the untouched start model for the capability check
+    copies = 1  # the capability check reads the start model through the same copy (evaluate_model)
     total = copies * weights + lora + act
     r = lambda b: round(b / GIB, 3)  # noqa: E731
     return {"mem_weights_gib": r(weights), "mem_weight_copies": copies, "mem_lora_optimizer_gib": r(lora),
-            "mem_activations_gib": r(act), "mem_total_gib": r(total)}
+            "mem_activations_gib": r(act), "mem_total_gib": r(total), "fits_gpu_gib": fits_gpu(total / GIB)}
+
+
+def fits_gpu(total_gib: float) -> list[int]:
+    """The sizes of :data:`GPU_GIB` whose memory, less :data:`GPU_HEADROOM`, holds ``total_gib``."""
+    return [g for g in GPU_GIB if total_gib <= (1 - GPU_HEADROOM) * g]
+
+
+def planned_sweeps(cfg: LLMConfig, runs) -> dict:
+    """The sweeps among ``runs`` (run names): ``sweep_layers``, the layers of the layer-sweep runs with the
+    configuration's layer, and ``sweep_lrs``, the learning rates of the lr-sweep runs with the configuration's lr
+    (a sweep point equal to the main run is the main run); empty lists where there is no such run."""
+    from .experiment import SooRun
+
+    parsed = [r for r in map(SooRun.from_name, runs) if r is not None]
+    layers = {r.layer for r in parsed if r.layer is not None}
+    lrs = {r.lr for r in parsed if r.lr is not None}
+    return {"sweep_layers": sorted(layers | {cfg.soo.layer}) if layers else [],
+            "sweep_lrs": sorted(lrs | {cfg.soo.lr}) if lrs else []}
 
 
 def plan(cfg: LLMConfig, notebook: str, *, n_eval: int, runs=(), objectives=("soo_mse",)) -> dict:
@@ -140,8 +168,9 @@ def plan(cfg: LLMConfig, notebook: str, *, n_eval: int, runs=(), objectives=("so
            "suffix": cfg.suffix, "max_new_tokens": cfg.gen_tokens, "n_eval": int(n_eval), "seeds": list(cfg.seeds),
            "n_params": checks.get("n_params"),
            **estimate_memory(cfg, checks, notebook=notebook, objectives=objectives),
-           "n_runs": len(runs), "runs": list(runs), "notebook": notebook, "scale": cfg.scale, "preset": cfg.preset,
-           "precision": cfg.precision, "bf16": cfg.bf16, "eval_batch_size": cfg.batch_size, "checks": checks, "assumed_tokens": TOKENS}
+           "n_runs": len(runs), **planned_sweeps(cfg, runs), "runs": list(runs), "notebook": notebook,
+           "scale": cfg.scale, "preset": cfg.preset, "precision": cfg.precision, "bf16": cfg.bf16,
+           "eval_batch_size": cfg.batch_size, "checks": checks, "assumed_tokens": TOKENS}
     if notebook == "llm_organism":
         out["layer"] = cfg.soo.layer  # the SOO layer the organism will later be fine-tuned at (unused by the SFT)
     return {**{k: out[k] for k in PLAN_KEYS}, **out}
