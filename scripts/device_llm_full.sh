@@ -13,9 +13,10 @@
 # and only the paper's loss with one seed, to fit the device time; everything else as `make book SCALE=full`):
 #   llm_baseline -p scale full
 #   llm_soo      -p scale full -p start_from None -p seeds "[0]" -p conditions '["soo_mse"]' -p sweep_layers "[]" -p sweep_lrs "[]"
-# Notebooks run with scripts/run_notebook.py (the machine has no Jupyter kernel). Back in $OUT (7 files):
+# Notebooks run with scripts/run_notebook.py (the machine has no Jupyter kernel). Back in $OUT (8 files):
 #   run.log, plans.json, llm_baseline.ipynb/.json, llm_soo.ipynb/.json (per-cell wall time and peak
-#   torch.cuda.max_memory_allocated, glued values), results.tgz (the result JSON files, no weights).
+#   torch.cuda.max_memory_allocated, glued values), peak_vs_plan.json (each notebook's measured peak beside the
+#   plan's estimate), results.tgz (the result JSON files, no weights).
 # (SCALE, PY and SOO_DEVICE_ROOT exist to rehearse the script on a CPU: SCALE=smoke PY=.venv/bin/python.)
 set -u
 mode=${1:?usage: device_llm_full.sh stage|run}
@@ -82,6 +83,7 @@ import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 plans = json.loads((out / "plans.json").read_text())
+compared = {}
 for nb in ("llm_baseline", "llm_soo"):
     f = out / f"{nb}.json"
     if not f.exists():
@@ -91,8 +93,13 @@ for nb in ("llm_baseline", "llm_soo"):
     peak = d["peak_cuda_mib"]
     peak_s = f"{peak / 1024:.3f} GiB" if peak else "n/a"
     print(f"{nb}: {d['status']}; {d['wall_s']:.0f} s; peak CUDA {peak_s}; plan's estimate {est} GiB")
+    ratio = (est / (peak / 1024)) if (est and peak) else None
+    compared[nb] = {"status": d["status"], "wall_s": d["wall_s"], "peak_gib": peak / 1024 if peak else None,
+                    "plan_gib": est, "plan_over_peak": ratio,
+                    "within_25_percent": None if ratio is None else abs(ratio - 1) <= 0.25}
     for c in sorted(d["cells"], key=lambda c: -c["wall_s"])[:3]:
         print(f"   cell {c['cell']:2d} {c['wall_s']:7.1f} s  peak {c['peak_cuda_mib'] or 0:8.0f} MiB  {c['first_line'][:70]}")
+(out / "peak_vs_plan.json").write_text(json.dumps(compared, indent=1))
 PY
 ls -la "$OUT"
 echo "total wall $(( $(date +%s) - T_START )) s"
