@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from soo.llm import evaluate as E  # noqa: E402
 from soo import models  # noqa: E402
 from soo.scenarios import burglar, soo_pairs  # noqa: E402
-from soo.llm.train import LLMTrainConfig, lora_model, objective_loss, tokenize_pairs  # noqa: E402
+from soo.llm.config import LLMTrainConfig  # noqa: E402
+from soo.llm.train import lora_model, objective_loss, tokenize_pairs  # noqa: E402
 from soo.utils import atomic_write_json, manifest, project_root  # noqa: E402
 
 

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from soo.rl.config import CONDITIONS, RLConfig  # noqa: E402
+from soo.rl.config import FINETUNE_KINDS, RLConfig  # noqa: E402
 from soo.rl.env import BatchedDeceptionEnv, DeceptionParallelEnv  # noqa: E402
-from soo.rl.maddpg import (MADDPG, ReplayBuffer, StackedMADDPG, StackedReplayBuffer, train,  # noqa: E402
-                           train_stacked)
+from soo.rl.maddpg import MADDPG, ReplayBuffer  # noqa: E402
+from soo.rl.stacked import StackedMADDPG, StackedReplayBuffer, train, train_stacked  # noqa: E402
 from soo.utils import atomic_write_json, manifest, project_root  # noqa: E402
 
 
@@ -217,7 +217,7 @@ def full_protocol(device="cpu", workers=2, measure=False, stacked=None, fraction
         return {"full_protocol_minutes": (time.perf_counter() - t0) / 60, "full_protocol_how": "measured"}
     if torch.device(device).type == "cuda" and stacked is not None:
         # fine-tuning episodes cost ~1.3x a baseline episode (the extra SOO step)
-        n_base, n_ft = 2 * len(scfg.seeds), len(CONDITIONS) * len(scfg.seeds)
+        n_base, n_ft = 2 * len(scfg.seeds), len(FINETUNE_KINDS) * len(scfg.seeds)
         episode_units = n_base * scfg.baseline_episodes + 1.3 * n_ft * scfg.soo_episodes
         per_stack_episode = stacked["stacked_s"] / stacked["stack_episodes"]  # K runs per stack episode
         minutes = episode_units / stacked["stack_k"] * per_stack_episode / 60

@@ -27,7 +27,8 @@ def check(name: str, device: str) -> dict:
     from soo import models
     from soo.llm.evaluate import score
     from soo.scenarios import burglar, soo_pairs
-    from soo.llm.train import LLMTrainConfig, train
+    from soo.llm.config import LLMTrainConfig
+    from soo.llm.train import train
 
     cuda = device == "cuda"
     if cuda:

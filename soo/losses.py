@@ -1,4 +1,5 @@
-r"""SOO losses: pure functions of activations or logits (no model, no device logic).
+r"""SOO losses of the LLM experiments: pure functions of activations or logits (no model, no device logic). The RL
+experiment's log-MSE terms live with its fine-tuning (``soo.rl.soo``).
 
 The paper's loss (arXiv 2412.16325, LLM experiments) is the mean squared error between the
 activations :math:`A_\text{self}` and :math:`A_\text{other}` at one site (the output of
@@ -99,8 +100,3 @@ def soo_kl_logits(logits_self: torch.Tensor, logits_other: torch.Tensor, mask_se
         m = (ones if mask_self is None else mask_self.to(kl.dtype)) * (ones if mask_other is None else mask_other.to(kl.dtype))
         kl = kl * m
     return kl.sum() / logits_self.shape[0]
-
-
-def log_mse(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-25) -> torch.Tensor:
-    """``log(MSE(x, y) + eps)``: the RL experiment's SOO and capability terms."""
-    return torch.log(F.mse_loss(x, y) + eps)

@@ -9,7 +9,7 @@ from soo import models
 from soo.llm import plan as P
 from soo.llm.config import (MODEL_PRESETS, PRESETS, SWEEP_LR_MULTIPLES, llm_config, n_layers_of, preset_name,
                             sweep_layers_for)
-from soo.llm.train import CONDITIONS
+from soo.llm.config import CONDITIONS
 from soo.utils import as_choices, as_ints, as_positive_floats, read_value
 
 PAPER = {  # PAPER_SPEC §3.1 and §4.1

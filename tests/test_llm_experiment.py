@@ -31,7 +31,8 @@ def test_soo_runs_parallel_equals_sequential_and_reads_back(tmp_path):
 def test_eval_ready_merges_adapter_and_casts():
     from peft import PeftModel
 
-    from soo.llm.train import LLMTrainConfig, lora_model
+    from soo.llm.config import LLMTrainConfig
+    from soo.llm.train import lora_model
 
     sc = dataclasses.replace(llm_config("smoke"), bf16=True)
     model, tok = models.load("tiny-random-llama")
@@ -124,7 +125,8 @@ def test_list_parameters_are_checked_before_any_compute():
 def _tuned(name: str, sc, seed: int = 0, quantization=None):
     """A tiny model with a LoRA adapter of non-zero delta (the same for the same seed), as a SOO run holds it."""
     from soo.llm.evaluate import load
-    from soo.llm.train import LLMTrainConfig, lora_model
+    from soo.llm.config import LLMTrainConfig
+    from soo.llm.train import lora_model
 
     model, tok = load(sc, name, quantization=quantization)
     peft = lora_model(model, LLMTrainConfig(model=name, layer=1, lora_dropout=0.0, quantization=quantization))

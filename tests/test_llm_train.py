@@ -9,7 +9,8 @@ from soo import models
 from soo.llm import train as T
 from soo.llm.evaluate import score
 from soo.scenarios import burglar, soo_pairs
-from soo.llm.train import LLMTrainConfig, lora_model, objective_loss, tokenize_pairs
+from soo.llm.config import LLMTrainConfig
+from soo.llm.train import lora_model, objective_loss, tokenize_pairs
 
 TINY = "tiny-random-llama"
 PAIRS = soo_pairs()[:8]

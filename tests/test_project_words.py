@@ -17,7 +17,7 @@ PROCESS_WORDS = re.compile(
     r"\btoday\b|\btarget (?:is |was )?met\b|\breproduction team\b", re.I)
 # Code that merely contains such a word (a pytest fixture scope, an HTTP session, the date function), and this
 # file's own pattern.
-CODE = re.compile(r'scope="session"|requests\.Session\(\)|\bas session\b|\bsession\.post\b|\bdate\.today\(\)')
+CODE = re.compile(r'scope="session"|requests(?:\.|\' )Session\b|\bas session\b|\bsession\.post\b|\bdate\.today\(\)')
 
 
 def scanned_files():
@@ -53,6 +53,7 @@ def test_each_kind_of_process_word_is_caught(text):
 
 @pytest.mark.parametrize("text", [
     '@pytest.fixture(scope="session")', "with requests.Session() as session:", "r = session.post(url)",
+    "requests' Session.post replaced", 'monkeypatch.setattr(requests.Session, "post", f)',
     "date=str(date.today())", "a talented agent", "the issues of bf16 rounding", "1 # 2 cores"])
 def test_code_and_ordinary_words_pass(text):
     assert not process_words(text), text

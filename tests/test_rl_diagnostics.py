@@ -6,9 +6,9 @@ import torch
 import soo.rl.experiment as ex
 from soo.rl import diagnostics as dg
 from soo.rl import screen
-from soo.rl.config import scale_config
+from soo.rl.config import RLConfig
 from soo.rl.env import BatchedDeceptionEnv, EnvConfig
-from soo.rl.maddpg import MADDPG, RLConfig
+from soo.rl.maddpg import MADDPG
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

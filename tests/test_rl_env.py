@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test
 
-from soo.rl.env import (AGENTS, NEAR, BatchedDeceptionEnv, DeceptionParallelEnv, EnvConfig, physics_step,
+from soo.rl.env import (AGENT_IDS, NEAR, BatchedDeceptionEnv, DeceptionParallelEnv, EnvConfig, physics_step,
                         wall_forces)
 
 
@@ -24,13 +24,13 @@ def test_batched_matches_parallel_env(seed, push, integrator):
     walls_hit = False
     for t in range(50):
         a = np.clip(rng.uniform(-1, 1, (2, 2)) + push * direction, -1, 1)
-        obs, rew, term, trunc, _ = ref.step({AGENTS[0]: a[0], AGENTS[1]: a[1]})
+        obs, rew, term, trunc, _ = ref.step({AGENT_IDS[0]: a[0], AGENT_IDS[1]: a[1]})
         bobs, brew, done, _ = env.step([a[:1], a[1:]])
         walls_hit |= bool(np.abs(env.pos).max() > 0.8)
-        for i, ag in enumerate(AGENTS):
+        for i, ag in enumerate(AGENT_IDS):
             np.testing.assert_allclose(obs[ag], bobs[i][0], rtol=0, atol=1e-6)
             assert rew[ag] == brew[0, i]
-        assert trunc[AGENTS[0]] == done
+        assert trunc[AGENT_IDS[0]] == done
     assert done
     if push:
         assert walls_hit

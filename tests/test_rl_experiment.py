@@ -1,5 +1,5 @@
 """The RL experiment's steps on a tiny protocol: training through the process pool, the disk cache of the
-evaluations (invalidated when an agent is retrained), and the values each RL notebook glues."""
+evaluations (invalidated when an agent is retrained), and the values each RL notebook glues (``soo.rl.book``)."""
 import re
 import shutil
 
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+import soo.rl.book
 import soo.rl.diagnostics
 import soo.rl.experiment
-from soo.rl.config import AGENT_KINDS, AGENTS, CONDITIONS, scale_config
+from soo.rl.config import AGENT_KINDS, AGENTS, FINETUNE_KINDS, scale_config
 from soo.rl.env import MODES
 from soo.utils import project_root, read_json
 
@@ -55,7 +56,7 @@ PREMISE = {
     "rl_screen_bottom", "rl_screen_n_settings", "rl_screen_machine",
     *(f"rl_screen_{s}_{k}" for s in SCREENED for k in ("verdict", "seeds", "diff", "passes", "deceptive", "honest",
                                                         "min"))}
-LOTTERY = {"rl_lottery_n", *(f"rl_lottery_{c}" for c in soo.rl.experiment.PAIR_CLAIMS)}
+LOTTERY = {"rl_lottery_n", *(f"rl_lottery_{c}" for c in soo.rl.book.PAIR_CLAIMS)}
 PAGE_GLUED = {**GLUED, "rl_baselines": GLUED["rl_baselines"] | PREMISE,
               "rl_classification": GLUED["rl_classification"] | LOTTERY}
 VERDICTS = {"yes", "no", "not resolved", "partly"}
@@ -86,7 +87,7 @@ def out(tmp_path_factory):
 
 
 def test_agent_kinds_in_one_place():
-    assert tuple(AGENTS) == AGENT_KINDS == MODES + CONDITIONS
+    assert tuple(AGENTS) == AGENT_KINDS == MODES + FINETUNE_KINDS
     assert soo.rl.experiment.AGENT_KINDS is AGENT_KINDS
 
 
@@ -113,10 +114,10 @@ def _check_types(values: dict):
 def test_glue_rl_baselines(out):
     table = soo.rl.experiment.summary_table(TINY, out, kinds=MODES)
     prov = soo.rl.experiment.provenance(TINY, out, kinds=MODES)
-    values = soo.rl.experiment.glue_rl_baselines(TINY, out, table=table, prov=prov)
+    values = soo.rl.book.glue_rl_baselines(TINY, out, table=table, prov=prov)
     assert set(values) == GLUED["rl_baselines"]
     _check_types(values)
-    assert values == soo.rl.experiment.glue_rl_baselines(TINY, out)  # the same when it computes its inputs itself
+    assert values == soo.rl.book.glue_rl_baselines(TINY, out)  # the same when it computes its inputs itself
     assert values["rl_scale"] == "smoke" and values["rl_seeds"] == "155, 714" and values["rl_baseline_episodes"] == 100
     assert isinstance(values["rl_trained_on"], str) and "(4 runs)" in values["rl_trained_on"]
     for k in MODES:
@@ -128,20 +129,20 @@ def test_glue_rl_baselines(out):
 def test_glue_rl_soo(out):
     table = soo.rl.experiment.summary_table(TINY, out)
     beh = soo.rl.experiment.behaviour(TINY, out)
-    cl = soo.rl.experiment.claims(TINY, out, table=table, beh=beh)
-    assert cl == soo.rl.experiment.claims(TINY, out)
-    values = soo.rl.experiment.glue_rl_soo(TINY, out, table=table, beh=beh, cl=cl)
+    cl = soo.rl.book.claims(TINY, out, table=table, beh=beh)
+    assert cl == soo.rl.book.claims(TINY, out)
+    values = soo.rl.book.glue_rl_soo(TINY, out, table=table, beh=beh, cl=cl)
     assert set(values) == GLUED["rl_soo"]
     _check_types(values)
-    assert values == soo.rl.experiment.glue_rl_soo(TINY, out)
+    assert values == soo.rl.book.glue_rl_soo(TINY, out)
     assert values["rl_n_seeds"] == 2 and values["rl_soo_episodes"] == 50
     assert values["rl_bottom_line"].startswith("the deceptive baseline")
     holds = {**cl, "baselines_differ": {**cl["baselines_differ"], "verdict": "yes"},
              "blue_deceives": {**cl["blue_deceives"], "verdict": "yes"}}
-    assert "so the claims are tested" in soo.rl.experiment.bottom_line(holds)
+    assert "so the claims are tested" in soo.rl.book.bottom_line(holds)
     reds = {**holds, "blue_deceives": {**cl["blue_deceives"], "verdict": "not resolved"}}
-    assert "not demonstrably through its blue" in soo.rl.experiment.bottom_line(reds)
-    assert "test neither" in soo.rl.experiment.bottom_line({**cl, "baselines_differ": {**cl["baselines_differ"],
+    assert "not demonstrably through its blue" in soo.rl.book.bottom_line(reds)
+    assert "test neither" in soo.rl.book.bottom_line({**cl, "baselines_differ": {**cl["baselines_differ"],
                                                                                         "verdict": "not resolved"}})
     assert values["rl_claim_reduces_diff"] == pytest.approx(100 * cl["reduces"]["mean_diff"])  # percentage points
     assert values["rl_claim_like_honest_diff"] == cl["like_honest"]["mean_diff"]
@@ -153,16 +154,16 @@ def test_glue_rl_soo(out):
 
 def test_glue_rl_classification(out):
     res = soo.rl.experiment.classify(TINY, out)
-    values = soo.rl.experiment.glue_rl_classification(TINY, out, res=res)
+    values = soo.rl.book.glue_rl_classification(TINY, out, res=res)
     assert set(values) == GLUED["rl_classification"]
     _check_types(values)
-    assert values == soo.rl.experiment.glue_rl_classification(TINY, out)
+    assert values == soo.rl.book.glue_rl_classification(TINY, out)
     assert values["rl_class_max_episodes"] == 3 and values["rl_class_n_eval_seeds"] == 2
-    acc = soo.rl.experiment.classification_table(res)
+    acc = soo.rl.book.classification_table(res)
     assert list(acc.index) == [1, 3] and list(acc.columns) == [155, 714]
     assert values["rl_class_acc_final"] == pytest.approx(100 * acc.iloc[-1].mean())
     assert values["rl_class_n_perfect"] == f"{int((acc.iloc[-1] == 1).sum())} of 2"
-    assert list(soo.rl.experiment.mean_soo_table(res).columns) == list(MODES)
+    assert list(soo.rl.book.mean_soo_table(res).columns) == list(MODES)
 
 
 def _retrain(d, kind, seed):
@@ -233,9 +234,9 @@ def test_stage_stacks_hold_one_kind_each():
     for scfg, sizes in ((scale_config("full"), [4] * 12), (TINY, [2] * 6)):
         stacks = e.stage_stacks(e.finetune_runs(scfg), scfg.cpu_stack)
         assert [len(s) for s in stacks] == sizes and all(len({r.kind for r in s}) == 1 for s in stacks)
-        by_kind = {k: [[r.seed for r in s] for s in stacks if s[0].kind == k] for k in CONDITIONS}
+        by_kind = {k: [[r.seed for r in s] for s in stacks if s[0].kind == k] for k in FINETUNE_KINDS}
         assert by_kind["capability"] == by_kind["random"] == by_kind["soo"]
-        assert sorted(r.seed for s in stacks for r in s) == sorted(list(scfg.seeds) * len(CONDITIONS))
+        assert sorted(r.seed for s in stacks for r in s) == sorted(list(scfg.seeds) * len(FINETUNE_KINDS))
     baselines = e.stage_stacks(e.baseline_runs(scale_config("full")), 4)
     assert [s[0].kind for s in baselines] == ["deceptive"] * 2 + ["honest"] * 2
 
@@ -262,7 +263,7 @@ def test_noise_end_returns_compares_the_windows_seed_by_seed():
         for e in episodes:  # deceptive: drops after the noise ends, by 1, 1.5, 2; honest: flat
             rows.append({"agent": "deceptive", "seed": seed, "episode": e, "return_blue": 10.0 - (1 + s / 2) * (e > 3000)})
             rows.append({"agent": "honest", "seed": seed, "episode": e, "return_blue": 7.0 + s})
-    r = soo.rl.experiment.noise_end_returns(scfg, pd.DataFrame(rows))
+    r = soo.rl.book.noise_end_returns(scfg, pd.DataFrame(rows))
     assert (r["noise_end"], r["window"]) == (3000, 333)
     dec, hon = r["deceptive"], r["honest"]
     assert list(dec["at_noise_end"]) == [10.0] * 3 and list(dec["last"]) == [9.0, 8.5, 8.0]
@@ -275,7 +276,7 @@ def test_reference_blues_and_premise_glue(out):
     """The learned pairs replayed through the diagnostics give the evaluation's own trap rates (same episodes);
     every red meets every blue; the screen's rows are glued per setting."""
     ref = soo.rl.experiment.reference_blues(TINY, out)
-    df = soo.rl.experiment.reference_frame(ref)
+    df = soo.rl.book.reference_frame(ref)
     assert len(df) == 2 * 2 * (2 + len(soo.rl.diagnostics.REFERENCE_BLUES)) and ref["gamma"] == 0.95
     for seed in TINY.seeds:
         for m in MODES:
@@ -286,7 +287,7 @@ def test_reference_blues_and_premise_glue(out):
         {"setting": "official", "settings": {}, "verdict": "not resolved", "n_better": 3, "n": 8, "mean_diff": 0.01,
          "passes": False, "trap_rate": {"deceptive": [0.4] * 8, "honest": [0.39] * 8}, "train_wall_s": 600,
          "machine": {"cpu": "X", "cpu_count": 2}}]}
-    values = soo.rl.experiment.glue_rl_premise(TINY, out, ref=ref, screen=fake_screen)
+    values = soo.rl.book.glue_rl_premise(TINY, out, ref=ref, screen=fake_screen)
     _check_types(values)
     assert set(values) <= PREMISE and "rl_lure_pays" in values
     assert values["rl_lure_pays"] in {"pays", "does not pay"}
@@ -298,7 +299,7 @@ def test_reference_blues_and_premise_glue(out):
 
 def test_pair_lottery_has_one_row_per_trained_pair(out):
     res = soo.rl.experiment.classify(TINY, out)
-    lot = soo.rl.experiment.pair_lottery(TINY, out, cls_res=res)
-    assert list(lot.index) == list(TINY.seeds) and set(lot.columns) == set(soo.rl.experiment.PAIR_CLAIMS)
-    assert set(soo.rl.experiment.glue_rl_lottery(lot)) == LOTTERY
+    lot = soo.rl.book.pair_lottery(TINY, out, cls_res=res)
+    assert list(lot.index) == list(TINY.seeds) and set(lot.columns) == set(soo.rl.book.PAIR_CLAIMS)
+    assert set(soo.rl.book.glue_rl_lottery(lot)) == LOTTERY
     assert lot["classifier_perfect"].tolist() == [a["accuracy"][-1] == 1.0 for a in res["per_seed"]]

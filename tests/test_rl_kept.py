@@ -14,8 +14,8 @@ import torch
 
 from soo.rl import experiment as ex
 from soo.notebooks import BOOK_RL_SETTINGS
-from soo.rl.config import CONDITIONS, PAPER_SEEDS, scale_config
-from soo.rl.maddpg import is_finished
+from soo.rl.config import FINETUNE_KINDS, PAPER_SEEDS, scale_config
+from soo.rl.runs import is_finished
 
 FULL = scale_config("full")
 
@@ -24,7 +24,7 @@ FULL = scale_config("full")
 def test_every_run_of_the_full_protocol_is_kept_and_current(setting):
     scfg = scale_config("full", setting=setting)
     status = ex.kept_status(scfg)
-    assert len(status) == 8 * (2 + len(CONDITIONS)) == 64 and scfg.seeds == PAPER_SEEDS
+    assert len(status) == 8 * (2 + len(FINETUNE_KINDS)) == 64 and scfg.seeds == PAPER_SEEDS
     bad = {k: v for k, v in status.items() if v != "ok"}
     assert not bad, f"kept RL runs missing or stale (run `RL_SETTING={setting} make rl-full`): {bad}"
     protocol = json.loads((ex.kept_dir_of(setting) / "protocol.json").read_text())
@@ -45,9 +45,9 @@ def test_kept_runs_have_manifests_and_finished_training(setting):
 
 def test_a_stale_run_is_flagged(tmp_path, monkeypatch):
     """Change the training code's version: every kept run must read as stale."""
-    import soo.rl.maddpg as maddpg
+    import soo.rl.runs as runs
 
-    monkeypatch.setattr(maddpg, "TRAINING_VERSION", maddpg.TRAINING_VERSION + 1)
+    monkeypatch.setattr(runs, "TRAINING_VERSION", runs.TRAINING_VERSION + 1)
     for setting in BOOK_RL_SETTINGS:
         assert set(ex.kept_status(scale_config("full", setting=setting)).values()) == {"stale"}
 

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from soo.rl.config import RLConfig, scale_config
-from soo.rl.maddpg import MADDPG, MLP, ReplayBuffer, StackedMLP, load_policies, train
+from soo.rl.maddpg import MADDPG, MLP, ReplayBuffer
+from soo.rl.runs import load_policies
+from soo.rl.stacked import StackedMLP, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -154,7 +156,7 @@ def test_keep_freed_memory_takes_on_linux():
     """The allocator setting of the training loop (no result depends on it) is accepted wherever glibc is."""
     import platform
 
-    from soo.rl.maddpg import keep_freed_memory
+    from soo.rl.stacked import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
 
@@ -184,10 +186,10 @@ def test_red_held_keeps_reds_policy_and_critic_bit_for_bit(tmp_path, term):
 
 
 def test_finetune_kinds_map_to_term_and_red_held():
-    from soo.rl.config import CONDITIONS, FINETUNES
+    from soo.rl.config import FINETUNE_KINDS, FINETUNES
 
     scfg = scale_config("smoke")
-    for kind in CONDITIONS:
+    for kind in FINETUNE_KINDS:
         cfg = scfg.finetune_config(kind, 155)
         assert (cfg.soo_condition, cfg.hold_red) == FINETUNES[kind] and cfg.n_episodes == scfg.soo_episodes
     with pytest.raises(ValueError, match="kind"):

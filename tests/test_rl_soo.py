@@ -17,8 +17,9 @@ OBS = np.array([[0.5, 0.0, 0.5, 0.0, -0.5, 0.0, 0.0, 0.0, 0.0, 0.0]], np.float32
 
 def test_log_mse():
     x = torch.tensor([1.0, 2.0])
-    assert log_mse(x, x).item() == pytest.approx(math.log(EPS))
+    assert log_mse(x, x).item() == pytest.approx(math.log(EPS)) and torch.isfinite(log_mse(x, x))
     assert log_mse(x, torch.tensor([0.0, 0.0])).item() == pytest.approx(math.log(2.5))
+    torch.testing.assert_close(log_mse(x, torch.tensor([1.0, 4.0])), torch.log(torch.tensor(2.0)))
 
 
 def test_make_other_obs_places_adversary_within_radius():

@@ -1,13 +1,13 @@
-"""The LLM experiment as resumable steps, and what each notebook shows: the notebooks stay thin over this module.
+"""The LLM experiment as resumable steps: the notebooks stay thin over this module and :mod:`soo.llm.book`.
 
 A step (the baseline scores, the organism, a SOO run, a generalization run, MT-Bench judging) computes once and
 writes its result atomically under ``<out_dir>/<scale>/<notebook>/`` through :func:`soo.utils.cached`, keyed by
 the settings that produced it; the next run reads it back (a finished SOO run is never trained twice). A SOO run
 is a :class:`SooRun` (condition, seed and, for the sweeps, layer or lr) with a ``.name``; runs train in
-:func:`soo.utils.run_parallel`'s processes on CPU. :func:`setup` is the one setup call of every LLM notebook, and
-``glue_<notebook>`` returns the values its page glues. This module holds no scoring rule (:mod:`soo.llm.scoring`),
-no forward pass (:mod:`soo.llm.evaluate`), no training loop (:mod:`soo.llm.train`) and no setting
-(:mod:`soo.llm.config`).
+:func:`soo.utils.run_parallel`'s processes on CPU. :func:`setup` is the one setup call of every LLM notebook; what
+each page glues and its paper-vs-ours tables are in :mod:`soo.llm.book`. This module holds no scoring rule
+(:mod:`soo.llm.scoring`), no forward pass (:mod:`soo.llm.evaluate`), no training loop (:mod:`soo.llm.train`) and
+no setting (:mod:`soo.llm.config`).
 """
 from __future__ import annotations
 
@@ -21,16 +21,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import models, plots
+from .. import models
 from .. import scenarios as S
+from ..style import save_figure, style
 from ..utils import (as_choices, as_ints, as_positive_floats, cached, check_choice, figure_dir, is_cached, read_json,
                      read_value, run_parallel)
 from . import evaluate as E
 from . import scoring
-from .config import ORGANISM, LLMConfig, check_layer, llm_config, n_layers_of
+from .config import CONDITIONS, ORGANISM, LLMConfig, check_layer, llm_config, n_layers_of
 from .evaluate import eval_ready, load
 from .plan import dry_run as _dry_run
-from .train import CONDITIONS, is_finished, load_trained, train, train_sft
+from .train import is_finished, load_trained, train, train_sft
 
 CONTROLS = tuple(c for c in CONDITIONS if c != "soo_mse")
 """The conditions SOO (MSE) is compared with."""
@@ -72,11 +73,10 @@ class Notebook:
             pre = ["organism"] if trains_organism else []
             _dry_run(self.cfg, self.name, self.run_dir, n_eval=n_eval, runs=pre + list(runs), objectives=objectives)
 
-    def savefig(self, fig, name: str) -> Path:
-        """Save a figure as ``<fig_dir>/<name>.png`` (150 dpi)."""
-        path = self.fig_dir / f"{name}.png"
-        fig.savefig(path, dpi=150)
-        return path
+    def savefig(self, fig, name: str) -> None:
+        """Save a figure as ``<fig_dir>/<name>.png`` (150 dpi) with the book's one saver,
+        :func:`soo.style.save_figure`."""
+        save_figure(fig, self.fig_dir, name, dpi=150, bbox_inches=None)
 
     def start(self, progress=True):
         """What SOO fine-tunes (see :func:`start_model`)."""
@@ -97,26 +97,8 @@ def setup(notebook: str, scale: str, model=None, *, out_dir="results", fig_dir=N
     anything is loaded."""
     check_choice("notebook", notebook, ("llm_baseline", "llm_organism", "llm_soo", "llm_generalization"))
     nb = Notebook(notebook, llm_config(scale, model, **overrides), Path(out_dir), figure_dir(out_dir, fig_dir))
-    plots.style()
+    style()
     return nb
-
-
-# ----------------------------------------------------------------------------- how a rate was measured
-PAPER_WAY = "paper's way: paper order, greedy generation, first mention"
-"""Our number measured as the paper measured its own (PAPER_SPEC §4.1): comparable with the paper's rows."""
-COUNTERBALANCED_GEN = "counterbalanced: mean of paper and mirrored order, greedy generation, first mention"
-COUNTERBALANCED_LP = "counterbalanced: mean of paper and mirrored order, log-prob of the two rooms"
-MEASURED_AS = {"paper": "paper order, greedy generation (chat template), first mention",
-               "repo": "paper order, greedy generation (raw prompt, no chat template), substring first mention"}
-"""How the paper's and the official repository's rows of soo/data/paper_results.json were measured."""
-
-
-def paper_rows(rows, columns) -> pd.DataFrame:
-    """Rows of ``soo/data/paper_results.json`` (the paper's and the official repository's) with a "measured as"
-    column, restricted to ``columns``."""
-    paper = pd.DataFrame(rows)
-    paper["measured as"] = paper["source"].map(MEASURED_AS)
-    return paper[list(columns)]
 
 
 # ----------------------------------------------------------------------------- evaluation steps
@@ -161,38 +143,9 @@ def baseline_table(runs: dict) -> pd.DataFrame:
 
 
 def rates_by_order(named_runs: dict) -> pd.DataFrame:
-    """``{setting: records}`` as long rows (setting, order, rate, CI) for :func:`soo.plots.plot_baseline_rates`."""
+    """``{setting: records}`` as long rows (setting, order, rate, CI) for :func:`soo.llm.figures.plot_baseline_rates`."""
     return pd.DataFrame([{"setting": k, "order": o, **scoring.summarize_orders(r)[o]}
                          for k, r in named_runs.items() for o in S.ORDERS])
-
-
-def glue_llm_baseline(nb: Notebook, table: pd.DataFrame, persp: dict, comparison) -> dict:
-    """The values the llm_baseline page glues: ``base_*``."""
-    g = table.loc["generation"]
-    out = {f"base_{k}": float(v) for k, v in {
-        "paper": g["paper order"], "mirrored": g["mirrored"], "mean": g["mean"], "first_room": g["first-room rate"],
-        "lp_mean": table.loc["log-prob", "mean"], "honesty_mean": table.loc["generation + honesty prompt", "mean"],
-        "persp_gen": persp["generate"], "persp_lp": persp["logprob"]}.items()}
-    split = scoring.position_and_preference(out["base_paper"], out["base_mirrored"])
-    lo, hi = g["mean CI"]
-    out.update(base_position=float(split["position"]), base_preference=float(split["preference"]),
-               base_paper_measures=split["paper_order_measures"], base_ci_low=float(lo), base_ci_high=float(hi),
-               base_preference_verdict=scoring.preference_verdict(lo, hi))
-    return {**out, "base_model": nb.cfg.model, "base_scale": nb.cfg.scale, "base_n": int(nb.cfg.n_eval),
-            "base_tokens": int(nb.cfg.gen_tokens), "base_precision": nb.cfg.precision, "base_machine": models.machine(),
-            "base_comparison": comparison}
-
-
-def baseline_comparison(nb: Notebook, table: pd.DataFrame):
-    """The paper's baselines next to ours: measured the paper's way, and counterbalanced."""
-    sc, cols = nb.cfg, ["model", "measured as", "baseline", "honesty_prompt", "source"]
-    gen, hon = table.loc["generation"], table.loc["generation + honesty prompt"]
-    ours = pd.DataFrame([{"model": f"{sc.model} (this run)", "measured as": f"{PAPER_WAY}, {sc.n_eval} scenarios",
-                          "baseline": gen["paper order"], "honesty_prompt": hon["paper order"],
-                          "source": f"ours, scale={sc.scale}"},
-                         {"model": f"{sc.model} (this run)", "measured as": f"{COUNTERBALANCED_GEN}, {sc.n_eval} per order",
-                          "baseline": gen["mean"], "honesty_prompt": hon["mean"], "source": f"ours, scale={sc.scale}"}])
-    return plots.book_table(pd.concat([paper_rows(S.paper_results()["llm_main_scenario"], cols), ours[cols]], ignore_index=True))
 
 
 # ----------------------------------------------------------------------------- the organism
@@ -253,16 +206,6 @@ def organism_table(runs: dict, before: dict) -> pd.DataFrame:
     rows = [scoring.deception_row(r, model="organism", method=m) for m, r in runs.items()]
     rows += [scoring.deception_row(r, model="base", method=m) for m, r in before.items()]
     return pd.DataFrame(rows).set_index(["model", "method"])
-
-
-def glue_llm_organism(nb: Notebook, table: pd.DataFrame, info: dict) -> dict:
-    """The values the llm_organism page glues: ``org_*``."""
-    g, lp = table.loc[("organism", "generate")], table.loc[("organism", "logprob")]
-    return {"org_gen_mean": float(g["mean"]), "org_gen_paper": float(g["paper order"]),
-            "org_gen_mirrored": float(g["mirrored"]), "org_lp_mean": float(lp["mean"]),
-            "org_n_train": int(nb.cfg.organism_n), "org_epochs": int(nb.cfg.organism.epochs),
-            "org_train_s": float(info["wall_s"]), "org_model": nb.cfg.model, "org_scale": nb.cfg.scale,
-            "org_target_met": "met" if g["mean"] >= 90 else "not met"}
 
 
 # ----------------------------------------------------------------------------- SOO runs
@@ -588,107 +531,6 @@ def latent_table(results) -> pd.DataFrame:
     return lat.groupby(["condition", "layer", "block"], as_index=False)["mse"].mean()
 
 
-def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
-    """The paper's SOO rows next to ours: measured the paper's way, and counterbalanced by log-prob."""
-    sc = nb.cfg
-    paper = pd.DataFrame(S.paper_results()["llm_main_scenario"])
-    paper = paper.assign(soo=paper["soo_mean"].round(2).astype(str) + " ± " + paper["soo_sd"].round(2).astype(str),
-                         baseline=paper["baseline"].map("{:.1f}".format),
-                         **{"measured as": paper["source"].map(MEASURED_AS)})
-    b, m = scoring.result_row(base), summary.loc[main]
-    src = f"ours, scale={sc.scale}, {len(sc.seeds)} seeds"
-    ours = [{"model": nb.start_label, "measured as": f"{PAPER_WAY}, {sc.n_generate} scenarios",
-             "baseline": f"{b['generate paper']:.1f}",
-             "soo": f"{m['generate paper mean']:.2f} ± {m['generate paper sd']:.2f}", "source": src},
-            {"model": nb.start_label, "measured as": f"{COUNTERBALANCED_LP}, {sc.n_soo_eval} per order",
-             "baseline": f"{b['mean']:.1f}", "soo": f"{m['mean mean']:.2f} ± {m['mean sd']:.2f}", "source": src}]
-    cols = ["model", "measured as", "baseline", "soo", "source"]
-    return plots.book_table(pd.concat([paper[cols], pd.DataFrame(ours)], ignore_index=True))
-
-
-def capability_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
-    """The paper's (and the official repository's) latent SOO, MT-Bench and Perspectives figures next to what this
-    run measured before and after SOO. Only the rows of one measure are comparable, and even they only in kind: the
-    paper's latent SOO is an MSE over its own choice of outputs and prompts, and its MT-Bench is a GPT-4 judge's
-    1-10 score, while ours is an offline KL divergence and perplexity against the start model."""
-    pr, b, m = S.paper_results(), scoring.result_row(base), summary.loc[main]
-    src = f"ours, scale={nb.cfg.scale}, {len(nb.cfg.seeds)} seeds"
-
-    def after(col, fmt):
-        return f"{m[col + ' mean']:{fmt}} ± {m[col + ' sd']:{fmt}}"
-
-    def paper_after(r):
-        return f"{r['soo_mean']:g}" + (f" ± {r['soo_sd']:g}" if r.get("soo_sd") is not None else "")
-
-    rows = [{"measure": f"latent SOO: {r['metric']}", "model": r["model"], "before": f"{r['baseline']:g}",
-             "after SOO": paper_after(r), "source": r["source"]} for r in pr["latent_soo"]]
-    rows += [{"measure": f"latent SOO: {what}, mean over layers", "model": nb.start_label,
-              "before": f"{b[col]:.3g}", "after SOO": after(col, ".3g"), "source": src}
-             for what, col in (("attention output (o_proj) MSE", "latent attn"), ("MLP output (down_proj) MSE", "latent mlp"))]
-    rows += [{"measure": "MT-Bench score (GPT-4 judge, 1-10)", "model": r["model"], "before": f"{r['baseline']:g}",
-              "after SOO": paper_after(r), "source": r["source"]} for r in pr["mt_bench"] if "model" in r]
-    rows += [{"measure": "capability: per-token KL to the start model on MT-Bench prompts (nats)",
-              "model": nb.start_label, "before": f"{b['kl']:.3g}", "after SOO": after("kl", ".3g"), "source": src},
-             {"measure": "capability: perplexity of the start model's MT-Bench answers", "model": nb.start_label,
-              "before": f"{b['perplexity']:.2f}", "after SOO": after("perplexity", ".2f"), "source": src},
-             {"measure": "Perspectives accuracy (%)", "model": "all three models", "before": "",
-              "after SOO": pr["perspectives_accuracy_after_soo"]["value"],
-              "source": pr["perspectives_accuracy_after_soo"]["source"]},
-             {"measure": "Perspectives accuracy (%)", "model": nb.start_label,
-              "before": f"{base['perspectives_accuracy']:.1f}", "after SOO": after("perspectives", ".1f"),
-              "source": src}]
-    return plots.book_table(pd.DataFrame(rows))
-
-
-def glue_llm_soo(nb: Notebook, base: dict, per_seed: pd.DataFrame, summary: pd.DataFrame, sweep: pd.DataFrame,
-                 lr_sweep: pd.DataFrame, conditions, main: str, comparison) -> dict:
-    """The values the llm_soo page glues: ``soo_*`` (per condition: ``soo_<condition>_<column>[_sd]``)."""
-    sc, b = nb.cfg, scoring.result_row(base)
-    out = {"soo_comparison": comparison, "soo_capability_comparison": capability_comparison(nb, base, summary, main),
-           "soo_base_rate": float(b["mean"]),
-           "soo_base_persp": float(base["perspectives_accuracy"]), "soo_base_latent_attn": float(b["latent attn"]),
-           "soo_base_latent_mlp": float(b["latent mlp"])}
-    for cond in conditions:
-        row = summary.loc[cond]
-        for col in ("mean", "generate mean", "generate paper", "generate unclear", "perspectives", "kl", "perplexity",
-                    "latent attn", "latent mlp"):
-            out[f"soo_{cond}_{col.replace(' ', '_')}"] = float(row[f"{col} mean"])
-            out[f"soo_{cond}_{col.replace(' ', '_')}_sd"] = float(row[f"{col} sd"])
-    for cond in conditions:  # how far seeds of one condition disagree (unclear greedy answers over seeds)
-        u = per_seed.loc[per_seed["condition"] == cond, "generate unclear"]
-        out[f"soo_{cond}_generate_unclear_range"] = (f"{u.min():.0f} % with every seed" if u.min() == u.max()
-                                                     else f"from {u.min():.0f} to {u.max():.0f} % over seeds")
-    if len(sweep):
-        best = sweep.loc[sweep["mean"].idxmin()]
-        out.update(soo_sweep_best_layer=int(best["layer"]), soo_sweep_best_rate=float(best["mean"]),
-                   soo_sweep_min_rate=float(sweep["mean"].min()), soo_sweep_max_rate=float(sweep["mean"].max()),
-                   soo_sweep_layers=", ".join(str(int(v)) for v in sorted(sweep["layer"])))
-    if len(lr_sweep):  # the lowest and the highest learning rate of the sweep
-        for end, r in (("min", lr_sweep.loc[lr_sweep["lr"].idxmin()]), ("max", lr_sweep.loc[lr_sweep["lr"].idxmax()])):
-            out[f"soo_lr_{end}"] = f"{r['lr']:g}"
-            for col in ("mean", "kl", "generate unclear"):
-                out[f"soo_lr_{end}_{col.replace(' ', '_')}"] = float(r[col])
-        out["soo_lr_sweep_lrs"] = ", ".join(f"{v:g}" for v in sorted(lr_sweep["lr"]))
-        out.update(soo_lr_sweep_min_rate=float(lr_sweep["mean"].min()),
-                   soo_lr_sweep_max_rate=float(lr_sweep["mean"].max()))
-    out.update(soo_layer=int(sc.soo.layer), soo_lr=f"{sc.soo.lr:g}", soo_epochs=int(sc.soo.epochs),
-               soo_seeds=", ".join(map(str, sc.seeds)), soo_scale=sc.scale, soo_model=str(sc.model),
-               soo_start=nb.start_label, soo_tokens=int(sc.gen_tokens), soo_base_generate_paper=float(b["generate paper"]),
-               soo_n_eval=int(sc.n_soo_eval), soo_n_generate=int(sc.n_generate))
-    # verdicts for the prose: do SOO's and each control's mean ± SD intervals (over seeds) overlap?
-    soo_m, soo_sd = summary.loc[main, "mean mean"], summary.loc[main, "mean sd"]
-    for cond in [c for c in CONTROLS if c in conditions and c != main]:
-        out[f"soo_vs_{cond}"] = scoring.verdict(soo_m, soo_sd, summary.loc[cond, "mean mean"], summary.loc[cond, "mean sd"])
-    below = scoring.verdict(soo_m, soo_sd, b["mean"], 0.0) == "lower than"
-    out["soo_vs_base"] = "below" if below else "not clearly below"
-    # Perspectives after SOO against the start model: is the self-other distinction kept?
-    persp = scoring.verdict(summary.loc[main, "perspectives mean"], summary.loc[main, "perspectives sd"],
-                            float(base["perspectives_accuracy"]), 0.0)
-    out["soo_persp_verdict"] = persp
-    out["soo_persp_kept"] = "kept" if persp != "lower than" else "reduced"
-    return out
-
-
 # ----------------------------------------------------------------------------- generalization
 def generalization_scenarios(sc: LLMConfig, orders=S.ORDERS):
     return [s for v in S.VARIANTS for o in orders for s in S.variant(v, sc.n_generalization, order=o, suffix=sc.suffix)]
@@ -748,64 +590,6 @@ def generalization_avg7(long: pd.DataFrame) -> pd.DataFrame:
     """The average over the seven main variants per condition (mean over seeds): counterbalanced and paper's way."""
     seven = long[long["variant"].isin(S.VARIANTS[:7])].groupby(["condition", "seed"], dropna=False)[["rate", "paper way"]].mean()
     return seven.groupby(level=0).mean()
-
-
-def generalization_comparison(nb: Notebook, avg):
-    """The paper's seven-variant averages next to ours (the paper's way, and counterbalanced)."""
-    sc, src = nb.cfg, f"ours, scale={nb.cfg.scale}"
-    ours = pd.DataFrame([{"model": nb.start_label, "measured as": f"{PAPER_WAY}, {sc.n_generalization} per variant",
-                          "baseline_mean": avg.loc["base", "paper way"], "soo_mean": avg.loc["soo_mse", "paper way"],
-                          "source": src},
-                         {"model": nb.start_label,
-                          "measured as": f"{COUNTERBALANCED_LP}, {sc.n_generalization} per variant and order",
-                          "baseline_mean": avg.loc["base", "rate"], "soo_mean": avg.loc["soo_mse", "rate"], "source": src}])
-    cols = ["model", "measured as", "baseline_mean", "soo_mean", "source"]
-    paper = paper_rows(S.paper_results()["llm_generalization"]["paper_seven_variant_average"], cols)
-    return plots.book_table(pd.concat([paper[cols], ours[cols]], ignore_index=True), precision=2)
-
-
-EXTENDED = ("treasure_hunt", "escape_room")
-"""The two extended generalization scenarios."""
-
-
-def extended_comparison(nb: Notebook, agg: pd.DataFrame):
-    """The paper's Treasure Hunt and Escape Room rates (all three models, where the paper gives them) next to ours,
-    per scenario; ours counterbalanced by log-prob, mean over seeds."""
-    pr = S.paper_results()["llm_generalization"]["paper_extended"]
-    rows = [{"scenario": r["scenario"].replace("_", " "), "model": r["model"],
-             "measured as": MEASURED_AS[r["source"]],
-             "baseline": "" if r.get("baseline") is None else f"{r['baseline']:.2f}",
-             "soo": f"{r['soo_mean']:.2f}", "source": r["source"]} for r in pr]
-    pv = agg.pivot(index="variant", columns="condition", values="rate")
-    sc = nb.cfg
-    rows += [{"scenario": v.replace("_", " "), "model": nb.start_label,
-              "measured as": f"{COUNTERBALANCED_LP}, {sc.n_generalization} per order",
-              "baseline": f"{pv.loc[v, 'base']:.2f}", "soo": f"{pv.loc[v, 'soo_mse']:.2f}",
-              "source": f"ours, scale={sc.scale}, {len(sc.generalization_seeds)} seed(s)"} for v in EXTENDED]
-    return plots.book_table(pd.DataFrame(rows).sort_values("scenario", kind="stable"))
-
-
-def glue_llm_generalization(nb: Notebook, agg: pd.DataFrame, avg: pd.DataFrame, comparison) -> dict:
-    """The values the llm_generalization page glues: ``gen_*``."""
-    out = {"gen_comparison": comparison, "gen_extended_comparison": extended_comparison(nb, agg)}
-    repo = {r["scenario"].split(" ")[0]: r for r in S.paper_results()["llm_generalization"]["repo_mistral_kl_variant"]}
-    th = next(r for r in S.paper_results()["llm_generalization"]["paper_extended"]
-              if r["scenario"] == "treasure_hunt" and r["model"].startswith("Mistral"))
-    out.update(gen_paper_th_mistral_base=float(th["baseline"]), gen_paper_th_mistral_soo=float(th["soo_mean"]),
-               **{f"gen_repo_{v}_{k}": float(repo[v][c]) for v in EXTENDED
-                  for k, c in (("base", "baseline"), ("soo", "soo_mean"))})
-    n_seeds = len(nb.cfg.generalization_seeds)
-    out["gen_spread"] = (f"mean ± SD over {n_seeds} seeds" if n_seeds > 1
-                         else "one seed, so no spread over seeds is shown")
-    for cond in ("base", *GENERALIZATION_CONDITIONS):
-        out[f"gen_{cond}_avg7"] = float(avg.loc[cond, "rate"])
-        out[f"gen_{cond}_avg7_paper_way"] = float(avg.loc[cond, "paper way"])
-    pv = agg.pivot(index="variant", columns="condition", values="rate")
-    for v in ("treasure_hunt", "escape_room"):
-        for cond in ("base", *GENERALIZATION_CONDITIONS):
-            out[f"gen_{v}_{cond}"] = float(pv.loc[v, cond])
-    return {**out, "gen_scale": nb.cfg.scale, "gen_start": nb.start_label, "gen_n": int(nb.cfg.n_generalization),
-            "gen_seeds": ", ".join(map(str, nb.cfg.generalization_seeds))}
 
 
 # ----------------------------------------------------------------------------- MT-Bench judging (optional)

@@ -28,84 +28,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import models
-from ..losses import POOLINGS, soo_kl_logits, soo_mse
-from ..models import ActivationSite
-from ..utils import atomic_write_json, cache_key, check_choice, manifest, read_json, seed_everything
-
-CONDITIONS: dict[str, str] = {
-    "soo_mse": "SOO (MSE)",
-    "lm": "LM loss",
-    "soo_mse_shuffled": "Shuffled pairs",
-    "soo_kl_logits": "SOO (KL, repo)",
-}
-"""The fine-tuning conditions (training objectives) and their labels in tables and figures, in the order the
-notebooks run and show them: the paper's SOO, then the controls. The one list of condition names."""
-BASE_LABEL = "Before SOO"
-"""The label of the model before fine-tuning (the reference row of every comparison)."""
-
-
-@dataclass(frozen=True)
-class LLMTrainConfig:
-    model: str = models.EMBEDDED
-    """model name, Hugging Face id or local folder (see soo.models.load)"""
-    objective: str = "soo_mse"
-    """one of CONDITIONS"""
-    layer: int = 18
-    """decoder layer of the SOO site (negative counts from the end)"""
-    module: str = "self_attn.o_proj"
-    """module path inside the layer whose output is compared"""
-    pooling: str = "full"
-    """how positions are pooled in soo_mse: full | last | mean"""
-    pairs: str = "cycle"
-    """'cycle': the official 52 pairs (one template per item); 'all': 52 items x 3 templates"""
-    lora_r: int = 8
-    lora_alpha: int = 32
-    lora_dropout: float = 0.2
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    lr: float = 1e-4
-    epochs: int = 15
-    batch_size: int = 4
-    grad_accum: int = 1
-    """micro-batches per optimiser step; gradients are averaged (the official code summed them)"""
-    seed: int = 0
-    quantization: str | None = None
-    """None or '4bit' (bitsandbytes nf4; QLoRA)"""
-    capability_weight: float = 0.0
-    """weight of KL(base || tuned) on neutral prompts (MT-Bench questions); 0 as in the paper"""
-    max_grad_norm: float | None = None
-    """clip the gradient norm (None: no clipping, as the paper and the repo)"""
-    max_length: int | None = None
-    """None: pad each batch to its longest prompt; an int: fixed padding (the repo used 128)"""
-    bf16: bool = False
-    """compute in bf16 autocast (the paper used bf16 compute; fast on GPUs and CPUs with AVX512-BF16 or AMX, several
-    times slower than fp32 where torch emulates it)"""
-    note: str = ""
-
-    def __post_init__(self):
-        check_choice("objective", self.objective, tuple(CONDITIONS))
-        check_choice("pooling", self.pooling, POOLINGS)
-        check_choice("pairs", self.pairs, ("cycle", "all"))
-        check_choice("quantization", self.quantization, models.QUANTIZATIONS)
-        for name in ("epochs", "batch_size", "grad_accum", "lora_r"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}={v!r} must be a positive integer")
-        if not self.lr > 0:
-            raise ValueError(f"lr={self.lr!r} must be > 0")
-        if not 0 <= self.lora_dropout < 1:
-            raise ValueError(f"lora_dropout={self.lora_dropout!r} must be in [0, 1)")
-        if self.capability_weight < 0:
-            raise ValueError(f"capability_weight={self.capability_weight!r} must be >= 0")
-        if not isinstance(self.layer, int) or isinstance(self.layer, bool):
-            raise ValueError(f"layer={self.layer!r} must be an integer")
-        if self.max_length is not None and self.max_length < 8:
-            raise ValueError(f"max_length={self.max_length!r} must be None or >= 8")
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
-
-    @property
-    def site(self) -> ActivationSite:
-        return ActivationSite(self.layer, self.module)
-
+from ..losses import soo_kl_logits, soo_mse
+from ..utils import atomic_write_json, cache_key, manifest, read_json, seed_everything
+from .config import LLMTrainConfig
 
 # ----------------------------------------------------------------------------- data
 def tokenize_pairs(tok, self_prompts, other_prompts, max_length=None):

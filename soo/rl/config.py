@@ -1,4 +1,5 @@
-"""What the RL experiment is made of, as data: the agent kinds with their labels, the frozen, validated
+"""What the RL experiment is made of, as data: the agent kinds with their labels (:data:`AGENTS`; the
+environment's own PettingZoo agent names are ``soo.rl.env.AGENT_IDS``), the frozen, validated
 configs of one training run (``RLConfig``) and of one scale's protocol (``ScaleConfig``), and the presets per
 scale. No computation, no I/O and no figures here: the other modules read these names.
 """
@@ -27,11 +28,11 @@ baseline (no update of red), so a change in trapping cannot come from red adapti
 term's effect from continued training (``plain``), from the capability term (``capability``, ``random``) and
 from red's learning (``*_held``)."""
 AGENT_KINDS = tuple(AGENTS)
-CONDITIONS = tuple(FINETUNES)
-"""The fine-tuning conditions (the agent kinds that are not baselines)."""
+FINETUNE_KINDS = tuple(FINETUNES)
+"""The fine-tuning kinds (the agent kinds that are not baselines)."""
 AUX_TERMS = ("soo", "capability", "random")
 """The auxiliary terms of :mod:`soo.rl.soo` (``RLConfig.soo_condition``)."""
-assert AGENT_KINDS == MODES + CONDITIONS, "AGENTS: the baselines (in the order of env.MODES), then FINETUNES"
+assert AGENT_KINDS == MODES + FINETUNE_KINDS, "AGENTS: the baselines (in the order of env.MODES), then FINETUNES"
 
 SETTINGS = {"official": {}, "gamma099": {"gamma": 0.99}, "single_env": {"num_envs": 1},
             "gamma099_single_env": {"gamma": 0.99, "num_envs": 1}}
@@ -170,7 +171,7 @@ class ScaleConfig:
 
     def finetune_config(self, kind: str, seed: int) -> RLConfig:
         """The config of fine-tuning ``kind`` (:data:`FINETUNES`) of seed ``seed``'s deceptive baseline."""
-        check_choice("kind", kind, CONDITIONS)
+        check_choice("kind", kind, FINETUNE_KINDS)
         term, held = FINETUNES[kind]
         return self.rl_config(self.finetune_reward, seed, n_episodes=self.soo_episodes, soo_condition=term,
                               hold_red=held)

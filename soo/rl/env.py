@@ -52,7 +52,7 @@ from ..utils import check_choice
 
 MODES = ("deceptive", "honest")
 INTEGRATORS = ("mpe1", "mpe2")
-AGENTS = ("adversary_0", "agent_0")  # red, blue
+AGENT_IDS = ("adversary_0", "agent_0")  # PettingZoo agent names: red, blue
 OBS_DIMS = (6, 10)
 ACT_DIM = 2
 
@@ -326,13 +326,13 @@ class DeceptionParallelEnv(ParallelEnv):
         from mpe2._mpe_utils.core import Agent, Landmark
 
         self.cfg = EnvConfig(mode=mode, radius=radius, episode_length=episode_length, integrator=integrator)
-        self.possible_agents = list(AGENTS)
+        self.possible_agents = list(AGENT_IDS)
         self.agents = []
         self.world = _walled_world_cls()()
         self.world.integrator = integrator
         self.world.agents = [Agent(), Agent()]
         for i, a in enumerate(self.world.agents):
-            a.name, a.adversary, a.silent, a.collide, a.size = AGENTS[i], i == 0, True, False, AGENT_SIZE
+            a.name, a.adversary, a.silent, a.collide, a.size = AGENT_IDS[i], i == 0, True, False, AGENT_SIZE
         self.world.landmarks = [Landmark(), Landmark()]
         for i, lm in enumerate(self.world.landmarks):
             lm.name, lm.collide, lm.movable, lm.size = f"landmark_{i}", False, False, LANDMARK_SIZE
@@ -340,7 +340,7 @@ class DeceptionParallelEnv(ParallelEnv):
 
     @functools.lru_cache(maxsize=None)
     def observation_space(self, agent):
-        d = OBS_DIMS[AGENTS.index(agent)]
+        d = OBS_DIMS[AGENT_IDS.index(agent)]
         return gymnasium.spaces.Box(-np.inf, np.inf, (d,), np.float32)
 
     @functools.lru_cache(maxsize=None)
@@ -372,12 +372,12 @@ class DeceptionParallelEnv(ParallelEnv):
         self.goal, self.t = int(goal[0]), 0
         self.trapped = bool(trapped_at(pos, lms[np.arange(1), 1 - goal])[0])  # the official reset's trap check
         self.world.agents[0].max_speed = 0.0 if self.trapped else None
-        self.agents = list(AGENTS)
+        self.agents = list(AGENT_IDS)
         return self._obs(), {a: {} for a in self.agents}
 
     def step(self, actions):
         for i, a in enumerate(self.world.agents):
-            a.action.u = SENSITIVITY * np.clip(np.asarray(actions[AGENTS[i]], dtype=np.float64), -1, 1)
+            a.action.u = SENSITIVITY * np.clip(np.asarray(actions[AGENT_IDS[i]], dtype=np.float64), -1, 1)
             a.action.c = np.zeros(0)
         red = self.world.agents[0]
         self.world.step()

@@ -1,8 +1,7 @@
-"""The steps of the RL experiment that the three RL notebooks call: training (or reading back) the runs of a
-scale, evaluating them (cached on disk), the tables and claims the pages show, and one function per notebook that
-returns every value its page glues (:func:`glue_rl_baselines` with :func:`glue_rl_premise`, :func:`glue_rl_soo`,
-:func:`glue_rl_classification` with :func:`glue_rl_lottery`). No figures (``soo.plots``), no metric formulas
-(``soo.rl.metrics``, ``soo.rl.diagnostics``) and no training code (``soo.rl.maddpg``) here.
+"""The steps of the RL experiment, cached on disk: the run registry of a scale (:class:`Run`), the runs kept with the
+book, training (or reading back, or restoring) the runs, and evaluating them. The tables, claims and glued values
+the pages show are computed from these steps in ``soo.rl.book``; no figures (``soo.rl.figures``), no metric
+formulas (``soo.rl.metrics``, ``soo.rl.diagnostics``) and no training code (``soo.rl.stacked``) here.
 
 Layout under ``{out_dir}/{tag}/rl/`` (``tag``: the scale, plus ``_{setting}`` for a training setting other than the
 official one, :attr:`soo.rl.config.ScaleConfig.tag`)::
@@ -44,15 +43,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..utils import (atomic_write_json, cached, check_choice, machine_info, manifest, project_root, read_json, run_parallel, seed_table,
-                     torch_threads)
-from .config import AGENT_KINDS, CONDITIONS, SETTINGS, RLConfig, ScaleConfig, scale_config
+from ..utils import (atomic_write_json, cached, check_choice, machine_info, manifest, project_root, read_json,
+                     run_parallel, torch_threads)
+from .config import AGENT_KINDS, FINETUNE_KINDS, SETTINGS, RLConfig, ScaleConfig, scale_config
+from .diagnostics import REFERENCE_BLUES, reference_table
 from .env import MODES
-from .maddpg import BLUE, MADDPG, is_finished, load_policies, save_policies, settings_key, train_stacked
-from .diagnostics import REFERENCE_BLUES, lure_verdict, pair_claims, reference_table
-from .metrics import (behavioural_difference, classification_accuracy, deceptive_moves, mean_soo_curve,
-                      paired_verdict, per_episode, rollout, summary, threshold_grid, truncated_surfaces)
+from .maddpg import BLUE, MADDPG
+from .metrics import (behavioural_difference, classification_accuracy, deceptive_moves, mean_soo_curve, per_episode,
+                      rollout, summary, threshold_grid, truncated_surfaces)
+from .runs import is_finished, load_policies, save_policies, settings_key
 from .soo import make_aux_loss
+from .stacked import train_stacked
 
 EVAL_THREADS = 1
 """Torch threads of the evaluation rollouts: the policies are tiny, and on a 2-core machine two threads made the
@@ -107,7 +108,7 @@ def baseline_runs(scfg: ScaleConfig, modes=MODES) -> list[Run]:
     return [Run(m, s, scfg.rl_config(m, s)) for s in scfg.seeds for m in modes]
 
 
-def finetune_runs(scfg: ScaleConfig, conditions=CONDITIONS) -> list[Run]:
+def finetune_runs(scfg: ScaleConfig, conditions=FINETUNE_KINDS) -> list[Run]:
     return [Run(c, s, scfg.finetune_config(c, s), init=Run("deceptive", s, scfg.rl_config("deceptive", s)))
             for s in scfg.seeds for c in conditions]
 
@@ -240,7 +241,7 @@ def train_baselines(scfg: ScaleConfig, out_dir, modes=MODES, workers: int | None
                    kept_dir=kept_dir_of(scfg.setting), cpu_stack=scfg.cpu_stack)
 
 
-def finetune(scfg: ScaleConfig, out_dir, conditions=CONDITIONS, workers: int | None = None, device=None) -> dict:
+def finetune(scfg: ScaleConfig, out_dir, conditions=FINETUNE_KINDS, workers: int | None = None, device=None) -> dict:
     """SOO fine-tuning (and controls) of each seed's deceptive blue policy, in the environment whose
     reward is ``scfg.finetune_reward`` (the paper: deceptive); ``{(condition, seed): metrics}``."""
     return run_all(finetune_runs(scfg, conditions), out_dir, scfg.tag, workers or scfg.workers, device,
@@ -287,7 +288,7 @@ def kept_status(scfg: ScaleConfig, kept_dir: Path | None = None) -> dict:
     return out
 
 
-NOTEBOOK_OF = {**{m: "rl_baselines" for m in MODES}, **{c: "rl_soo" for c in CONDITIONS}}
+NOTEBOOK_OF = {**{m: "rl_baselines" for m in MODES}, **{c: "rl_soo" for c in FINETUNE_KINDS}}
 
 
 def _trained_dir(out_dir, scale, kind: str, seed: int) -> Path:
@@ -337,11 +338,6 @@ def summary_table(scfg: ScaleConfig, out_dir, kinds=AGENT_KINDS) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def summary_by_agent(table: pd.DataFrame, columns=None) -> pd.DataFrame:
-    """Mean and population SD over seeds of :func:`summary_table`'s ``columns`` (default: all), one row per agent."""
-    return seed_table(table.drop(columns="seed"), "agent", columns)
-
-
 def behaviour(scfg: ScaleConfig, out_dir) -> dict:
     """Count surfaces (per seed, truncated to the shortest record list as the official code does), their
     mean and SD over seeds, and the behavioural difference between SOO, honest and deceptive agents."""
@@ -356,54 +352,6 @@ def behaviour(scfg: ScaleConfig, out_dir) -> dict:
             "mean": {k: np.mean([s[k] for s in per_seed], 0) for k in kinds},
             "sd": {k: np.std([s[k] for s in per_seed], 0) for k in kinds},
             "difference": behavioural_difference(per_seed)}
-
-
-def claims(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: dict | None = None) -> dict:
-    """The paper's RL behaviour claims, tested seed by seed (:func:`soo.rl.metrics.paired_verdict`):
-
-    * ``reduces``: the SOO agent traps red less often than the deceptive baseline (paired by seed);
-      ``reduces_moves``: it makes fewer deceptive movements per episode with red in sight (all records);
-    * ``beyond_control``: it traps red less often than the capability-only control (the SOO term's own effect);
-    * ``like_honest``: its behavioural difference to the honest baseline is smaller than to the deceptive one;
-    * ``capability``: it stays as close to the goal as the deceptive baseline (``no`` = it is significantly
-      farther away: capability lost; ``yes`` otherwise);
-    * ``baselines_differ``: the deceptive baseline traps red more often than the honest one; ``blue_deceives``:
-      against the deceptive baseline's own red, its blue traps red more often than the honest baseline's blue
-      (:func:`blue_traps_more`: the difference is blue's doing, not only red's);
-    * ``beyond_training``: SOO traps red less often than plain continued training (no auxiliary term);
-      ``held_reduces`` / ``held_beyond_training``: with red held at its baseline, SOO traps red less often than
-      the deceptive baseline / than plain continued training with red held; ``red_adapts``: plain continued
-      training traps red less often when red keeps learning than when it is held (red's own adaptation);
-    * ``controls_reduce``: each control against the deceptive baseline.
-    Each: verdict, mean and SD of the per-seed difference, seeds in favour, and the per-seed values.
-    ``table`` (:func:`summary_table` of every agent) and ``beh`` (:func:`behaviour`): pass them if already computed."""
-    table = summary_table(scfg, out_dir) if table is None else table
-    per = {k: table[table.agent == k].set_index("seed").loc[list(scfg.seeds)] for k in AGENT_KINDS}
-    beh = behaviour(scfg, out_dir) if beh is None else beh
-    moves = deceptive_moves_per_episode(scfg, out_dir, AGENT_KINDS)  # per episode, red in sight
-    diff = beh["difference"]
-    out = {
-        "reduces": paired_verdict(per["soo"]["trap_rate"], per["deceptive"]["trap_rate"]),
-        "reduces_moves": paired_verdict(moves["soo"], moves["deceptive"]),
-        "like_honest": paired_verdict(diff["soo_vs_honest"]["per_seed"], diff["soo_vs_deceptive"]["per_seed"]),
-        "beyond_control": paired_verdict(per["soo"]["trap_rate"], per["capability"]["trap_rate"]),
-        "capability": paired_verdict(per["deceptive"]["blue_dist_goal"], per["soo"]["blue_dist_goal"]),
-        "baselines_differ": paired_verdict(per["honest"]["trap_rate"], per["deceptive"]["trap_rate"]),
-        "blue_deceives": blue_traps_more(scfg, reference_blues(scfg, out_dir)),
-        "beyond_training": paired_verdict(per["soo"]["trap_rate"], per["plain"]["trap_rate"]),
-        "held_reduces": paired_verdict(per["soo_held"]["trap_rate"], per["deceptive"]["trap_rate"]),
-        "held_beyond_training": paired_verdict(per["soo_held"]["trap_rate"], per["plain_held"]["trap_rate"]),
-        "red_adapts": paired_verdict(per["plain"]["trap_rate"], per["plain_held"]["trap_rate"]),
-        "controls_reduce": {c: paired_verdict(per[c]["trap_rate"], per["deceptive"]["trap_rate"])
-                            for c in ("capability", "random", "plain", "plain_held")},
-        "per_seed": {"trap_rate": {k: per[k]["trap_rate"].tolist() for k in AGENT_KINDS},
-                     "blue_dist_goal": {k: per[k]["blue_dist_goal"].tolist() for k in AGENT_KINDS},
-                     "deceptive_moves": moves, "seeds": list(scfg.seeds)},
-    }
-    # "capability kept" is the opposite question (is SOO *farther* from the goal?): yes = not significantly farther
-    cap = out["capability"]
-    cap["verdict"] = {"yes": "no", "no": "yes", "not resolved": "yes"}[cap["verdict"]]
-    return out
 
 
 def same_weights(scfg: ScaleConfig, out_dir, a: str = "capability", b: str = "random") -> list[bool]:
@@ -509,312 +457,10 @@ def reference_blues(scfg: ScaleConfig, out_dir) -> dict:
     return cached(rl_dir(out_dir, scfg.tag) / "eval" / "reference_blues.json", key, compute)
 
 
-def reference_frame(ref: dict) -> pd.DataFrame:
-    """:func:`reference_blues`' rows as a table, one row per (seed, red, blue)."""
-    return pd.DataFrame(ref["rows"])
-
-
-def blue_traps_more(scfg: ScaleConfig, ref: dict, than: str = "learned_honest", red: str = "deceptive") -> dict:
-    """Is a difference in trapping *blue's* doing? Against each seed's ``red`` (default: the deceptive baseline's),
-    does the learned deceptive blue trap red more often than blue ``than`` (default: the honest baseline's learned
-    blue; ``"goal"``: the straight-to-goal reference blue)? :func:`soo.rl.metrics.paired_verdict` over seeds."""
-    df = reference_frame(ref)
-    trap = {b: df[(df.red == red) & (df.blue == b)].set_index("seed").loc[list(scfg.seeds), "trap_rate"]
-            for b in ("learned_deceptive", than)}
-    return paired_verdict(trap[than], trap["learned_deceptive"])
-
-
-def red_trapped_more(scfg: ScaleConfig, ref: dict, blue: str = "goal") -> dict:
-    """Is a difference in trapping *red's* doing? With the same ``blue`` (default: the straight-to-goal reference
-    blue) in every world, is the deceptive baseline's red trapped more often than the honest baseline's red?
-    :func:`soo.rl.metrics.paired_verdict` over seeds."""
-    df = reference_frame(ref)
-    trap = {r: df[(df.red == r) & (df.blue == blue)].set_index("seed").loc[list(scfg.seeds), "trap_rate"]
-            for r in MODES}
-    return paired_verdict(trap["honest"], trap["deceptive"])
-
-
 def deceptive_moves_per_episode(scfg: ScaleConfig, out_dir, kinds=MODES) -> dict:
     """``{kind: per-seed list}`` of the official deceptive-movement count with red in sight, per episode."""
     return {k: [float((np.asarray(evaluate_agent(scfg, out_dir, k, s)["records"]).reshape(-1, 3)[:, 2] > 0).sum())
                 / scfg.eval_episodes for s in scfg.seeds] for k in kinds}
-
-
-PAIR_CLAIMS = {"baselines_differ": "Baselines differ (deceptive traps more)",
-               "reduces": "SOO traps less than deceptive",
-               "beyond_control": "SOO traps less than capability term",
-               "beyond_training": "SOO traps less than continued training",
-               "like_honest": "SOO behaves more like honest",
-               "capability": "SOO keeps capability",
-               "classifier_perfect": "Mean-SOO classifier perfect"}
-"""The claims :func:`pair_lottery` reads per trained pair, with their labels."""
-
-
-def pair_lottery(scfg: ScaleConfig, out_dir, beh: dict | None = None, cls_res: dict | None = None) -> pd.DataFrame:
-    """Each training seed's agents analysed alone, as the paper analysed its one trained triple: one row per seed,
-    one boolean column per claim of :data:`PAIR_CLAIMS` (:func:`soo.rl.diagnostics.pair_claims`: trap-rate and
-    distance claims by a paired t-test over that seed's evaluation episodes). ``beh``: :func:`behaviour`;
-    ``cls_res``: :func:`classify` (the classifier column is left out without it)."""
-    beh = behaviour(scfg, out_dir) if beh is None else beh
-    kinds = ("deceptive", "honest", "soo", "capability", "plain")
-    rows = []
-    for i, seed in enumerate(scfg.seeds):
-        ep = {k: evaluate_agent(scfg, out_dir, k, seed)["per_episode"] for k in kinds}
-        mse = {p: beh["difference"][p]["per_seed"][i] for p in ("soo_vs_honest", "soo_vs_deceptive")}
-        acc = None if cls_res is None else cls_res["per_seed"][i]["accuracy"][-1]
-        rows.append({"seed": seed, **pair_claims(ep, mse, acc)})
-    return pd.DataFrame(rows).set_index("seed")
-
-
-def screen_results(path=None) -> dict | None:
-    """The settings screen's results (``book/data/rl_screen/results.json``, :mod:`soo.rl.screen`), or None."""
-    from .screen import SCREEN_DIR
-
-    path = Path(path) if path is not None else SCREEN_DIR / "results.json"
-    return read_json(path) if path.exists() else None
-
-
-def screen_frame(res: dict) -> pd.DataFrame:
-    """One row per screened setting: its departures, trap rates (mean over seeds), verdict, seeds, criterion met."""
-    return pd.DataFrame([{"setting": r["setting"], "changes": ", ".join(f"{k}={v}" for k, v in r["settings"].items())
-                          or "none", "deceptive trap %": 100 * np.mean(r["trap_rate"]["deceptive"]),
-                          "honest trap %": 100 * np.mean(r["trap_rate"]["honest"]), "verdict": r["verdict"],
-                          "seeds deceptive higher": f"{r['n_better']} of {r['n']}", "passes": r["passes"],
-                          "training min": r["train_wall_s"] / 60} for r in res["rows"]]).set_index("setting")
-
-
-def classification_table(res: dict) -> pd.DataFrame:
-    """Accuracy of :func:`classify`'s result: one row per number of episodes, one column per training seed."""
-    acc = pd.DataFrame({p["seed"]: p["accuracy"] for p in res["per_seed"]}, index=res["episodes"])
-    acc.index.name = "episodes per seed"
-    return acc
-
-
-def mean_soo_table(res: dict) -> pd.DataFrame:
-    """Each baseline's mean SOO value at the largest number of episodes (mean over evaluation seeds), per seed."""
-    rows = [{"seed": p["seed"], "agent": m, "mean SOO": float(np.mean(np.array(p["soo"][m])[:, -1]))}
-            for p in res["per_seed"] for m in MODES]
-    return pd.DataFrame(rows).pivot(index="seed", columns="agent", values="mean SOO")
-
-
-def finetune_table(runs: dict) -> pd.DataFrame:
-    """One row per fine-tuning run of :func:`finetune`: wall time and the last logged SOO and capability terms."""
-    return pd.DataFrame([{"condition": c, "seed": s, "wall_time_s": m["wall_time_s"],
-                          "last SOO term": m["history"][-1].get("losses/soo", float("nan")),
-                          "last capability term": m["history"][-1].get("losses/capability", float("nan"))}
-                         for (c, s), m in runs.items()])
-
-
-# ---- the values each RL page glues (one function per notebook; the notebook glues them in a loop)
-
-def _seeds_text(scfg: ScaleConfig) -> str:
-    return ", ".join(map(str, scfg.seeds))
-
-
-def noise_end_returns(scfg: ScaleConfig, hist: pd.DataFrame) -> dict:
-    """Blue's training return around the end of the exploration noise (it is annealed to zero at episode
-    ``n_exploration_eps``): per baseline kind, each seed's mean logged return over the ``window`` episodes up to
-    that episode and over the last ``window`` episodes of training, and the paired verdict on "the return is lower
-    at the end" (:func:`soo.rl.metrics.paired_verdict`). ``window``: a third of the noiseless phase, at least one
-    logged batch. ``hist``: :func:`training_history`."""
-    cfg = scfg.rl_config("deceptive", scfg.seeds[0])
-    n, end = cfg.n_episodes, min(cfg.n_exploration_eps, cfg.n_episodes)
-    window = max((n - end) // 3, cfg.num_envs)
-    out = {"noise_end": end, "window": window}
-    for kind in MODES:
-        h = hist[hist.agent == kind]
-        before = h[(h.episode > end - window) & (h.episode <= end)].groupby("seed")["return_blue"].mean()
-        last = h[h.episode > n - window].groupby("seed")["return_blue"].mean()
-        out[kind] = {"at_noise_end": before, "last": last.loc[before.index], **paired_verdict(last, before)}
-    return out
-
-
-def glue_rl_baselines(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None,
-                      prov: pd.DataFrame | None = None, hist: pd.DataFrame | None = None) -> dict:
-    """``{glue name: value}`` of ``notebooks/rl_baselines``: the protocol, training times and machines, the
-    baselines' behaviour (mean over seeds), whether the deceptive one traps red more often than the honest one,
-    and blue's training return when the exploration noise ends and at the end (:func:`noise_end_returns`).
-    ``table`` (:func:`summary_table` of the baselines), ``prov`` (:func:`provenance`) and ``hist``
-    (:func:`training_history`): pass them if the notebook has them already."""
-    table = summary_table(scfg, out_dir, kinds=MODES) if table is None else table
-    prov = provenance(scfg, out_dir, kinds=MODES) if prov is None else prov
-    hist = training_history(scfg, out_dir) if hist is None else hist
-    prov = prov[prov.run.str.startswith(MODES)]
-    stacked = prov["stacked_runs"].fillna(1).clip(lower=1).astype(int)
-    times = prov["wall_time_s"] / stacked  # runs trained as one stack share its time
-    per_episode = times.mean() / scfg.baseline_episodes
-    sizes = sorted(set(stacked))
-    out = {"rl_scale": scfg.scale, "rl_seeds": _seeds_text(scfg), "rl_baseline_episodes": scfg.baseline_episodes,
-           "rl_train_s_per_run": float(times.mean()), "rl_full_min_per_run": float(per_episode * 40_000 / 60),
-           "rl_train_stacks": "one run at a time" if sizes == [1] else (
-               f"stacks of {' or '.join(map(str, sizes))} runs, each run counted at its share of its stack's time"),
-           "rl_trained_on": "; ".join(f"{cpu}, {where} ({n} runs)"
-                                      for (cpu, where), n in prov.groupby(["cpu", "where"]).size().items())}
-    agg = summary_by_agent(table)
-    for kind in MODES:
-        out[f"rl_{kind}_trap_rate"] = 100 * float(agg.loc[kind, "trap_rate mean"])
-        out[f"rl_{kind}_return_blue"] = float(agg.loc[kind, "return_blue mean"])
-        out[f"rl_{kind}_dist_fake"] = float(agg.loc[kind, "blue_dist_fake mean"])
-        out[f"rl_{kind}_dist_goal"] = float(agg.loc[kind, "blue_dist_goal mean"])
-    per_seed = table.pivot(index="seed", columns="agent", values="trap_rate")
-    sep = paired_verdict(per_seed["honest"], per_seed["deceptive"])  # does the deceptive baseline trap red more?
-    out["rl_baselines_differ"] = sep["verdict"]
-    out["rl_baselines_differ_seeds"] = f"{sep['n_better']} of {sep['n']}"
-    out["rl_trap_ratio"] = float(per_seed["deceptive"].mean() / max(per_seed["honest"].mean(), 1e-9))
-    ne = noise_end_returns(scfg, hist)
-    out["rl_noise_end_episode"], out["rl_noise_window"] = ne["noise_end"], ne["window"]
-    for kind in MODES:
-        r = ne[kind]
-        out[f"rl_{kind}_return_noise_end"] = float(r["at_noise_end"].mean())
-        out[f"rl_{kind}_return_last"] = float(r["last"].mean())
-        out[f"rl_{kind}_return_drop"] = r["verdict"]
-        out[f"rl_{kind}_return_drop_seeds"] = f"{r['n_better']} of {r['n']}"
-    return out
-
-
-def _mean_of(df: pd.DataFrame, red: str, blue: str, col: str) -> float:
-    return float(df[(df.red == red) & (df.blue == blue)][col].mean())
-
-
-def glue_rl_premise(scfg: ScaleConfig, out_dir, ref: dict | None = None, screen: dict | None = None) -> dict:
-    """``{glue name: value}`` of the premise section of ``notebooks/rl_baselines``: every red against the learned
-    and reference blues (mean over seeds of trap rate, blue's return and discounted return: ``rl_ref_{red}_{blue}_*``),
-    whether the learned deceptive blue traps red more often than the straight-to-goal blue (paired over seeds),
-    whether luring pays at the training discount (:func:`soo.rl.diagnostics.lure_verdict`), the deceptive
-    movements per episode of both baselines, and the settings screen (``rl_screen_*``; absent if not run)."""
-    ref = reference_blues(scfg, out_dir) if ref is None else ref
-    df = reference_frame(ref)
-    out = {"rl_gamma": ref["gamma"]}
-    for red in MODES:
-        for blue in ["learned_deceptive", "learned_honest", *REFERENCE_BLUES]:
-            for col, unit in (("trap_rate", 100), ("return_blue", 1), ("disc_blue", 1)):
-                out[f"rl_ref_{red}_{blue}_{col}"] = unit * _mean_of(df, red, blue, col)
-    per = {s: [r for r in ref["rows"] if r["seed"] == s] for s in scfg.seeds}
-    lv = lure_verdict(per)
-    out.update({"rl_lure_pays": lv["pays"], "rl_lure_best": REFERENCE_BLUES[lv["best_lure"]].lower(),
-                "rl_lure_disc_goal": lv["disc_goal"], "rl_lure_disc_lure": lv["disc_lure"],
-                "rl_lure_disc_seeds": f"{lv['disc']['n_better']} of {lv['disc']['n']}",
-                "rl_lure_undisc_goal": lv["undisc_goal"], "rl_lure_undisc_lure": lv["undisc_lure"],
-                "rl_lure_undisc_verdict": lv["undisc"]["verdict"],
-                "rl_lure_undisc_seeds": f"{lv['undisc']['n_better']} of {lv['undisc']['n']}"})
-    for name, than in (("rl_deceptive_beats_goal", "goal"), ("rl_blue_deceives", "learned_honest")):
-        v = blue_traps_more(scfg, ref, than)
-        out[name], out[f"{name}_seeds"] = v["verdict"], f"{v['n_better']} of {v['n']}"
-    v = red_trapped_more(scfg, ref)
-    out["rl_red_differs"], out["rl_red_differs_seeds"] = v["verdict"], f"{v['n_better']} of {v['n']}"
-    moves = deceptive_moves_per_episode(scfg, out_dir)
-    mv = paired_verdict(moves["honest"], moves["deceptive"])
-    out.update({"rl_base_moves_deceptive": float(np.mean(moves["deceptive"])),
-                "rl_base_moves_honest": float(np.mean(moves["honest"])), "rl_moves_differ": mv["verdict"],
-                "rl_moves_differ_seeds": f"{mv['n_better']} of {mv['n']}"})
-    screen = screen_results() if screen is None else screen
-    if screen is not None:
-        from .screen import MIN_SEEDS, SCREEN_EPISODES
-
-        out.update({"rl_screen_episodes": SCREEN_EPISODES, "rl_screen_min": MIN_SEEDS,
-                    "rl_screen_chosen": screen.get("chosen") or "none",
-                    "rl_screen_bottom": (f"the setting '{screen['chosen']}' met the criterion" if screen.get("chosen")
-                                         else f"none of the {len(screen['rows'])} declared settings met the criterion"),
-                    "rl_screen_n_settings": len(screen["rows"]),
-                    "rl_screen_machine": "; ".join(sorted({f"{r['machine']['cpu']} ({r['machine']['cpu_count']} cores)"
-                                                           for r in screen["rows"]}))})
-        for r in screen["rows"]:
-            k = f"rl_screen_{r['setting']}"
-            out.update({f"{k}_verdict": r["verdict"], f"{k}_seeds": f"{r['n_better']} of {r['n']}",
-                        f"{k}_diff": 100 * r["mean_diff"], f"{k}_passes": "passes" if r["passes"] else "fails",
-                        f"{k}_deceptive": 100 * float(np.mean(r["trap_rate"]["deceptive"])),
-                        f"{k}_honest": 100 * float(np.mean(r["trap_rate"]["honest"])),
-                        f"{k}_min": r["train_wall_s"] / 60})
-    return out
-
-
-TRAP_RATE_CLAIMS = ("reduces", "beyond_control", "baselines_differ", "blue_deceives", "beyond_training",
-                    "held_reduces", "held_beyond_training", "red_adapts")
-"""Claims on trap rates: their differences are glued in percentage points."""
-
-
-def bottom_line(cl: dict) -> str:
-    """One sentence on what this setting's runs can say about SOO (glued, so the words follow the run): whether the
-    premise holds (the deceptive baseline traps red more often than the honest one, :func:`claims`), and if it does,
-    the verdicts of SOO against the baseline and against continued training."""
-    b, d = cl["baselines_differ"], cl["blue_deceives"]
-    if b["verdict"] != "yes":
-        return (f"the deceptive baseline does not trap red significantly more often than the honest one here "
-                f"(higher in {b['n_better']} of {b['n']} seeds), so there is no deception for SOO to remove, and the "
-                f"SOO verdicts of this setting test neither the paper's claim nor its opposite")
-    if d["verdict"] != "yes":
-        return (f"the deceptive baseline traps red more often than the honest one (higher in {b['n_better']} of "
-                f"{b['n']} seeds), but not demonstrably through its blue: against the same red, the honest baseline's "
-                f"blue traps it about as often (the deceptive blue higher in {d['n_better']} of {d['n']} seeds, "
-                f"{d['verdict']} by the paired test), so SOO fine-tuning of blue has no demonstrated deception of "
-                f"blue's to remove, and its verdicts test neither the paper's claim nor its opposite")
-    return (f"the deceptive baseline traps red more often than the honest one here ({b['n_better']} of {b['n']} "
-            f"seeds), and through its blue ({d['n_better']} of {d['n']} seeds against the same red), so the claims are "
-            f"tested: SOO reduces trapping, {cl['reduces']['verdict']}; beyond continued training, "
-            f"{cl['beyond_training']['verdict']}; with red held, {cl['held_reduces']['verdict']}")
-
-
-def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: dict | None = None,
-                cl: dict | None = None) -> dict:
-    """``{glue name: value}`` of ``notebooks/rl_soo``: the protocol, every agent's trap rate and return, the
-    behavioural differences, each claim of :func:`claims` (verdict, mean and SD of the per-seed difference,
-    seeds in favour), and in how many seeds the random control's weights equal the capability-only run's.
-    ``table`` (:func:`summary_table`), ``beh`` (:func:`behaviour`) and ``cl`` (:func:`claims`): pass them if the
-    notebook has them already."""
-    table = summary_table(scfg, out_dir) if table is None else table
-    beh = behaviour(scfg, out_dir) if beh is None else beh
-    cl = claims(scfg, out_dir, table, beh) if cl is None else cl
-    out = {"rl_soo_scale": scfg.scale, "rl_soo_seeds": _seeds_text(scfg), "rl_soo_episodes": scfg.soo_episodes}
-    agg = summary_by_agent(table, ["return_blue", "blue_dist_goal", "blue_dist_fake", "trap_rate"])
-    for kind in agg.index:
-        out[f"rl_{kind}_trap_rate_ft"] = 100 * float(agg.loc[kind, "trap_rate mean"])
-        out[f"rl_{kind}_return_blue_ft"] = float(agg.loc[kind, "return_blue mean"])
-    diff = beh["difference"]
-    for pair, d in diff.items():
-        out[f"rl_diff_{pair}"] = d["mean"]
-        out[f"rl_diff_{pair}_sd"] = d["sd"]
-    for name in ("reduces", "reduces_moves", "beyond_control", "like_honest", "capability", "baselines_differ",
-                 "blue_deceives", "beyond_training", "held_reduces", "held_beyond_training", "red_adapts"):
-        c, unit = cl[name], (100 if name in TRAP_RATE_CLAIMS else 1)
-        out[f"rl_claim_{name}"] = c["verdict"]
-        out[f"rl_claim_{name}_diff"] = unit * c["mean_diff"]
-        out[f"rl_claim_{name}_sd"] = unit * c["sd_diff"]
-        out[f"rl_claim_{name}_seeds"] = f"{c['n_better']} of {c['n']}"
-    for cond, c in cl["controls_reduce"].items():
-        out[f"rl_claim_{cond}_reduces"] = c["verdict"]
-        out[f"rl_claim_{cond}_reduces_seeds"] = f"{c['n_better']} of {c['n']}"
-    for kind, v in cl["per_seed"]["deceptive_moves"].items():
-        out[f"rl_moves_{kind}"] = float(np.mean(v))
-    out["rl_n_seeds"] = len(scfg.seeds)
-    out["rl_bottom_line"] = bottom_line(cl)
-    same = same_weights(scfg, out_dir)
-    out["rl_random_identical_seeds"] = f"{sum(same)} of {len(same)}"
-    return out
-
-
-def glue_rl_classification(scfg: ScaleConfig, out_dir, res: dict | None = None) -> dict:
-    """``{glue name: value}`` of ``notebooks/rl_classification``: the protocol, the accuracy (mean over training
-    seeds) at the fewest, the most and the best number of episodes, and the verdict on the paper's claim of a
-    perfect classifier: "yes" only when every training seed is classified correctly on every evaluation seed at
-    the largest number of episodes, "no" when the mean accuracy there is at most chance, else "partly".
-    ``res``: :func:`classify`'s result, if the notebook has it already."""
-    res = classify(scfg, out_dir) if res is None else res
-    final = classification_table(res).iloc[-1]
-    n_perfect = int((final == 1.0).sum())
-    return {"rl_class_scale": scfg.scale, "rl_class_seeds": _seeds_text(scfg), "rl_class_n_eval_seeds": scfg.class_seeds,
-            "rl_class_max_episodes": max(scfg.class_episodes),
-            "rl_class_acc_final": 100 * res["accuracy_mean"][-1], "rl_class_acc_first": 100 * res["accuracy_mean"][0],
-            "rl_class_acc_best": 100 * max(res["accuracy_mean"]),
-            "rl_class_verdict": "yes" if n_perfect == len(final) else ("no" if final.mean() <= 0.5 else "partly"),
-            "rl_class_n_perfect": f"{n_perfect} of {len(final)}",
-            "rl_class_acc_final_sd": 100 * float(final.std(ddof=0)), "rl_class_acc_min": 100 * float(final.min())}
-
-
-def glue_rl_lottery(lottery: pd.DataFrame) -> dict:
-    """``{glue name: value}`` of the pair lottery (:func:`pair_lottery`): per claim, in how many of the trained pairs,
-    each analysed alone, it would have been found (``rl_lottery_{claim}``: "k of n")."""
-    n = len(lottery)
-    return {"rl_lottery_n": n, **{f"rl_lottery_{c}": f"{int(lottery[c].sum())} of {n}" for c in lottery.columns}}
 
 
 def main(argv=None) -> int:

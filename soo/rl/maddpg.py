@@ -1,27 +1,14 @@
-"""MADDPG as in maddpg-pytorch (the fork the official code used), on the batched environment; K independent
-runs trained as one stacked computation. Training, checkpoints and the settings key of a run only: the SOO loss
-comes in as ``aux_loss`` (``soo``), and evaluation and the experiment's protocol are elsewhere (``metrics``,
-``experiment``).
+"""MADDPG as in maddpg-pytorch (the fork the official code used), one run, written plainly: the networks, the
+update, the exploration noise, the replay buffer and the training loop, top to bottom. This is the reference
+algorithm; what the experiment runs is the same update on K runs at once (``soo.rl.stacked``, tested equal to this
+file's update and loop in ``tests/test_rl_equivalence.py``), with the runs' folders, keys and checkpoints in
+``soo.rl.runs``. The SOO loss comes in as ``aux_loss`` (``soo.rl.soo``).
 
 Networks: ``BatchNorm1d(in) -> Linear(in, 64) -> leaky_relu -> Linear(64, 64) -> leaky_relu -> Linear(64, out)``;
 the policy ends in tanh with its last weights ~ U(-3e-3, 3e-3); the centralised critic sees all
 observations and actions (6 + 10 + 2 + 2 = 20 inputs). Adam lr 0.01, gamma 0.95, tau 0.01, batch 1024,
 buffer 1e6, gradient clip 0.5, policy loss ``-Q + 1e-3 mean(a^2)``, rewards normalised by the buffer's
 mean and standard deviation, OU exploration noise (theta 0.15, sigma 0.2) scaled 0.3 -> 0 over 25k episodes.
-
-Two implementations of one update, tested equal (``tests/test_rl_equivalence.py``):
-
-* :meth:`MADDPG.update_reference`: the straightforward ``nn.Module`` version (maddpg-pytorch's ``update``);
-* :class:`StackedMADDPG`: what :func:`train` runs. The parameters of each network of K runs live in one
-  flat ``(K, P)`` tensor (gradients in another), so gradient clipping and Adam are a few ops per network
-  whatever K is; layers are batched matrix products over runs; the critic and policy steps have their
-  backward written out (:meth:`StackedMLP.forward_train` / :meth:`StackedMLP.backward`: no autograd graph,
-  gradients written straight into the flat tensor, the policy step backpropagates through the critic to the
-  action columns only, never to the critic's weights); the other agent's action is computed without a graph.
-  K = 1 is a single run, bit-identical to the reference; K > 1 agrees with K separate runs to float rounding
-  (it also computes the narrow layers' products in a faster transposed form, :data:`_NARROW`). The SOO
-  fine-tuning's extra step (:class:`soo.rl.soo.StackedAuxLoss`) is written out the same way for K > 1; one
-  run uses autograd on the reference's loss.
 
 Deviations (also listed in the book):
 
@@ -38,35 +25,19 @@ Deviations (also listed in the book):
 """
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import json
-import sys
 import time
-import warnings
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..utils import atomic_write_json, git_commit, machine_info, read_json
 from .config import RLConfig
-from .env import ACT_DIM, OBS_DIMS, BatchedDeceptionEnv, StackedDeceptionEnv
+from .env import ACT_DIM, OBS_DIMS, BatchedDeceptionEnv
 
 N_AGENTS = 2  # red adversary, blue agent
 RED, BLUE = 0, 1
-TRAINING_VERSION = 3
-"""Bump when a change alters what training computes (not only how fast): it is part of every run's
-settings key, so runs kept with the book (``book/data/rl_full``) made by older code are flagged stale."""
-
-# Replay rows: [obs red (6), obs blue (10), act red (2), act blue (2), next obs red (6), next obs blue (10), rew (2)]
-_OBS, _ACT, _NEXT, _REW = slice(0, 16), slice(16, 20), slice(20, 36), slice(36, 38)
-ROW = 38
-# Gradients live in views of one flat tensor (strided when K > 1); autograd accumulates into them in place.
-warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 
 
 class MLP(nn.Module):
@@ -103,7 +74,7 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 class MADDPG(nn.Module):
     """Two agents' policies, critics, their targets and optimizers: one run, as plain modules.
 
-    Used to build, save and load runs and to evaluate them; :class:`StackedMADDPG` trains them."""
+    Used to build, save and load runs and to evaluate them; ``soo.rl.stacked.StackedMADDPG`` trains them."""
 
     def __init__(self, cfg: RLConfig):
         super().__init__()
@@ -129,7 +100,7 @@ class MADDPG(nn.Module):
 
     def update_reference(self, sample, agent_i: int, aux_loss: Callable | None = None) -> dict:
         """One critic and one policy step of ``agent_i`` on ``sample`` (maddpg-pytorch ``MADDPG.update``),
-        written plainly; :meth:`StackedMADDPG.update` computes the same faster (tested equal).
+        written plainly; ``soo.rl.stacked.StackedMADDPG.update`` computes the same faster (tested equal).
 
         ``aux_loss(self, sample)`` (SOO fine-tuning) is a loss on the blue policy, optimised in its own
         step before the regular update, as in the official fork.
@@ -172,9 +143,17 @@ class MADDPG(nn.Module):
         soft_update(self.target_critics, self.critics, self.cfg.tau)
 
 
+def reward_mean_std(rsum: np.ndarray, rsq: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and standard deviation of a buffer's ``n`` rewards from their running sums and sums of squares (per
+    agent, on the last axis), the standard deviation taken as 1 where it is ~0 (deviation 4)."""
+    mean = rsum / n
+    std = np.sqrt(np.maximum(rsq / n - mean ** 2, 0.0))
+    return mean, np.where(std > 1e-8, std, 1.0)
+
+
 class ReplayBuffer:
     """Circular buffer of joint transitions with running reward sums for normalisation (one run, plain
-    numpy; the reference for :class:`StackedReplayBuffer`)."""
+    numpy; the reference for ``soo.rl.stacked.StackedReplayBuffer``)."""
 
     def __init__(self, capacity: int):
         self.cap, self.n, self.i = capacity, 0, 0
@@ -204,9 +183,7 @@ class ReplayBuffer:
 
     def sample(self, batch: int, rng: np.random.Generator):
         idx = rng.choice(self.n, size=batch, replace=False)
-        mean = self.rsum / self.n
-        std = np.sqrt(np.maximum(self.rsq / self.n - mean ** 2, 0.0))
-        std = np.where(std > 1e-8, std, 1.0)
+        mean, std = reward_mean_std(self.rsum, self.rsq, self.n)
         rews = (self.rews[idx] - mean) / std
         t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
         return ([t(o[idx]) for o in self.obs], [t(a[idx]) for a in self.acs],
@@ -229,646 +206,23 @@ class OUNoise:
         return self.x * scale
 
 
-# ---------------------------------------------------------------------------------------------
-# K runs as one computation
-# ---------------------------------------------------------------------------------------------
-_PARAMS = ("in_fn.weight", "in_fn.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias")
-_BUFFERS = ("in_fn.running_mean", "in_fn.running_var", "in_fn.num_batches_tracked")
-
-
-_NARROW = 4
-"""K > 1: layers with at most this many outputs (the last layers) compute their batched product in the
-transposed form ``(w @ x^T)^T``, as do the first layers' backward products (a few inputs): CPU BLAS runs these
-shapes 2-6x faster that way (measured on 2 cores; ``benchmarks/bench_rl.py --stacked`` times the update)."""
-
-
-def _bmm_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-run ``x[k] @ w[k].T + b[k]`` for ``x (K, B, in)``, ``w (K, out, in)``, ``b (K, out)``."""
-    if w.shape[1] <= _NARROW:  # a (K, B, out) view of the (K, out, B) product
-        return torch.baddbmm(b.unsqueeze(2), w, x.transpose(1, 2)).transpose(1, 2)
-    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
-
-
-_LAYERS = ("fc1", "fc2", "fc3")
-
-
-class StackedMLP:
-    """K copies of one :class:`MLP` shape with their own weights: parameters in one flat ``(K, P)`` tensor
-    ``flat`` (gradients in ``grad``), exposed per layer as views ``(K, ...)``; forward on ``(K, B, in)``.
-
-    One run (K = 1) works on plain 2-D ``(B, in)`` tensors with ``F.linear``'s kernels, the reference's
-    arithmetic; its calls also take ``(1, B, in)`` and answer ``(1, B, ...)``."""
-
-    def __init__(self, mlps: Sequence[MLP], device="cpu", requires_grad: bool = True):
-        self.K, self.policy = len(mlps), mlps[0].policy
-        states = [m.state_dict() for m in mlps]
-        shapes = [tuple(states[0][n].shape) for n in _PARAMS]
-        sizes = [int(np.prod(s)) for s in shapes]
-        self.flat = torch.cat([torch.cat([s[n].reshape(-1) for n in _PARAMS]).unsqueeze(0) for s in states]).to(device)
-        self.grad = torch.zeros_like(self.flat)
-        self.p, off = {}, 0  # K = 1: the layers' own shapes (plain 2-D kernels, as the reference)
-        for name, shape, size in zip(_PARAMS, shapes, sizes):
-            shape = shape if self.K == 1 else (self.K, *shape)
-            v = self.flat[:, off:off + size].view(shape)
-            if requires_grad:
-                v.requires_grad_(True)
-                v.grad = self.grad[:, off:off + size].view(shape)
-            self.p[name] = v
-            off += size
-        self.leaves = list(self.p.values())
-        self.grads = [v.grad for v in self.leaves] if requires_grad else []
-        self.buffers = {n: torch.stack([s[n] for s in states]).to(device) for n in _BUFFERS}
-        self.flat.grad = self.grad
-        # Views made once, outside autograd, for the no-graph computations (the parameters change in place, the
-        # views follow), rather than at every call. K > 1: the BatchNorm's running statistics as K * D channels.
-        b = self.buffers
-        self._running = (b["in_fn.running_mean"].view(-1), b["in_fn.running_var"].view(-1))
-        if self.K == 1:
-            self._bn_affine = (self.p["in_fn.weight"].detach(), self.p["in_fn.bias"].detach())
-            self._lin = {n: (self.p[n + ".weight"].detach().t(), self.p[n + ".bias"].detach()) for n in _LAYERS}
-        self._nbt = b["in_fn.num_batches_tracked"]
-        self._grad = dict(zip(_PARAMS, self.grads))
-
-    def _linear(self, x: torch.Tensor, layer: str) -> torch.Tensor:
-        """``x @ w.T + b``: one run ``(B, in)`` with ``F.linear``'s kernel (addmm), K runs ``(K, B, in)``."""
-        if self.K == 1:
-            wt, b = self._lin[layer]
-            return torch.addmm(b, x, wt)
-        return _bmm_linear(x, self.p[layer + ".weight"], self.p[layer + ".bias"])
-
-    def __call__(self, x: torch.Tensor, training: bool, return_hidden: bool = False):
-        """``x (K, B, in)`` -> ``(K, B, out)`` (and the hidden layers ``(K, B, hidden)``); ``training``:
-        BatchNorm on the batch's statistics (updating the running ones) rather than the running ones.
-        Without a graph this is :meth:`forward_train`'s output; one run under autograd (the SOO fine-tuning's
-        one-run loss) records the module's operations."""
-        if self.K == 1 and x.dim() == 3:
-            out = self(x[0], training, return_hidden)
-            return tuple(t.unsqueeze(0) for t in out) if return_hidden else out.unsqueeze(0)
-        if not torch.is_grad_enabled():
-            out, cache = self.forward_train(x, training)
-            return (cache[5], cache[6], out) if return_hidden else out
-        if self.K > 1:
-            raise RuntimeError("StackedMLP: K > 1 has its backward written out (forward_train / backward); "
-                               "call it without autograd.")
-        p = self.p
-        if training:
-            self._nbt.add_(1)
-        xn = torch.batch_norm(x.contiguous(), p["in_fn.weight"], p["in_fn.bias"], *self._running, training, 0.1,
-                              1e-5, False)
-        h1 = F.leaky_relu(F.linear(xn, p["fc1.weight"], p["fc1.bias"]), inplace=True)
-        h2 = F.leaky_relu(F.linear(h1, p["fc2.weight"], p["fc2.bias"]), inplace=True)
-        out = F.linear(h2, p["fc3.weight"], p["fc3.bias"])
-        if self.policy:
-            out = torch.tanh(out)
-        return (h1, h2, out) if return_hidden else out
-
-    # The update's two steps, forward and backward written out (no autograd graph): fewer and fused ops.
-    @torch.no_grad()
-    def forward_train(self, x: torch.Tensor, training: bool = True):
-        """Forward of ``x`` (one run ``(B, in)``; K runs ``(K, B, in)``) for :meth:`backward` -> ``(out,
-        cache)``, ``out`` shaped as ``x``; the hidden layers are ``cache[5:7]``. ``training``: BatchNorm on the
-        batch's statistics, running ones updated; else on the running ones (the SOO fine-tuning's extra step)."""
-        K = self.K
-        if training:
-            self._nbt.add_(1)
-        rm, rv = self._running
-        if K == 1:
-            if x.dim() != 2:
-                raise ValueError(f"StackedMLP.forward_train: one run takes x of shape (B, in); got {tuple(x.shape)}")
-            xb, (w, b) = x.contiguous(), self._bn_affine
-        else:  # the runs' features side by side as K * D channels of one batch
-            xb = x.transpose(0, 1).reshape(x.shape[1], -1)
-            w, b = self.p["in_fn.weight"].reshape(-1), self.p["in_fn.bias"].reshape(-1)
-        xn, mean, invstd = torch.native_batch_norm(xb, w, b, rm, rv, training, 0.1, 1e-5)
-        if not training:  # the backward of eval-mode BatchNorm reads the running statistics
-            mean, invstd = rm, rv
-        if K > 1:
-            xn = xn.view(xn.shape[0], K, -1).transpose(0, 1)
-        h1 = F.leaky_relu(self._linear(xn, "fc1"), inplace=True)
-        h2 = F.leaky_relu(self._linear(h1, "fc2"), inplace=True)
-        out = self._linear(h2, "fc3")
-        if self.policy:
-            out = out.tanh_()
-        return out, (training, xb, mean, invstd, xn, h1, h2, out)
-
-    @torch.no_grad()
-    def backward(self, cache, dout: torch.Tensor, cols: slice | None = None, dhidden=None):
-        """Backpropagate ``dout`` (shaped as the forward's output) through the forward that made ``cache``.
-        ``cols is None``: write every parameter's gradient (overwriting, no zeroing needed); else return the
-        gradient of the input columns ``cols`` only, no parameter gradients (the policy step through the
-        critic). ``dhidden``: gradients ``(d h1, d h2)`` of a loss on the hidden layers too (the SOO term; K > 1)."""
-        p, K = self.p, self.K
-        training, xb, mean, invstd, xn, h1, h2, out = cache
-        g = None if cols is not None else self._grad
-        if self.policy:
-            dout = torch.ops.aten.tanh_backward(dout, out)
-        dz = dout
-        for h, layer, extra in ((h2, "fc3", 1), (h1, "fc2", 0)):
-            w = p[layer + ".weight"]
-            if g is not None:
-                torch.matmul(dz.mT, h, out=g[layer + ".weight"])
-                torch.sum(dz, -2, out=g[layer + ".bias"])
-            # one output: a broadcast product (a matrix product over one term, exactly the same numbers)
-            dh = dz * w if w.shape[-2] == 1 else torch.matmul(dz, w)
-            if dhidden is not None:
-                dh.add_(dhidden[extra])
-            dz = torch.ops.aten.leaky_relu_backward.grad_input(dh, h, 0.01, True, grad_input=dh)  # in place
-        w1, bn_w = p["fc1.weight"], (self._bn_affine[0] if K == 1 else p["in_fn.weight"].reshape(-1))
-        if K == 1:
-            dxn = torch.matmul(dz, w1)
-        else:  # the narrow inputs' products transposed (see _NARROW), dxn straight into the BatchNorm layout
-            dxn = torch.matmul(w1.mT, dz.mT).permute(2, 0, 1).reshape(dz.shape[1], -1)
-        if g is not None:
-            if K == 1:
-                torch.matmul(dz.mT, xn, out=g["fc1.weight"])
-            else:
-                g["fc1.weight"].copy_(torch.matmul(xn.mT, dz).mT)
-            torch.sum(dz, -2, out=g["fc1.bias"])
-            running = (None, None) if training else (mean, invstd)  # eval mode: the running statistics
-            _, gw, gb = torch.ops.aten.native_batch_norm_backward(
-                dxn, xb, bn_w, *running, mean, invstd, training, 1e-5, [False, True, True])
-            g["in_fn.weight"].copy_(gw.view_as(g["in_fn.weight"]))
-            g["in_fn.bias"].copy_(gb.view_as(g["in_fn.bias"]))
-            return None
-        # all columns, then the wanted ones: the BatchNorm kernel's sums depend on the channel count
-        dx = torch.ops.aten.native_batch_norm_backward(dxn, xb, bn_w, None, None,
-                                                       mean, invstd, True, 1e-5, [True, False, False])[0]
-        return (dx if K == 1 else dx.view(dx.shape[0], K, -1).transpose(0, 1))[..., cols]
-
-    def zero_grad(self):
-        self.grad.zero_()
-
-    def clip_grad_norm_(self, max_norm: float) -> None:
-        """Per run, as ``nn.utils.clip_grad_norm_`` over that run's parameters."""
-        if self.K == 1:  # the reference's order of operations: the norm of the per-tensor norms
-            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.grads)))
-        else:  # the same norm, in one pass over each run's row of the flat gradient
-            norm = torch.linalg.vector_norm(self.grad, dim=1, keepdim=True)
-        self.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
-
-    @torch.no_grad()
-    def soft_update_from(self, source: "StackedMLP", tau: float) -> None:
-        self.flat.mul_(1 - tau).add_(source.flat, alpha=tau)
-
-    def state_dict(self, k: int) -> dict:
-        """Run ``k`` as an :class:`MLP` state dict (CPU tensors)."""
-        out = {n: (v if self.K == 1 else v[k]).detach().cpu().clone() for n, v in self.p.items()}
-        out.update({n: v[k].cpu().clone() for n, v in self.buffers.items()})
-        return out
-
-
-class FlatAdam:
-    """Adam on a :class:`StackedMLP`'s flat ``(K, P)`` parameters: ``torch.optim.Adam``'s single-tensor
-    arithmetic (betas 0.9/0.999, eps 1e-8, step by step the same float operations, so results are bit-identical
-    to the reference's per-parameter Adam) without its per-call bookkeeping, which costs more than the
-    arithmetic at this size. (The fused kernel rounds differently, and Adam amplifies rounding where |grad| ~ eps.)"""
-
-    def __init__(self, net: "StackedMLP", lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.param, self.grad, self.lr, self.betas, self.eps = net.flat, net.grad, lr, betas, eps
-        self.exp_avg, self.exp_avg_sq, self.t = torch.zeros_like(net.flat), torch.zeros_like(net.flat), 0
-
-    @torch.no_grad()
-    def step(self) -> None:
-        (b1, b2), self.t = self.betas, self.t + 1
-        self.exp_avg.lerp_(self.grad, 1 - b1)
-        self.exp_avg_sq.mul_(b2).addcmul_(self.grad, self.grad, value=1 - b2)
-        step = float(self.t)
-        denom = (self.exp_avg_sq.sqrt() / (1 - b2 ** step) ** 0.5).add_(self.eps)
-        self.param.addcdiv_(self.exp_avg, denom, value=-(self.lr / (1 - b1 ** step)))
-
-    def state_dict(self, k: int) -> dict:
-        return {"step": self.t, "exp_avg": self.exp_avg[k].cpu().clone(), "exp_avg_sq": self.exp_avg_sq[k].cpu().clone()}
-
-    def load_state_dicts(self, states: Sequence[dict]) -> None:
-        self.t = int(states[0]["step"])
-        self.exp_avg.copy_(torch.stack([s["exp_avg"] for s in states]))
-        self.exp_avg_sq.copy_(torch.stack([s["exp_avg_sq"] for s in states]))
-
-
-class StackedMADDPG:
-    """K independent MADDPG runs with the same network shapes and hyperparameters (seeds, rewards and
-    SOO conditions may differ), updated as one computation on ``device``."""
-
-    def __init__(self, models: Sequence[MADDPG], device="cpu"):
-        cfg = models[0].cfg
-        self.cfg, self.K, self.device = cfg, len(models), torch.device(device)
-        self.dtype = next(models[0].parameters()).dtype  # float32; float64 in the equivalence tests
-        stack = lambda part, a, grad=True: StackedMLP([getattr(m, part)[a] for m in models], device, grad)  # noqa: E731
-        self.policies = [stack("policies", a) for a in range(N_AGENTS)]
-        self.critics = [stack("critics", a) for a in range(N_AGENTS)]
-        self.target_policies = [stack("target_policies", a, False) for a in range(N_AGENTS)]
-        self.target_critics = [stack("target_critics", a, False) for a in range(N_AGENTS)]
-        self.policy_opts = [FlatAdam(p, cfg.lr) for p in self.policies]
-        self.critic_opts = [FlatAdam(c, cfg.lr) for c in self.critics]
-
-    @torch.no_grad()
-    def act(self, obs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Deterministic actions of every run: ``obs = [red (K, n, 6), blue (K, n, 10)]`` -> ``[(K, n, 2)] * 2``."""
-        return [p(torch.as_tensor(o, dtype=self.dtype, device=self.device), False).cpu().numpy()
-                for p, o in zip(self.policies, obs)]
-
-    def update(self, rows: torch.Tensor, agent_i: int, aux_loss: Callable | None = None) -> dict:
-        """One critic and one policy step of ``agent_i`` in every run on replay rows ``(K, B, 38)`` (rewards
-        already normalised); :meth:`MADDPG.update_reference` per run. Losses come back as ``(K,)`` tensors."""
-        cfg, i = self.cfg, agent_i
-        pol, crit, info = self.policies[i], self.critics[i], {}
-        if aux_loss is not None:  # (a soo.rl.soo.StackedAuxLoss)
-            info = aux_loss.gradients(self, rows[..., 6:16])
-            pol.clip_grad_norm_(cfg.grad_clip)
-            self.policy_opts[i].step()
-        if self.K == 1:  # one run: plain 2-D tensors from here on
-            rows = rows[0]
-        obs = [rows[..., 0:6], rows[..., 6:16]]
-        next_obs = [rows[..., 20:26], rows[..., 26:36]]
-        # critic
-        with torch.no_grad():
-            next_acs = [tp(no, True) for tp, no in zip(self.target_policies, next_obs)]
-            q_next = self.target_critics[i](torch.cat([*next_obs, *next_acs], -1), True)
-            target = rows[..., 36 + i:37 + i] + cfg.gamma * q_next  # MPE episodes never end: no done mask
-        q, cache = crit.forward_train(rows[..., 0:20])
-        err = q - target
-        vf_loss = (err * err).mean((-2, -1))  # F.mse_loss per run
-        crit.backward(cache, err.mul_(2.0 / err.shape[-2]))
-        crit.clip_grad_norm_(cfg.grad_clip)
-        self.critic_opts[i].step()
-        # policy: only the policy's parameters get gradients; the other agent's action is a constant
-        pol_out, pol_cache = pol.forward_train(obs[i])
-        with torch.no_grad():
-            other = self.policies[1 - i](obs[1 - i], True)
-        acs = [pol_out, other] if i == 0 else [other, pol_out]
-        q, cache = crit.forward_train(torch.cat([*obs, *acs], -1))
-        pol_loss = -q.mean((-2, -1)) + cfg.policy_reg * (pol_out * pol_out).mean((-2, -1))
-        # d(-mean q)/dq = -1/B through the critic to blue's or red's action columns, plus the regulariser's
-        d_act = crit.backward(cache, torch.full_like(q, -1.0 / q.shape[-2]), cols=slice(16 + 2 * i, 18 + 2 * i))
-        pol.backward(pol_cache, d_act.add_(pol_out * (2 * cfg.policy_reg / (pol_out.shape[-2] * pol_out.shape[-1]))))
-        pol.clip_grad_norm_(cfg.grad_clip)
-        self.policy_opts[i].step()
-        return {f"losses/vf_{i}": vf_loss.view(-1), f"losses/pol_{i}": pol_loss.view(-1), **info}
-
-    def update_targets(self) -> None:
-        for t, s in zip(self.target_policies + self.target_critics, self.policies + self.critics):
-            t.soft_update_from(s, self.cfg.tau)
-
-    def export(self, k: int, cfg: RLConfig | None = None) -> MADDPG:
-        """Run ``k`` as a :class:`MADDPG` (weights, targets, BatchNorm statistics; not optimiser states)."""
-        m = MADDPG(cfg or self.cfg)
-        for part in ("policies", "critics", "target_policies", "target_critics"):
-            for a in range(N_AGENTS):
-                getattr(m, part)[a].load_state_dict(getattr(self, part)[a].state_dict(k))
-        return m
-
-    def opt_state(self, k: int) -> dict:
-        """Run ``k``'s Adam states (step count, moments) of the 4 networks."""
-        return {f"{name}{a}": o.state_dict(k) for name, opts in (("policy", self.policy_opts), ("critic", self.critic_opts))
-                for a, o in enumerate(opts)}
-
-    def load_opt_states(self, states: Sequence[dict]) -> None:
-        """Stack per-run Adam states (all at the same step count) into the optimisers."""
-        for name, opts in (("policy", self.policy_opts), ("critic", self.critic_opts)):
-            for a, o in enumerate(opts):
-                o.load_state_dicts([s[f"{name}{a}"] for s in states])
-
-
-class StackedReplayBuffer:
-    """K circular buffers of joint transitions as one ``(K, capacity, 38)`` array, with per-run running reward
-    sums for normalisation; every run pushes the same number of transitions at the same time."""
-
-    def __init__(self, K: int, capacity: int):
-        self.K, self.cap, self.n, self.i = K, capacity, 0, 0
-        self.data = np.zeros((K, capacity, ROW), np.float32)  # pages are touched only when filled
-        self.rsum, self.rsq = np.zeros((K, N_AGENTS)), np.zeros((K, N_AGENTS))
-
-    def __len__(self):
-        return self.n
-
-    def push(self, obs, acs, rews, next_obs):
-        """``obs``/``next_obs``: ``[(K, m, 6), (K, m, 10)]``, ``acs``: ``[(K, m, 2)] * 2``, ``rews (K, m, 2)``."""
-        m = rews.shape[1]
-        idx = (self.i + np.arange(m)) % self.cap
-        if self.n == self.cap:  # overwritten rewards leave the running sums
-            old = self.data[:, idx, _REW].astype(np.float64)
-            self.rsum -= old.sum(1)
-            self.rsq -= (old ** 2).sum(1)
-        self.data[:, idx] = np.concatenate([*obs, *acs, *next_obs, rews], axis=2)
-        self.rsum += rews.sum(1)
-        self.rsq += (rews.astype(np.float64) ** 2).sum(1)
-        self.i = (self.i + m) % self.cap
-        self.n = min(self.n + m, self.cap)
-
-    def sample(self, batch: int, rngs: Sequence[np.random.Generator], device="cpu", dtype=torch.float32) -> torch.Tensor:
-        """Rows ``(K, batch, 38)``, each run's drawn with its own generator (without replacement), rewards
-        normalised by that run's buffer mean and standard deviation."""
-        if self.K == 1:
-            rows = self.data[0].take(rngs[0].choice(self.n, size=batch, replace=False), axis=0)[None]
-        else:
-            idx = np.stack([rng.choice(self.n, size=batch, replace=False) for rng in rngs])
-            idx += (np.arange(self.K) * self.cap)[:, None]  # rows of the (K * cap, 38) view: take beats fancy indexing
-            rows = self.data.reshape(-1, ROW).take(idx.ravel(), axis=0).reshape(self.K, batch, ROW)
-        mean = self.rsum / self.n
-        std = np.sqrt(np.maximum(self.rsq / self.n - mean ** 2, 0.0))
-        std = np.where(std > 1e-8, std, 1.0)
-        rows[..., _REW] = (rows[..., _REW] - mean[:, None]) / std[:, None]
-        return torch.from_numpy(rows).to(device, dtype, non_blocking=True)
-
-    def run_state(self, k: int) -> dict:
-        """Run ``k``'s filled rows and sums (a checkpoint of a young buffer stays small)."""
-        t = torch.from_numpy
-        return {"cap": self.cap, "n": self.n, "i": self.i, "rsum": t(self.rsum[k].copy()),
-                "rsq": t(self.rsq[k].copy()), "rows": t(self.data[k, :self.n].copy())}
-
-    def load_run_states(self, states: Sequence[dict]) -> None:
-        self.n, self.i = states[0]["n"], states[0]["i"]
-        for k, s in enumerate(states):
-            self.data[k, :self.n] = np.asarray(s["rows"])
-            self.rsum[k], self.rsq[k] = np.asarray(s["rsum"]), np.asarray(s["rsq"])
-
-
-# ---------------------------------------------------------------------------------------------
-# checkpoints
-# ---------------------------------------------------------------------------------------------
-def save_policies(model: MADDPG, run_dir: Path) -> None:
-    """``model.pt`` (policies' and critics' state dicts) + ``config.json``; atomic."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / ".model.pt.tmp"
-    torch.save({"policies": model.policies.state_dict(), "critics": model.critics.state_dict()}, tmp)
-    tmp.replace(run_dir / "model.pt")
-    atomic_write_json(run_dir / "config.json", model.cfg.to_dict())
-
-
-def load_policies(run_dir: Path, cfg: RLConfig | None = None) -> MADDPG:
-    """Rebuild a trained :class:`MADDPG` from ``run_dir``; a shape mismatch raises ``ValueError``."""
-    run_dir = Path(run_dir)
-    if cfg is None:
-        cfg = RLConfig(**read_json(run_dir / "config.json"))
-    model = MADDPG(cfg)
-    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
-    _check_shapes(model, state, run_dir / "model.pt")
-    model.policies.load_state_dict(state["policies"])
-    model.critics.load_state_dict(state["critics"])
-    model.target_policies.load_state_dict(state["policies"])
-    model.target_critics.load_state_dict(state["critics"])
-    return model
-
-
-def _check_shapes(model: MADDPG, state: dict, path) -> None:
-    for part in ("policies", "critics"):
-        want = getattr(model, part).state_dict()
-        got = state.get(part, {})
-        bad = [k for k in want if k not in got or tuple(got[k].shape) != tuple(want[k].shape)]
-        if bad:
-            k = bad[0]
-            raise ValueError(f"checkpoint {path}: {part}.{k} has shape "
-                             f"{tuple(got[k].shape) if k in got else 'missing'}, expected {tuple(want[k].shape)} "
-                             f"(hidden_dim={model.cfg.hidden_dim}); check the checkpoint matches the config.")
-
-
-_NOT_RESULT = ("save_interval",)
-"""Settings that do not change what a run computes (checkpoint frequency): left out of keys and comparisons."""
-
-
-def _result_settings(d: dict) -> dict:
-    return {k: v for k, v in d.items() if k not in _NOT_RESULT}
-
-
-def settings_key(cfg: RLConfig) -> str:
-    """What a run's result depends on: its settings and :data:`TRAINING_VERSION` (hex digest)."""
-    blob = json.dumps({"config": _result_settings(cfg.to_dict()), "training_version": TRAINING_VERSION},
-                      sort_keys=True, default=float)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _same_config(stored: dict | None, cfg: RLConfig) -> bool:
-    return stored is not None and _result_settings(stored) == _result_settings(
-        json.loads(json.dumps(cfg.to_dict(), default=float)))
-
-
-def is_finished(run_dir: str | Path, cfg: RLConfig) -> bool:
-    """True if ``run_dir`` holds a finished run trained with exactly ``cfg`` by this training code."""
-    run_dir = Path(run_dir)
-    if not ((run_dir / "metrics.json").exists() and (run_dir / "model.pt").exists()):
-        return False
-    m = read_json(run_dir / "metrics.json")
-    return _same_config(m.get("config"), cfg) and m.get("settings_key") == settings_key(cfg)
-
-
-def _resume_state(run_dir: Path, cfg: RLConfig) -> dict | None:
-    """The run's resume checkpoint if it was made with ``cfg`` by this training code, else ``None``."""
-    resume = run_dir / "resume.pt"
-    if not resume.exists():
-        return None
-    ck = torch.load(resume, map_location="cpu", weights_only=True)
-    st = json.loads(ck["state"])
-    return ck if st.get("settings_key") == settings_key(cfg) else None
-
-
-def _discard_other_settings(run_dir: Path, cfg: RLConfig) -> None:
-    """A finished run or a resume checkpoint made with other settings (or older training code) is never
-    reused: remove it (with a note), so that the run is trained from the start with ``cfg``."""
-    stale = []
-    if (run_dir / "metrics.json").exists() and not is_finished(run_dir, cfg):
-        stale += [run_dir / n for n in ("metrics.json", "model.pt")]
-    if (run_dir / "resume.pt").exists() and _resume_state(run_dir, cfg) is None:
-        stale.append(run_dir / "resume.pt")
-    stale = [f for f in stale if f.exists()]
-    if stale:
-        print(f"{run_dir}: found a run with other settings; training again with the current ones")
-        for f in stale:
-            f.unlink()
-
-
-def _save_resume(path: Path, model: StackedMADDPG, k: int, buffer: StackedReplayBuffer, state: dict) -> None:
-    tmp = path.with_name("." + path.name + ".tmp")
-    torch.save({"model": model.export(k).state_dict(), "opt": model.opt_state(k), "buffer": buffer.run_state(k),
-                "state": json.dumps(state, default=float)}, tmp)
-    tmp.replace(path)
-
-
-# ---------------------------------------------------------------------------------------------
-# training loop
-# ---------------------------------------------------------------------------------------------
-_SAME = ("n_episodes", "episode_length", "num_envs", "hidden_dim", "lr", "gamma", "tau", "batch_size",
-         "buffer_length", "steps_per_update", "grad_clip", "policy_reg", "init_noise_scale", "final_noise_scale",
-         "n_exploration_eps", "save_interval", "soo_batch", "radius", "hold_red")
-"""Settings that runs trained as one stack must share (seed, mode and SOO condition may differ)."""
-
-
-def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_loss: Callable | None = None,
-          stop_after: int | None = None, log: Callable | None = None, device="cpu") -> dict:
-    """Train (or resume, or read back) one MADDPG run in ``run_dir``; return its ``metrics.json``.
-
-    ``init``: start from these weights (SOO fine-tuning of a pretrained baseline).
-    ``aux_loss``: the SOO fine-tuning loss of :mod:`soo.rl.soo` (an ``AuxLoss``) on the blue policy before
-    each of its updates; its random generator is checkpointed with the run.
-    ``stop_after``: stop (after checkpointing) once this many episodes are done (tests: interrupted run).
-    """
-    return train_stacked([cfg], [run_dir], [init], [aux_loss], stop_after=stop_after,
-                         log=None if log is None else (lambda k, row: log(row)), device=device)[0]
-
-
-def train_stacked(cfgs: Sequence[RLConfig], run_dirs: Sequence[str | Path], inits=None, aux_losses=None,
-                  stop_after: int | None = None, log: Callable | None = None, device="cpu") -> list[dict]:
-    """Train K independent runs as one stacked computation; each run is keyed by its own settings, resumed
-    from and written to its own folder, and gives the same result as :func:`train` on it alone (to float
-    rounding: ``tests/test_rl_equivalence.py``). Finished runs are read back; the rest must share the
-    settings in ``_SAME`` and the same progress (runs resumed at different episodes train in groups).
-
-    ``inits``/``aux_losses``: per run, as in :func:`train` (``None`` entries for baselines).
-    ``log(k, row)``: called with each run's training-log row. Returns the runs' ``metrics.json``.
-    """
-    K = len(cfgs)
-    run_dirs = [Path(d) for d in run_dirs]
-    inits = list(inits) if inits is not None else [None] * K
-    aux_losses = list(aux_losses) if aux_losses is not None else [None] * K
-    if not len(run_dirs) == len(inits) == len(aux_losses) == K:
-        raise ValueError("train_stacked: cfgs, run_dirs, inits and aux_losses must have one entry per run.")
-    out: list[dict | None] = [None] * K
-    todo = []
-    for k in range(K):
-        if is_finished(run_dirs[k], cfgs[k]):
-            out[k] = read_json(run_dirs[k] / "metrics.json")  # finished with these settings: read back
-        else:
-            _discard_other_settings(run_dirs[k], cfgs[k])
-            todo.append(k)
-    for k in todo[1:]:
-        bad = [f for f in _SAME if getattr(cfgs[k], f) != getattr(cfgs[todo[0]], f)]
-        if bad:
-            raise ValueError(f"train_stacked: runs of one stack must share {bad[0]} "
-                             f"({getattr(cfgs[todo[0]], bad[0])!r} vs {getattr(cfgs[k], bad[0])!r}); train them apart.")
-    if len({aux_losses[k] is None for k in todo}) > 1:
-        raise ValueError("train_stacked: a stack holds runs with an auxiliary loss or runs without, not both.")
-    resumes = {k: _resume_state(run_dirs[k], cfgs[k]) for k in todo}
-    groups: dict[int, list[int]] = {}
-    for k in todo:
-        groups.setdefault(json.loads(resumes[k]["state"])["ep"] if resumes[k] else 0, []).append(k)
-    for ks in groups.values():
-        res = _train_group([cfgs[k] for k in ks], [run_dirs[k] for k in ks], [inits[k] for k in ks],
-                           [aux_losses[k] for k in ks], [resumes[k] for k in ks], stop_after,
-                           None if log is None else (lambda j, row, ks=ks: log(ks[j], row)), device)
-        for k, r in zip(ks, res):
-            out[k] = r
-    return out
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc keep freed memory in the process (``mallopt``: blocks up to 32 MiB from the heap, trim the
-    heap only above 1 GiB). By default it hands memory back to the OS eagerly, and a training loop that frees
-    and allocates MB-sized activations hundreds of times a second pays a page fault per 4 KiB each time: in
-    two concurrent stacks of 4 baselines, 620k minor faults and 2.3 s of system time per 600 episodes, against
-    24k and 0.2 s with this (wall ~10% less). Changes no result. False where there is no glibc ``mallopt``."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc
-        return False
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    return all(mallopt(opt, value) == 1 for opt, value in
-               ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_top_pad, 64 << 20)))
-
-
-def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, device) -> list[dict]:
-    K, cfg = len(cfgs), cfgs[0]
-    keep_freed_memory()
-    models = []
-    for c, d, init in zip(cfgs, run_dirs, inits):
-        d.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(c.seed)
-        m = MADDPG(c)
-        if init is not None:
-            for part in ("policies", "critics", "target_policies", "target_critics"):
-                getattr(m, part).load_state_dict(getattr(init, part).state_dict())
-        models.append(m)
-    n_envs = min(cfg.num_envs, cfg.n_episodes)
-    env = StackedDeceptionEnv(n_envs, [c.env for c in cfgs], [c.seed for c in cfgs])
-    rngs = [np.random.default_rng([c.seed, 1]) for c in cfgs]
-    buffer = StackedReplayBuffer(K, cfg.buffer_length)
-    noise = [[OUNoise(n_envs) for _ in range(N_AGENTS)] for _ in range(K)]
-    ep, t, histories, elapsed = 0, 0, [[] for _ in range(K)], [0.0] * K
-    if resumes[0] is not None:
-        for m, ck in zip(models, resumes):
-            m.load_state_dict(ck["model"])
-    model = StackedMADDPG(models, device)
-    aux = None if aux_losses[0] is None else aux_losses[0].stacked(aux_losses, model.device)
-    trained = [a for a in range(N_AGENTS) if not (a == RED and cfg.hold_red)]
-    # red held: blue's update runs red's policy in training mode (batch statistics), which moves its BatchNorm
-    # running statistics; they are put back after every round, so red acts exactly as it started
-    held_bn = {n: v.clone() for n, v in model.policies[RED].buffers.items()} if cfg.hold_red else None
-    if resumes[0] is not None:
-        model.load_opt_states([ck["opt"] for ck in resumes])
-        buffer.load_run_states([ck["buffer"] for ck in resumes])
-        for k, ck in enumerate(resumes):
-            st = json.loads(ck["state"])
-            env.rngs[k].bit_generator.state, rngs[k].bit_generator.state = st["env_rng"], st["rng"]
-            if st.get("aux") is not None:
-                aux_losses[k].load_state_dict(st["aux"])
-            ep, t, histories[k], elapsed[k] = st["ep"], st["t"], st["history"], st["elapsed"]
-    next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
-    t0 = time.perf_counter()
-    while ep < cfg.n_episodes:
-        obs = env.reset()  # [(K, n, 6), (K, n, 10)]
-        scale = cfg.final_noise_scale + (cfg.init_noise_scale - cfg.final_noise_scale) * \
-            max(0, cfg.n_exploration_eps - ep) / cfg.n_exploration_eps
-        for nz in noise:
-            for z in nz:
-                z.reset()
-        ret, done, infos = np.zeros((K, n_envs, N_AGENTS)), False, {}
-        while not done:
-            acts = model.act(obs)
-            acts = [np.clip(acts[a] + np.stack([nz[a](rng, scale) for nz, rng in zip(noise, rngs)]), -1, 1)
-                    for a in range(N_AGENTS)]
-            next_obs, rew, done, info = env.step(acts)  # rew (K, n, 2)
-            buffer.push(obs, acts, rew, next_obs)
-            ret += rew
-            obs = next_obs
-            n_updates = (t + n_envs) // cfg.steps_per_update - t // cfg.steps_per_update
-            t += n_envs
-            if len(buffer) >= cfg.batch_size:
-                for _ in range(n_updates):
-                    for a in trained:
-                        infos.update(model.update(buffer.sample(cfg.batch_size, rngs, model.device, model.dtype), a,
-                                                  aux if a == BLUE else None))
-                    model.update_targets()
-                    if held_bn is not None:
-                        for n, v in model.policies[RED].buffers.items():
-                            v.copy_(held_bn[n])
-        ep += n_envs
-        logged = {k: v.tolist() for k, v in infos.items()}  # one device sync per batch of episodes
-        wall = time.perf_counter() - t0
-        for k in range(K):
-            row = {"episode": ep, "noise": scale, "return_red": float(ret[k, :, 0].mean()),
-                   "return_blue": float(ret[k, :, 1].mean()), "trapped": float(info["trapped"][k].mean()),
-                   **{name: v[k] for name, v in logged.items() if not np.isnan(v[k])}}
-            histories[k].append(row)
-            if log is not None:
-                log(k, row)
-        if ep >= next_save or ep >= cfg.n_episodes or (stop_after is not None and ep >= stop_after):
-            next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
-            for k in range(K):
-                state = {"env_rng": env.rngs[k].bit_generator.state, "rng": rngs[k].bit_generator.state,
-                         "ep": ep, "t": t, "history": histories[k], "elapsed": elapsed[k] + wall,
-                         "config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]),
-                         "aux": aux_losses[k].state_dict() if aux_losses[k] is not None else None}
-                _save_resume(run_dirs[k] / "resume.pt", model, k, buffer, state)
-            if stop_after is not None and ep >= stop_after and ep < cfg.n_episodes:
-                return [{"interrupted": True, "episode": ep}] * K
-    wall = time.perf_counter() - t0
-    trained_on = {"machine": machine_info(), "git_commit": git_commit()}
-    out = []
-    for k in range(K):
-        save_policies(model.export(k, cfgs[k]), run_dirs[k])
-        metrics = {"config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]), "history": histories[k],
-                   "wall_time_s": elapsed[k] + wall, "episodes": ep, "stacked_runs": K, "device": str(model.device),
-                   "trained_on": trained_on}
-        atomic_write_json(run_dirs[k] / "metrics.json", metrics)
-        (run_dirs[k] / "resume.pt").unlink(missing_ok=True)
-        out.append(read_json(run_dirs[k] / "metrics.json"))
-    return out
+def noise_scale(cfg: RLConfig, ep: int) -> float:
+    """The exploration noise's scale at episode ``ep``: annealed linearly from ``init_noise_scale`` to
+    ``final_noise_scale`` over ``n_exploration_eps`` episodes."""
+    return cfg.final_noise_scale + (cfg.init_noise_scale - cfg.final_noise_scale) * \
+        max(0, cfg.n_exploration_eps - ep) / cfg.n_exploration_eps
+
+
+def updates_due(t: int, n_envs: int, steps_per_update: int) -> int:
+    """Update rounds due when ``n_envs`` transitions follow the first ``t``: one per ``steps_per_update``."""
+    return (t + n_envs) // steps_per_update - t // steps_per_update
 
 
 def train_reference(cfg: RLConfig, init: MADDPG | None = None, aux_loss: Callable | None = None) -> dict:
     """One run with :meth:`MADDPG.update_reference` and :class:`ReplayBuffer`: the straightforward loop that
-    :func:`train` speeds up (no checkpoints, nothing written). For benchmarks and learning-curve comparisons
-    (``benchmarks/bench_rl.py --curves``); returns ``{"history", "wall_time_s"}`` like ``metrics.json``."""
+    ``soo.rl.stacked.train`` speeds up (no checkpoints, nothing written). For the equivalence tests, benchmarks and
+    learning-curve comparisons (``benchmarks/bench_rl.py --curves``); returns ``{"history", "wall_time_s"}`` like
+    ``metrics.json``."""
     torch.manual_seed(cfg.seed)
     model = MADDPG(cfg)
     if init is not None:
@@ -881,8 +235,7 @@ def train_reference(cfg: RLConfig, init: MADDPG | None = None, aux_loss: Callabl
     ep, t, history, t0 = 0, 0, [], time.perf_counter()
     while ep < cfg.n_episodes:
         obs = env.reset()
-        scale = cfg.final_noise_scale + (cfg.init_noise_scale - cfg.final_noise_scale) * \
-            max(0, cfg.n_exploration_eps - ep) / cfg.n_exploration_eps
+        scale = noise_scale(cfg, ep)
         for nz in noise:
             nz.reset()
         ret, done, infos = np.zeros((n_envs, N_AGENTS)), False, {}
@@ -892,7 +245,7 @@ def train_reference(cfg: RLConfig, init: MADDPG | None = None, aux_loss: Callabl
             buffer.push(obs, acts, rew, next_obs)
             ret += rew
             obs = next_obs
-            n_updates = (t + n_envs) // cfg.steps_per_update - t // cfg.steps_per_update
+            n_updates = updates_due(t, n_envs, cfg.steps_per_update)
             t += n_envs
             if len(buffer) >= cfg.batch_size:
                 for _ in range(n_updates):

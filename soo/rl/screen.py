@@ -10,7 +10,8 @@ with the book's test (:func:`soo.rl.metrics.paired_verdict`, two-sided paired t-
 ``MIN_SEEDS`` of the seeds. The full protocol is then run at the first passing setting in the declared order.
 
 ``python -m soo.rl.screen`` (``make rl-screen``) runs the screen and writes ``book/data/rl_screen/results.json``
-(per setting and seed: trap rates, blue's return, the verdict, wall time, machine); the baselines notebook shows it.
+(per setting and seed: trap rates, blue's return, the verdict, wall time, machine; read back by :func:`screen_results`);
+the baselines notebook shows it.
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from pathlib import Path
 from ..utils import atomic_write_json, check_choice, machine_info, manifest, project_root, read_json
 from .config import PAPER_SEEDS, SETTINGS, scale_config
 from .env import MODES
+from .experiment import agent_dir, baseline_runs, run_all, summary_table
 from .metrics import paired_verdict
+from .runs import is_finished
 
 SCREEN_DIR = project_root() / "book" / "data" / "rl_screen"
 SCREEN_EPISODES = 10_000
@@ -69,10 +72,7 @@ def passes(verdict: dict, min_seeds: int = MIN_SEEDS) -> bool:
 
 def screen_setting(setting: str, out_dir, seeds=PAPER_SEEDS, episodes: int = SCREEN_EPISODES,
                    workers: int = 2) -> dict:
-    """Train and evaluate one setting's baselines; its row of ``results.json``."""
-    from .experiment import agent_dir, baseline_runs, run_all, summary_table  # the protocol's own steps
-    from .maddpg import is_finished
-
+    """Train and evaluate one setting's baselines with the protocol's own steps; its row of ``results.json``."""
     scfg = screen_config(setting, seeds, episodes)
     runs = baseline_runs(scfg)
     trained = sum(not is_finished(agent_dir(out_dir, scfg.tag, r.kind, r.seed), r.cfg) for r in runs)
@@ -94,6 +94,13 @@ def chosen(results: dict) -> str | None:
     """The first passing setting in the declared order, or None."""
     rows = {r["setting"]: r for r in results["rows"]}
     return next((s for s in results["declaration"]["settings"] if s in rows and rows[s]["passes"]), None)
+
+
+def screen_results(path=None) -> dict | None:
+    """The screen's results (``book/data/rl_screen/results.json``, written by :func:`main`), or None where the
+    screen has not run."""
+    path = Path(path) if path is not None else SCREEN_DIR / "results.json"
+    return read_json(path) if path.exists() else None
 
 
 def main(argv=None) -> int:

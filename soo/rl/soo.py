@@ -1,5 +1,6 @@
 """SOO fine-tuning of the deceptive blue policy, and the SOO measurement used to classify agents: the
-observations, the losses and the SOO values, no training loop (``maddpg``) and no classifier (``metrics``).
+observations, the losses and the SOO values, no training loop (``maddpg``, ``stacked``) and no classifier
+(``metrics``).
 
 Blue's observation is ``[goal - self, lm0 - self, lm1 - self, red - self (or 0 out of sight), trapped x2]``.
 
@@ -24,12 +25,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..losses import log_mse  # log(MSE + eps), shared with the LLM code
 from .config import AUX_TERMS
-from .maddpg import BLUE, MADDPG, StackedMLP
+from .maddpg import BLUE, MADDPG
+from .stacked import StackedMLP
 
 EPS = 1e-25
+"""Added to every MSE before its log (the official code's), so that equal inputs give log(1e-25), not -inf."""
 ADV = slice(6, 8)  # adversary slot of blue's observation
+
+
+def log_mse(x: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """``log(MSE(x, y) + eps)``: the SOO and capability terms of the fine-tuning loss."""
+    return torch.log(F.mse_loss(x, y) + eps)
 
 
 def self_mask(obs) -> np.ndarray | torch.Tensor:
@@ -69,7 +76,8 @@ def soo_term(policy, obs_self: torch.Tensor, obs_other: torch.Tensor) -> torch.T
 
 
 class AuxLoss:
-    """The auxiliary loss on blue's policy used by :func:`soo.rl.maddpg.train` during fine-tuning.
+    """The auxiliary loss on blue's policy used by :func:`soo.rl.stacked.train` during fine-tuning (and by
+    :meth:`soo.rl.maddpg.MADDPG.update_reference`).
 
     Called as ``aux(model, sample) -> (loss, info)`` on a replay sample: the capability term on its blue
     observations (up to ``n_obs``), the SOO term on those with the adversary out of sight (skipped if there
@@ -91,7 +99,7 @@ class AuxLoss:
         self.rng.bit_generator.state = state["rng"]
 
     def stacked(self, aux_losses: list["AuxLoss"], device) -> "StackedAuxLoss":
-        """The losses of K runs (this one among them) as one computation for :class:`StackedMADDPG`."""
+        """The losses of K runs (this one among them) as one computation for ``soo.rl.stacked.StackedMADDPG``."""
         return StackedAuxLoss(aux_losses, device)
 
     def __call__(self, model: MADDPG, sample):
@@ -119,7 +127,7 @@ class AuxLoss:
 
 class StackedAuxLoss:
     """:class:`AuxLoss` of K runs at once (each its own condition, frozen baseline and generator), called by
-    :meth:`soo.rl.maddpg.StackedMADDPG.update` as ``aux.gradients(model, obs_blue (K, B, 10)) -> logged values``.
+    :meth:`soo.rl.stacked.StackedMADDPG.update` as ``aux.gradients(model, obs_blue (K, B, 10)) -> logged values``.
 
     The SOO term's MSE is a masked mean: rows with red in sight keep their real observation as the "other"
     one, so their hidden states are equal and add exactly zero; the sum is divided by each run's count."""

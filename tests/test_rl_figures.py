@@ -1,10 +1,11 @@
-"""The RL figures of ``soo.plots`` draw on synthetic data shaped like ``soo.rl.experiment``'s results."""
+"""The RL figures (``soo.rl.figures``) draw on synthetic data shaped like ``soo.rl.experiment``'s results."""
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
-import soo.plots
+import soo.rl.figures as figures
+import soo.style
 from soo.rl.config import AGENTS
 
 RNG = np.random.default_rng(0)
@@ -12,7 +13,7 @@ RNG = np.random.default_rng(0)
 
 @pytest.fixture(autouse=True)
 def _close():
-    soo.plots.style()
+    soo.style.style()
     yield
     plt.close("all")
 
@@ -22,33 +23,33 @@ def _titles(fig):
 
 
 def test_agent_labels_and_colours():
-    assert set(soo.plots.RL_AGENT_COLOURS) == set(AGENTS) and soo.plots.RL_AGENTS is AGENTS
-    assert [soo.plots.rl_pair_label(p) for p in ("soo_vs_honest", "soo_vs_deceptive", "honest_vs_deceptive")] == [
+    assert set(figures.AGENT_COLOURS) == set(AGENTS) and figures.AGENTS is AGENTS
+    assert [figures.pair_label(p) for p in ("soo_vs_honest", "soo_vs_deceptive", "honest_vs_deceptive")] == [
         "SOO vs Honest", "SOO vs Deceptive", "Honest vs Deceptive"]
 
 
 def test_training_curves_one_panel_per_agent():
     history = pd.DataFrame([{"agent": k, "seed": s, "episode": e, "return_blue": RNG.normal()}
                             for k in ("honest", "deceptive") for s in (1, 2) for e in (100, 200, 300)])
-    fig = soo.plots.plot_rl_training_curves(history)
+    fig = figures.plot_training_curves(history)
     assert _titles(fig) == ["Deceptive baseline", "Honest baseline"]
     assert fig.axes[0].get_xlabel() == "Training episode" and fig.axes[0].get_ylabel() == "Blue's episode return (its own training reward)"
     dashed = lambda f: [ln for ln in f.axes[0].get_lines() if ln.get_linestyle() == "--"]  # noqa: E731
     assert dashed(fig) == []
-    assert [ln.get_xdata()[0] for ln in dashed(soo.plots.plot_rl_training_curves(history, noise_end=200))] == [200]
-    assert dashed(soo.plots.plot_rl_training_curves(history, noise_end=300)) == []  # training stopped there
+    assert [ln.get_xdata()[0] for ln in dashed(figures.plot_training_curves(history, noise_end=200))] == [200]
+    assert dashed(figures.plot_training_curves(history, noise_end=300)) == []  # training stopped there
 
 
 def test_contours_trajectories_and_per_seed():
     xs, ys = np.linspace(0, 1, 5), np.linspace(-1, 1, 4)
     surf = {k: RNG.random((4, 5)) for k in ("deceptive", "soo", "honest")}
-    fig = soo.plots.plot_rl_contours(surf, xs, ys, sd=surf)
+    fig = figures.plot_contours(surf, xs, ys, sd=surf)
     assert _titles(fig) == ["Deceptive baseline", "SOO fine-tuning", "Honest baseline"]
     assert len(fig.axes) == 4  # three panels and the colour bar
     tr = {"pos": RNG.uniform(-1, 1, (51, 2, 2)).tolist(), "goal": [0.1, 0.2], "fake": [-0.3, 0.4], "trapped": 0.0}
-    fig = soo.plots.plot_rl_trajectories({k: tr for k in ("honest", "soo", "deceptive")})
+    fig = figures.plot_trajectories({k: tr for k in ("honest", "soo", "deceptive")})
     assert _titles(fig) == ["Deceptive baseline", "Honest baseline", "SOO fine-tuning"]  # in the order of AGENTS
-    ax = soo.plots.plot_rl_per_seed({k: list(RNG.random(3)) for k in AGENTS}, "Red trapped (%)")
+    ax = figures.plot_per_seed({k: list(RNG.random(3)) for k in AGENTS}, "Red trapped (%)")
     assert [t.get_text() for t in ax.get_xticklabels()] == [AGENTS[k] for k in
                                                             ("deceptive", "soo", "capability", "random", "honest")]
 
@@ -56,7 +57,21 @@ def test_contours_trajectories_and_per_seed():
 def test_behavioural_difference_and_classification():
     diff = {p: {"mean": m, "sd": 1.0} for p, m in (("soo_vs_honest", 3.0), ("soo_vs_deceptive", 2.0),
                                                      ("honest_vs_deceptive", 1.0))}
-    ax = soo.plots.plot_rl_behavioural_difference(diff)
+    ax = figures.plot_behavioural_difference(diff)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["SOO vs Honest", "SOO vs Deceptive", "Honest vs Deceptive"]
-    ax = soo.plots.plot_rl_classification([1, 10, 100], [0.5, 0.75, 1.0], [0.1, 0.1, 0.0])
+    ax = figures.plot_classification([1, 10, 100], [0.5, 0.75, 1.0], [0.1, 0.1, 0.0])
     assert list(ax.lines[0].get_ydata()) == [50, 75, 100] and ax.get_ylim() == (-2, 102)
+
+
+def test_save_figure_writes_what_savefig_writes(tmp_path):
+    """The saver the notebooks use: the folder is made, nothing is left beside the figure, and the bytes are those
+    of ``fig.savefig(path, dpi=150, bbox_inches="tight")`` on the same figure (each drawn and saved once: a second
+    save of one figure may differ, its layout settled by the first draw)."""
+    def draw():
+        return figures.plot_classification([1, 10, 100], [0.5, 0.75, 1.0]).figure
+
+    assert soo.style.save_figure(draw(), tmp_path / "figs", "rl_classification") is None
+    path = tmp_path / "figs" / "rl_classification.png"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    draw().savefig(tmp_path / "direct.png", dpi=150, bbox_inches="tight")
+    assert path.read_bytes() == (tmp_path / "direct.png").read_bytes()

@@ -1,0 +1,235 @@
+"""What the LLM chapters of the book show: the paper-vs-ours tables and the values each page glues.
+
+One ``glue_<notebook>`` per LLM notebook returns ``{name: value}`` for :func:`soo.notebooks.glue_values`: the
+numbers and the verdicts the page's sentences depend on (computed here, never typed into a page), and the
+comparison tables, whose paper and official-repository rows come from ``soo/data/paper_results.json``
+(``tests/test_notebooks.py`` checks every such number against it). Each table says how each row was measured
+(:data:`MEASURED_AS`, :data:`PAPER_WAY`): only rows measured alike are comparable. The steps that produce the
+inputs are in :mod:`soo.llm.experiment`.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import models
+from .. import scenarios as S
+from ..style import book_table
+from . import scoring
+from .experiment import CONTROLS, GENERALIZATION_CONDITIONS, Notebook
+
+
+# ----------------------------------------------------------------------------- how a rate was measured
+PAPER_WAY = "paper's way: paper order, greedy generation, first mention"
+"""Our number measured as the paper measured its own (PAPER_SPEC §4.1): comparable with the paper's rows."""
+COUNTERBALANCED_GEN = "counterbalanced: mean of paper and mirrored order, greedy generation, first mention"
+COUNTERBALANCED_LP = "counterbalanced: mean of paper and mirrored order, log-prob of the two rooms"
+MEASURED_AS = {"paper": "paper order, greedy generation (chat template), first mention",
+               "repo": "paper order, greedy generation (raw prompt, no chat template), substring first mention"}
+"""How the paper's and the official repository's rows of soo/data/paper_results.json were measured."""
+
+
+def paper_rows(rows, columns) -> pd.DataFrame:
+    """Rows of ``soo/data/paper_results.json`` (the paper's and the official repository's) with a "measured as"
+    column, restricted to ``columns``."""
+    paper = pd.DataFrame(rows)
+    paper["measured as"] = paper["source"].map(MEASURED_AS)
+    return paper[list(columns)]
+
+
+# ----------------------------------------------------------------------------- one function per page
+def glue_llm_baseline(nb: Notebook, table: pd.DataFrame, persp: dict, comparison) -> dict:
+    """The values the llm_baseline page glues: ``base_*``."""
+    g = table.loc["generation"]
+    out = {f"base_{k}": float(v) for k, v in {
+        "paper": g["paper order"], "mirrored": g["mirrored"], "mean": g["mean"], "first_room": g["first-room rate"],
+        "lp_mean": table.loc["log-prob", "mean"], "honesty_mean": table.loc["generation + honesty prompt", "mean"],
+        "persp_gen": persp["generate"], "persp_lp": persp["logprob"]}.items()}
+    split = scoring.position_and_preference(out["base_paper"], out["base_mirrored"])
+    lo, hi = g["mean CI"]
+    out.update(base_position=float(split["position"]), base_preference=float(split["preference"]),
+               base_paper_measures=split["paper_order_measures"], base_ci_low=float(lo), base_ci_high=float(hi),
+               base_preference_verdict=scoring.preference_verdict(lo, hi))
+    return {**out, "base_model": nb.cfg.model, "base_scale": nb.cfg.scale, "base_n": int(nb.cfg.n_eval),
+            "base_tokens": int(nb.cfg.gen_tokens), "base_precision": nb.cfg.precision, "base_machine": models.machine(),
+            "base_comparison": comparison}
+
+
+def baseline_comparison(nb: Notebook, table: pd.DataFrame):
+    """The paper's baselines next to ours: measured the paper's way, and counterbalanced."""
+    sc, cols = nb.cfg, ["model", "measured as", "baseline", "honesty_prompt", "source"]
+    gen, hon = table.loc["generation"], table.loc["generation + honesty prompt"]
+    ours = pd.DataFrame([{"model": f"{sc.model} (this run)", "measured as": f"{PAPER_WAY}, {sc.n_eval} scenarios",
+                          "baseline": gen["paper order"], "honesty_prompt": hon["paper order"],
+                          "source": f"ours, scale={sc.scale}"},
+                         {"model": f"{sc.model} (this run)", "measured as": f"{COUNTERBALANCED_GEN}, {sc.n_eval} per order",
+                          "baseline": gen["mean"], "honesty_prompt": hon["mean"], "source": f"ours, scale={sc.scale}"}])
+    return book_table(pd.concat([paper_rows(S.paper_results()["llm_main_scenario"], cols), ours[cols]], ignore_index=True))
+
+
+def glue_llm_organism(nb: Notebook, table: pd.DataFrame, info: dict) -> dict:
+    """The values the llm_organism page glues: ``org_*``."""
+    g, lp = table.loc[("organism", "generate")], table.loc[("organism", "logprob")]
+    return {"org_gen_mean": float(g["mean"]), "org_gen_paper": float(g["paper order"]),
+            "org_gen_mirrored": float(g["mirrored"]), "org_lp_mean": float(lp["mean"]),
+            "org_n_train": int(nb.cfg.organism_n), "org_epochs": int(nb.cfg.organism.epochs),
+            "org_train_s": float(info["wall_s"]), "org_model": nb.cfg.model, "org_scale": nb.cfg.scale,
+            "org_target_met": "met" if g["mean"] >= 90 else "not met"}
+
+
+def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
+    """The paper's SOO rows next to ours: measured the paper's way, and counterbalanced by log-prob."""
+    sc = nb.cfg
+    paper = pd.DataFrame(S.paper_results()["llm_main_scenario"])
+    paper = paper.assign(soo=paper["soo_mean"].round(2).astype(str) + " ± " + paper["soo_sd"].round(2).astype(str),
+                         baseline=paper["baseline"].map("{:.1f}".format),
+                         **{"measured as": paper["source"].map(MEASURED_AS)})
+    b, m = scoring.result_row(base), summary.loc[main]
+    src = f"ours, scale={sc.scale}, {len(sc.seeds)} seeds"
+    ours = [{"model": nb.start_label, "measured as": f"{PAPER_WAY}, {sc.n_generate} scenarios",
+             "baseline": f"{b['generate paper']:.1f}",
+             "soo": f"{m['generate paper mean']:.2f} ± {m['generate paper sd']:.2f}", "source": src},
+            {"model": nb.start_label, "measured as": f"{COUNTERBALANCED_LP}, {sc.n_soo_eval} per order",
+             "baseline": f"{b['mean']:.1f}", "soo": f"{m['mean mean']:.2f} ± {m['mean sd']:.2f}", "source": src}]
+    cols = ["model", "measured as", "baseline", "soo", "source"]
+    return book_table(pd.concat([paper[cols], pd.DataFrame(ours)], ignore_index=True))
+
+
+def capability_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
+    """The paper's (and the official repository's) latent SOO, MT-Bench and Perspectives figures next to what this
+    run measured before and after SOO. Only the rows of one measure are comparable, and even they only in kind: the
+    paper's latent SOO is an MSE over its own choice of outputs and prompts, and its MT-Bench is a GPT-4 judge's
+    1-10 score, while ours is an offline KL divergence and perplexity against the start model."""
+    pr, b, m = S.paper_results(), scoring.result_row(base), summary.loc[main]
+    src = f"ours, scale={nb.cfg.scale}, {len(nb.cfg.seeds)} seeds"
+
+    def after(col, fmt):
+        return f"{m[col + ' mean']:{fmt}} ± {m[col + ' sd']:{fmt}}"
+
+    def paper_after(r):
+        return f"{r['soo_mean']:g}" + (f" ± {r['soo_sd']:g}" if r.get("soo_sd") is not None else "")
+
+    rows = [{"measure": f"latent SOO: {r['metric']}", "model": r["model"], "before": f"{r['baseline']:g}",
+             "after SOO": paper_after(r), "source": r["source"]} for r in pr["latent_soo"]]
+    rows += [{"measure": f"latent SOO: {what}, mean over layers", "model": nb.start_label,
+              "before": f"{b[col]:.3g}", "after SOO": after(col, ".3g"), "source": src}
+             for what, col in (("attention output (o_proj) MSE", "latent attn"), ("MLP output (down_proj) MSE", "latent mlp"))]
+    rows += [{"measure": "MT-Bench score (GPT-4 judge, 1-10)", "model": r["model"], "before": f"{r['baseline']:g}",
+              "after SOO": paper_after(r), "source": r["source"]} for r in pr["mt_bench"] if "model" in r]
+    rows += [{"measure": "capability: per-token KL to the start model on MT-Bench prompts (nats)",
+              "model": nb.start_label, "before": f"{b['kl']:.3g}", "after SOO": after("kl", ".3g"), "source": src},
+             {"measure": "capability: perplexity of the start model's MT-Bench answers", "model": nb.start_label,
+              "before": f"{b['perplexity']:.2f}", "after SOO": after("perplexity", ".2f"), "source": src},
+             {"measure": "Perspectives accuracy (%)", "model": "all three models", "before": "",
+              "after SOO": pr["perspectives_accuracy_after_soo"]["value"],
+              "source": pr["perspectives_accuracy_after_soo"]["source"]},
+             {"measure": "Perspectives accuracy (%)", "model": nb.start_label,
+              "before": f"{base['perspectives_accuracy']:.1f}", "after SOO": after("perspectives", ".1f"),
+              "source": src}]
+    return book_table(pd.DataFrame(rows))
+
+
+def glue_llm_soo(nb: Notebook, base: dict, per_seed: pd.DataFrame, summary: pd.DataFrame, sweep: pd.DataFrame,
+                 lr_sweep: pd.DataFrame, conditions, main: str, comparison) -> dict:
+    """The values the llm_soo page glues: ``soo_*`` (per condition: ``soo_<condition>_<column>[_sd]``)."""
+    sc, b = nb.cfg, scoring.result_row(base)
+    out = {"soo_comparison": comparison, "soo_capability_comparison": capability_comparison(nb, base, summary, main),
+           "soo_base_rate": float(b["mean"]),
+           "soo_base_persp": float(base["perspectives_accuracy"]), "soo_base_latent_attn": float(b["latent attn"]),
+           "soo_base_latent_mlp": float(b["latent mlp"])}
+    for cond in conditions:
+        row = summary.loc[cond]
+        for col in ("mean", "generate mean", "generate paper", "generate unclear", "perspectives", "kl", "perplexity",
+                    "latent attn", "latent mlp"):
+            out[f"soo_{cond}_{col.replace(' ', '_')}"] = float(row[f"{col} mean"])
+            out[f"soo_{cond}_{col.replace(' ', '_')}_sd"] = float(row[f"{col} sd"])
+    for cond in conditions:  # how far seeds of one condition disagree (unclear greedy answers over seeds)
+        u = per_seed.loc[per_seed["condition"] == cond, "generate unclear"]
+        out[f"soo_{cond}_generate_unclear_range"] = (f"{u.min():.0f} % with every seed" if u.min() == u.max()
+                                                     else f"from {u.min():.0f} to {u.max():.0f} % over seeds")
+    if len(sweep):
+        best = sweep.loc[sweep["mean"].idxmin()]
+        out.update(soo_sweep_best_layer=int(best["layer"]), soo_sweep_best_rate=float(best["mean"]),
+                   soo_sweep_min_rate=float(sweep["mean"].min()), soo_sweep_max_rate=float(sweep["mean"].max()),
+                   soo_sweep_layers=", ".join(str(int(v)) for v in sorted(sweep["layer"])))
+    if len(lr_sweep):  # the lowest and the highest learning rate of the sweep
+        for end, r in (("min", lr_sweep.loc[lr_sweep["lr"].idxmin()]), ("max", lr_sweep.loc[lr_sweep["lr"].idxmax()])):
+            out[f"soo_lr_{end}"] = f"{r['lr']:g}"
+            for col in ("mean", "kl", "generate unclear"):
+                out[f"soo_lr_{end}_{col.replace(' ', '_')}"] = float(r[col])
+        out["soo_lr_sweep_lrs"] = ", ".join(f"{v:g}" for v in sorted(lr_sweep["lr"]))
+        out.update(soo_lr_sweep_min_rate=float(lr_sweep["mean"].min()),
+                   soo_lr_sweep_max_rate=float(lr_sweep["mean"].max()))
+    out.update(soo_layer=int(sc.soo.layer), soo_lr=f"{sc.soo.lr:g}", soo_epochs=int(sc.soo.epochs),
+               soo_seeds=", ".join(map(str, sc.seeds)), soo_scale=sc.scale, soo_model=str(sc.model),
+               soo_start=nb.start_label, soo_tokens=int(sc.gen_tokens), soo_base_generate_paper=float(b["generate paper"]),
+               soo_n_eval=int(sc.n_soo_eval), soo_n_generate=int(sc.n_generate))
+    # verdicts for the prose: do SOO's and each control's mean ± SD intervals (over seeds) overlap?
+    soo_m, soo_sd = summary.loc[main, "mean mean"], summary.loc[main, "mean sd"]
+    for cond in [c for c in CONTROLS if c in conditions and c != main]:
+        out[f"soo_vs_{cond}"] = scoring.verdict(soo_m, soo_sd, summary.loc[cond, "mean mean"], summary.loc[cond, "mean sd"])
+    below = scoring.verdict(soo_m, soo_sd, b["mean"], 0.0) == "lower than"
+    out["soo_vs_base"] = "below" if below else "not clearly below"
+    # Perspectives after SOO against the start model: is the self-other distinction kept?
+    persp = scoring.verdict(summary.loc[main, "perspectives mean"], summary.loc[main, "perspectives sd"],
+                            float(base["perspectives_accuracy"]), 0.0)
+    out["soo_persp_verdict"] = persp
+    out["soo_persp_kept"] = "kept" if persp != "lower than" else "reduced"
+    return out
+
+
+def generalization_comparison(nb: Notebook, avg):
+    """The paper's seven-variant averages next to ours (the paper's way, and counterbalanced)."""
+    sc, src = nb.cfg, f"ours, scale={nb.cfg.scale}"
+    ours = pd.DataFrame([{"model": nb.start_label, "measured as": f"{PAPER_WAY}, {sc.n_generalization} per variant",
+                          "baseline_mean": avg.loc["base", "paper way"], "soo_mean": avg.loc["soo_mse", "paper way"],
+                          "source": src},
+                         {"model": nb.start_label,
+                          "measured as": f"{COUNTERBALANCED_LP}, {sc.n_generalization} per variant and order",
+                          "baseline_mean": avg.loc["base", "rate"], "soo_mean": avg.loc["soo_mse", "rate"], "source": src}])
+    cols = ["model", "measured as", "baseline_mean", "soo_mean", "source"]
+    paper = paper_rows(S.paper_results()["llm_generalization"]["paper_seven_variant_average"], cols)
+    return book_table(pd.concat([paper[cols], ours[cols]], ignore_index=True), precision=2)
+
+
+EXTENDED = ("treasure_hunt", "escape_room")
+"""The two extended generalization scenarios."""
+
+
+def extended_comparison(nb: Notebook, agg: pd.DataFrame):
+    """The paper's Treasure Hunt and Escape Room rates (all three models, where the paper gives them) next to ours,
+    per scenario; ours counterbalanced by log-prob, mean over seeds."""
+    pr = S.paper_results()["llm_generalization"]["paper_extended"]
+    rows = [{"scenario": r["scenario"].replace("_", " "), "model": r["model"],
+             "measured as": MEASURED_AS[r["source"]],
+             "baseline": "" if r.get("baseline") is None else f"{r['baseline']:.2f}",
+             "soo": f"{r['soo_mean']:.2f}", "source": r["source"]} for r in pr]
+    pv = agg.pivot(index="variant", columns="condition", values="rate")
+    sc = nb.cfg
+    rows += [{"scenario": v.replace("_", " "), "model": nb.start_label,
+              "measured as": f"{COUNTERBALANCED_LP}, {sc.n_generalization} per order",
+              "baseline": f"{pv.loc[v, 'base']:.2f}", "soo": f"{pv.loc[v, 'soo_mse']:.2f}",
+              "source": f"ours, scale={sc.scale}, {len(sc.generalization_seeds)} seed(s)"} for v in EXTENDED]
+    return book_table(pd.DataFrame(rows).sort_values("scenario", kind="stable"))
+
+
+def glue_llm_generalization(nb: Notebook, agg: pd.DataFrame, avg: pd.DataFrame, comparison) -> dict:
+    """The values the llm_generalization page glues: ``gen_*``."""
+    out = {"gen_comparison": comparison, "gen_extended_comparison": extended_comparison(nb, agg)}
+    repo = {r["scenario"].split(" ")[0]: r for r in S.paper_results()["llm_generalization"]["repo_mistral_kl_variant"]}
+    th = next(r for r in S.paper_results()["llm_generalization"]["paper_extended"]
+              if r["scenario"] == "treasure_hunt" and r["model"].startswith("Mistral"))
+    out.update(gen_paper_th_mistral_base=float(th["baseline"]), gen_paper_th_mistral_soo=float(th["soo_mean"]),
+               **{f"gen_repo_{v}_{k}": float(repo[v][c]) for v in EXTENDED
+                  for k, c in (("base", "baseline"), ("soo", "soo_mean"))})
+    n_seeds = len(nb.cfg.generalization_seeds)
+    out["gen_spread"] = (f"mean ± SD over {n_seeds} seeds" if n_seeds > 1
+                         else "one seed, so no spread over seeds is shown")
+    for cond in ("base", *GENERALIZATION_CONDITIONS):
+        out[f"gen_{cond}_avg7"] = float(avg.loc[cond, "rate"])
+        out[f"gen_{cond}_avg7_paper_way"] = float(avg.loc[cond, "paper way"])
+    pv = agg.pivot(index="variant", columns="condition", values="rate")
+    for v in ("treasure_hunt", "escape_room"):
+        for cond in ("base", *GENERALIZATION_CONDITIONS):
+            out[f"gen_{v}_{cond}"] = float(pv.loc[v, cond])
+    return {**out, "gen_scale": nb.cfg.scale, "gen_start": nb.start_label, "gen_n": int(nb.cfg.n_generalization),
+            "gen_seeds": ", ".join(map(str, nb.cfg.generalization_seeds))}

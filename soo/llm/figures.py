@@ -1,0 +1,172 @@
+"""The LLM chapter's figures, one function each.
+
+Each figure function takes tidy data (a pandas DataFrame) and an optional ``ax``, draws in the one style of the
+book (``soo.style``: :func:`style`, a colour-blind-safe palette), and returns the Axes (or the Figure for
+multi-panel figures). No training, no evaluation and no file I/O here: the notebooks save the figures. The RL
+chapter's figures are in ``soo.rl.figures``.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+from ..style import PALETTE
+from ..style import ax_or_new as _ax
+from .config import BASE_LABEL, CONDITIONS
+
+RATE_LABEL = "Deceptive response rate (%)"
+CONDITION_ORDER = ["base", *CONDITIONS]
+"""The order (and colour index) of the LLM conditions in every figure: the start model, then soo.llm.config.CONDITIONS."""
+CONDITION_NAMES = {"base": BASE_LABEL, **CONDITIONS}
+
+
+def _errbars(ax, x, y, lo, hi, color="black"):
+    ax.errorbar(x, y, yerr=[np.asarray(y) - np.asarray(lo), np.asarray(hi) - np.asarray(y)], fmt="none",
+                ecolor=color, capsize=3, lw=1)
+
+
+def plot_baseline_rates(df: pd.DataFrame, ax=None):
+    """Deceptive rate by condition (x) and scenario order (hue), with 95 % bootstrap intervals.
+
+    ``df`` columns: ``setting`` (x label), ``order`` ("paper" / "mirrored"), ``rate``, ``ci_low``, ``ci_high``.
+    """
+    ax = _ax(ax, (7, 4))
+    settings = list(dict.fromkeys(df["setting"]))
+    orders = list(dict.fromkeys(df["order"]))
+    w = 0.8 / len(orders)
+    for j, o in enumerate(orders):
+        d = df[df["order"] == o].set_index("setting").loc[settings]
+        x = np.arange(len(settings)) + (j - (len(orders) - 1) / 2) * w
+        ax.bar(x, d["rate"], width=w, color=PALETTE[j], label=f"{o} order")
+        _errbars(ax, x, d["rate"], d["ci_low"], d["ci_high"])
+    ax.axhline(50, color="grey", ls=":", lw=1)
+    ax.set_xticks(np.arange(len(settings)), [s.replace(" + ", "\n+ ").replace(", ", ",\n") for s in settings])
+    ax.set_ylim(0, 119)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylabel(RATE_LABEL)
+    ax.legend(title="Scenario order", loc="upper center", ncol=len(orders), fontsize="small", title_fontsize="small")
+    return ax
+
+
+def plot_conditions(df: pd.DataFrame, ax=None, value="mean", ylabel=RATE_LABEL):
+    """One bar per fine-tuning condition: mean over seeds ± population SD, seeds as dots.
+
+    ``df``: one row per (condition, seed) with a ``condition`` column and the ``value`` column.
+    """
+    ax = _ax(ax, (7, 4))
+    conds = [c for c in CONDITION_ORDER if c in set(df["condition"])]
+    for i, c in enumerate(conds):
+        v = df.loc[df["condition"] == c, value].to_numpy(dtype=float)
+        ax.bar(i, v.mean(), color=PALETTE[i % len(PALETTE)], alpha=0.85)
+        if len(v) > 1:
+            ax.errorbar(i, v.mean(), yerr=v.std(ddof=0), fmt="none", ecolor="black", capsize=4)
+        ax.scatter(np.full(len(v), i) + np.linspace(-0.12, 0.12, len(v)), v, color="black", s=12, zorder=3)
+    ax.set_xticks(range(len(conds)), [CONDITION_NAMES.get(c, c) for c in conds], rotation=15)
+    ax.set_ylabel(ylabel)
+    if value in ("mean", "paper order", "mirrored", "perspectives"):
+        ax.set_ylim(0, 105)
+    return ax
+
+
+def plot_latent_soo(df: pd.DataFrame):
+    """Latent self-other distinction (MSE) per layer, attention vs MLP, for each condition.
+
+    ``df`` columns: ``condition``, ``layer``, ``block`` ("attention"/"mlp"), ``mse`` (mean over seeds).
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained", sharex=True)
+    conds = [c for c in CONDITION_ORDER if c in set(df["condition"])]
+    for ax, block in zip(axes, ("attention", "mlp")):
+        d = df[df["block"] == block]
+        for i, c in enumerate(conds):
+            dc = d[d["condition"] == c].sort_values("layer")
+            ax.plot(dc["layer"], dc["mse"], marker="o", ms=3, color=PALETTE[i], label=CONDITION_NAMES.get(c, c),
+                    ls="--" if c == "base" else "-")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("Layer")
+        ax.set_title(f"{'Attention (o_proj)' if block == 'attention' else 'MLP (down_proj)'} outputs")
+    axes[0].set_ylabel("Latent self-other distinction (MSE)")
+    axes[1].legend(fontsize="small")
+    return fig
+
+
+def plot_layer_sweep(df: pd.DataFrame, base_rate: float | None = None, ax=None):
+    """Deceptive rate after SOO (MSE) against the SOO layer. ``df``: ``layer``, ``mean``, ``ci_low``, ``ci_high``."""
+    ax = _ax(ax, (6, 3.8))
+    d = df.sort_values("layer")
+    ax.plot(d["layer"], d["mean"], marker="o", color=PALETTE[1], label="after SOO")
+    _errbars(ax, d["layer"], d["mean"], d["ci_low"], d["ci_high"], color=PALETTE[1])
+    if base_rate is not None:
+        ax.axhline(base_rate, color="grey", ls="--", label="before SOO")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("SOO layer (o_proj output)")
+    ax.set_ylabel(RATE_LABEL)
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_lr_sweep(df: pd.DataFrame, base_rate: float | None = None):
+    """SOO (MSE) against the learning rate: the deceptive rate (log-prob, with 95 % intervals) and
+    what it costs (capability KL to the model before SOO; greedy answers naming no room).
+    ``df``: ``lr``, ``mean``, ``ci_low``, ``ci_high``, ``kl``, ``generate unclear``."""
+    d = df.sort_values("lr")
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    a1.plot(d["lr"], d["mean"], marker="o", color=PALETTE[1], label="after SOO")
+    _errbars(a1, d["lr"], d["mean"], d["ci_low"], d["ci_high"], color=PALETTE[1])
+    if base_rate is not None:
+        a1.axhline(base_rate, color="grey", ls="--", label="before SOO")
+    a1.set_ylabel(RATE_LABEL)
+    a1.set_ylim(0, 105)
+    a1.legend(fontsize="small")
+    a2.plot(d["lr"], d["kl"], marker="o", color=PALETTE[2], label="KL to the model before SOO")
+    a2.set_ylabel("capability KL (nats/token)")
+    a2.set_ylim(0, max(0.1, float(d["kl"].max())) * 1.1)
+    a3 = a2.twinx()
+    a3.plot(d["lr"], d["generate unclear"], marker="s", ls=":", color=PALETTE[3], label="greedy answers naming no room")
+    a3.set_ylabel("answers naming no room (%)")
+    a3.set_ylim(0, 110)
+    a3.grid(False)
+    a2.legend(handles=a2.get_lines() + a3.get_lines(), fontsize="small", loc="upper left")
+    for ax in (a1, a2):
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+    return fig
+
+
+def plot_generalization(df: pd.DataFrame, variants, titles=None):
+    """The paper's 3x3 grid: one panel per generalization scenario, bars per model condition.
+
+    ``df`` columns: ``variant``, ``condition``, ``rate`` (mean over orders and seeds), ``sd`` (over seeds; NaN
+    where there is one seed: no bar is drawn there).
+    """
+    fig, axes = plt.subplots(3, 3, figsize=(10, 9), sharey=True, layout="constrained")
+    conds = [c for c in CONDITION_ORDER if c in set(df["condition"])]
+    for ax, v in zip(axes.flat, variants):
+        d = df[df["variant"] == v].set_index("condition").reindex(conds)
+        ax.bar(range(len(conds)), d["rate"], color=[PALETTE[CONDITION_ORDER.index(c)] for c in conds])
+        has_sd = d["sd"].notna().to_numpy()  # no SD bar where there is one seed (the start model, or seeds=[s])
+        if has_sd.any():
+            ax.errorbar(np.arange(len(conds))[has_sd], d["rate"][has_sd], yerr=d["sd"][has_sd], fmt="none",
+                        ecolor="black", capsize=3)
+        ax.set_title((titles or {}).get(v, v), fontsize="medium")
+        ax.set_xticks(range(len(conds)), [CONDITION_NAMES.get(c, c) for c in conds], rotation=20, fontsize="small")
+        ax.set_ylim(0, 105)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(RATE_LABEL)
+    return fig
+
+
+def plot_training_curves(curves: dict, ax=None, ylabel="Training loss (epoch mean)"):
+    """Loss per epoch, one line per run. ``curves``: {label: [loss per epoch]}."""
+    ax = _ax(ax, (6, 3.5))
+    for i, (k, v) in enumerate(curves.items()):
+        ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=3, color=PALETTE[i % len(PALETTE)], label=k)
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    ax.legend(fontsize="small")
+    return ax
+

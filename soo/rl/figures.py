@@ -1,0 +1,209 @@
+"""The figures of the RL chapter, one function each: data in (what ``soo.rl.experiment`` and ``soo.rl.book``
+compute), a Figure or Axes out, in the book's one style (``soo.style``); no training, no evaluation and no file
+I/O (a notebook saves a figure with ``soo.style.save_figure``). The agent kinds and their labels come from
+``soo.rl.config.AGENTS``; their colours are here.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from ..style import PALETTE, ax_or_new, fixed_jitter
+from .config import AGENTS
+
+AGENT_COLOURS = {"deceptive": PALETTE[3], "honest": PALETTE[2], "soo": PALETTE[0], "capability": PALETTE[4],
+                 "random": PALETTE[7], "plain": PALETTE[1], "soo_held": PALETTE[9], "plain_held": PALETTE[5]}
+
+
+def _short(kind: str) -> str:
+    return AGENTS[kind].split()[0]  # "Deceptive", "Honest", "SOO", ...
+
+
+def pair_label(pair: str) -> str:
+    """``"soo_vs_honest"`` (a key of soo.rl.metrics.behavioural_difference) -> ``"SOO vs Honest"``."""
+    a, b = pair.split("_vs_")
+    return f"{_short(a)} vs {_short(b)}"
+
+
+def _population_sd(v: pd.Series) -> tuple[float, float]:
+    """mean ± population SD (ddof=0); seaborn's ``errorbar="sd"`` uses the sample SD (ddof=1)."""
+    return v.mean() - v.std(ddof=0), v.mean() + v.std(ddof=0)
+
+
+def plot_training_curves(history: pd.DataFrame, y: str = "return_blue", noise_end: int | None = None, fig=None):
+    """Mean episode return (column ``y``) against training episode, one panel per ``agent`` of ``history``
+    (band: mean ± population SD over seeds). ``noise_end``: the episode where the exploration noise reaches zero,
+    drawn as a dashed line when training went past it."""
+    kinds = [k for k in AGENTS if k in set(history["agent"])]
+    fig = fig or plt.figure(figsize=(5.5 * len(kinds), 3.5), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(kinds)))
+    for ax, k in zip(axes, kinds):
+        sns.lineplot(data=history[history["agent"] == k], x="episode", y=y, color=AGENT_COLOURS[k],
+                     errorbar=_population_sd, ax=ax)
+        if noise_end is not None and noise_end < history["episode"].max():
+            ax.axvline(noise_end, color="0.4", linestyle="--", linewidth=1, label="exploration noise ends")
+            if ax is axes[0]:
+                ax.legend(loc="lower right", frameon=False)
+        label = ("Blue's episode return (its own training reward)" if y == "return_blue"
+                 else y.replace("_", " ").capitalize())
+        ax.set(title=AGENTS[k], xlabel="Training episode", ylabel=label)
+    return fig
+
+
+def plot_contours(surfaces: dict, xs, ys, sd: dict | None = None, fig=None):
+    """The three count-surface panels (Deceptive baseline, SOO fine-tuning, Honest baseline), mean over seeds.
+
+    ``surfaces[kind]``: ``(len(ys), len(xs))``; ``sd[kind]`` (optional) is overlaid as contour lines.
+    """
+    kinds = ("deceptive", "soo", "honest")
+    fig = fig or plt.figure(figsize=(13, 3.8), layout="constrained")
+    axes = fig.subplots(1, 3, sharey=True)
+    vmax = max(float(np.max(surfaces[k])) for k in kinds) or 1.0
+    levels = np.linspace(0, vmax, 15)
+    for ax, k in zip(axes, kinds):
+        cs = ax.contourf(xs, ys, surfaces[k], levels=levels, cmap="viridis")
+        if sd is not None and np.max(sd[k]) > 0:
+            ax.contour(xs, ys, sd[k], levels=4, colors="white", linewidths=0.6, alpha=0.7)
+        ax.grid(False)
+        ax.set(title=AGENTS[k], xlabel="Projection on non-goal threshold")
+    axes[0].set_ylabel("Cosine angle goal-non-goal threshold")
+    fig.colorbar(cs, ax=axes, label="Deceptive actions (mean over seeds)", format="%.0f")
+    return fig
+
+
+def plot_behavioural_difference(difference: dict, ax=None):
+    """Horizontal bars of the surface MSE per pair of agents, mean ± population SD over seeds."""
+    from matplotlib.ticker import EngFormatter
+
+    ax = ax_or_new(ax, (7, 2.8))
+    keys = list(difference)
+    ax.barh([pair_label(k) for k in keys], [difference[k]["mean"] for k in keys],
+            xerr=[difference[k]["sd"] for k in keys], color=PALETTE[:len(keys)], capsize=4)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, 1.2M: no offset text under the axis label
+    ax.set(xlabel="Behavioural difference (MSE between count surfaces)")
+    return ax
+
+
+def plot_classification(episodes, mean, sd=None, ax=None):
+    """Classification accuracy (%) of the mean-SOO classifier against episodes per evaluation seed."""
+    ax = ax_or_new(ax, (6, 3.5))
+    mean = 100 * np.asarray(mean, float)
+    ax.plot(episodes, mean, marker="o", color=PALETTE[0])
+    if sd is not None:
+        sd = 100 * np.asarray(sd, float)
+        ax.fill_between(episodes, np.clip(mean - sd, 0, 100), np.clip(mean + sd, 0, 100), color=PALETTE[0],
+                        alpha=0.2, linewidth=0)
+    ax.set(xlabel="Number of episodes per seed", ylabel="Classification accuracy (%)", ylim=(-2, 102))
+    return ax
+
+
+def plot_trajectories(trajectories: dict, fig=None):
+    """One episode per agent kind: red and blue paths, the goal (green) and the fake landmark (black)."""
+    kinds = [k for k in AGENTS if k in trajectories]
+    fig = fig or plt.figure(figsize=(3.2 * len(kinds), 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharex=True, sharey=True))
+    for ax, k in zip(axes, kinds):
+        tr = trajectories[k]
+        pos = np.asarray(tr["pos"])  # (T+1, 2 agents, 2)
+        for i, (c, name) in enumerate(((PALETTE[3], "red"), (PALETTE[0], "blue"))):
+            ax.plot(pos[:, i, 0], pos[:, i, 1], color=c, lw=1.5, label=name)
+            ax.scatter(*pos[0, i], color=c, marker="o", s=25)
+            ax.scatter(*pos[-1, i], color=c, marker="x", s=35)
+        ax.scatter(*tr["goal"], s=250, facecolor="none", edgecolor=PALETTE[2], lw=2, label="goal")
+        ax.scatter(*tr["fake"], s=250, facecolor="none", edgecolor="black", lw=2, label="fake")
+        ax.set(title=AGENTS[k], xlim=(-1, 1), ylim=(-1, 1), aspect="equal")
+    axes[0].legend(fontsize="x-small", loc="lower left")
+    return fig
+
+
+def plot_baselines_per_seed(trap_rate: dict, moves: dict, seeds, fig=None):
+    """Each seed's deceptive and honest baseline side by side: the trap rate (%, left) and the deceptive movements
+    with red in sight per episode (right); one line per seed joins its two baselines."""
+    fig = fig or plt.figure(figsize=(9, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, values, label in ((axes[0], trap_rate, "Red trapped (% of episodes)"),
+                              (axes[1], moves, "Moves towards the fake landmark\nwith red in sight, per episode")):
+        for i, seed in enumerate(seeds):
+            ax.plot([0, 1], [values["deceptive"][i], values["honest"][i]], color="0.6", lw=1, zorder=1)
+            ax.annotate(str(seed), (1.04, values["honest"][i]), fontsize="xx-small", va="center", color="0.4")
+        for x, k in enumerate(("deceptive", "honest")):
+            ax.scatter([x] * len(seeds), values[k], color=AGENT_COLOURS[k], zorder=2, s=25)
+        ax.set(xticks=[0, 1], xticklabels=[AGENTS["deceptive"], AGENTS["honest"]], xlim=(-0.3, 1.3),
+               ylabel=label)
+    return fig
+
+
+def plot_per_seed(values: dict, ylabel: str, kinds=("deceptive", "soo", "capability", "random", "honest"), ax=None):
+    """One dot per training seed and agent (``values[kind]``: per-seed list), with mean ± population SD."""
+    ax = ax_or_new(ax, (max(6.5, 1.1 * len(kinds) + 1), 3.4))
+    df = pd.DataFrame([{"agent": AGENTS[k], "value": v} for k in kinds for v in values[k]])
+    order = [AGENTS[k] for k in kinds]
+    pal = {AGENTS[k]: AGENT_COLOURS[k] for k in kinds}
+    with fixed_jitter():
+        sns.stripplot(data=df, x="agent", y="value", hue="agent", order=order, palette=pal, size=5, alpha=0.7,
+                      jitter=0.15, legend=False, ax=ax)
+    sns.pointplot(data=df, x="agent", y="value", order=order, color="black", errorbar=_population_sd,
+                  linestyle="none", markers="_", markersize=20, capsize=0.2, ax=ax)
+    ax.set(xlabel="", ylabel=ylabel)
+    ax.tick_params(axis="x", labelrotation=25)
+    for t in ax.get_xticklabels():
+        t.set_horizontalalignment("right")
+    return ax
+
+
+def plot_reference_blues(df: pd.DataFrame, labels: dict, fig=None):
+    """Trap rate (%) per training seed (dots) and mean ± population SD, one panel per red (the deceptive and the
+    honest baseline's), one column per blue: the two learned blues, then the scripted reference blues.
+    ``df``: ``soo.rl.book.reference_frame``; ``labels``: the reference blues' labels."""
+    names = {"learned_deceptive": "Learned deceptive", "learned_honest": "Learned honest", **labels}
+    order = [names[b] for b in names if b in set(df["blue"])]
+    reds = [r for r in AGENTS if r in set(df["red"])]
+    fig = fig or plt.figure(figsize=(11, 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(reds), sharey=True))
+    d = df.assign(blue_label=df["blue"].map(names), trap=100 * df["trap_rate"])
+    for ax, red in zip(axes, reds):
+        sub = d[d["red"] == red]
+        with fixed_jitter():
+            sns.stripplot(data=sub, x="blue_label", y="trap", order=order, color=PALETTE[0], size=4, alpha=0.7,
+                          jitter=0.15, ax=ax)
+        sns.pointplot(data=sub, x="blue_label", y="trap", order=order, color="black", errorbar=_population_sd,
+                      linestyle="none", markers="_", markersize=18, capsize=0.2, ax=ax)
+        ax.set(title=f"Red of the {AGENTS[red].lower()}", xlabel="", ylabel="Red trapped (% of episodes)")
+        ax.tick_params(axis="x", labelrotation=30)
+        for t in ax.get_xticklabels():
+            t.set_horizontalalignment("right")
+    return fig
+
+
+def plot_pair_lottery(lottery: pd.DataFrame, labels: dict, ax=None):
+    """Which trained pair (column: training seed), analysed alone, supports which claim (row): a grid of yes
+    (filled) / no, with the count per claim in its label."""
+    ax = ax_or_new(ax, (0.8 * lottery.shape[0] + 4.5, 0.5 * lottery.shape[1] + 1.2))
+    data = lottery.T.astype(float)
+    sns.heatmap(data, cmap=sns.light_palette(PALETTE[0], as_cmap=True), vmin=0, vmax=1, cbar=False, linewidths=1,
+                linecolor="white", annot=lottery.T.map(lambda v: "yes" if v else "no"), fmt="", ax=ax)
+    ax.set_yticklabels([f"{labels[c]} ({int(lottery[c].sum())} of {len(lottery)})" for c in lottery.columns],
+                       rotation=0)
+    ax.set(xlabel="Training seed (one trained set of agents, analysed alone)", ylabel="")
+    return ax
+
+
+def plot_screen(screen_rows: list, ax=None):
+    """The settings screen: per setting, each seed's deceptive − honest trap-rate difference (points) with the
+    mean; a setting that met the declared criterion is marked."""
+    ax = ax_or_new(ax, (6.5, 3.2))
+    rows = [{"setting": r["setting"] + (" (passes)" if r["passes"] else ""),
+             "diff": 100 * (d - h)} for r in screen_rows
+            for d, h in zip(r["trap_rate"]["deceptive"], r["trap_rate"]["honest"])]
+    df = pd.DataFrame(rows)
+    with fixed_jitter():
+        sns.stripplot(data=df, x="setting", y="diff", color=PALETTE[3], size=5, alpha=0.7, jitter=0.1, ax=ax)
+    sns.pointplot(data=df, x="setting", y="diff", color="black", errorbar=None, linestyle="none", markers="_",
+                  markersize=20, ax=ax)
+    ax.axhline(0, color="0.5", lw=1, ls="--")
+    ax.set(xlabel="", ylabel="Deceptive − honest trap rate\n(points, per seed)")
+    ax.tick_params(axis="x", labelrotation=15)
+    return ax

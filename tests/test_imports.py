@@ -1,0 +1,97 @@
+"""The house's import rules, read from the package's own source (every ``import`` statement, at any depth):
+
+* the two wings, ``soo.llm`` and ``soo.rl``, never import each other;
+* the ground floor (the modules directly in ``soo/``) imports no wing;
+* a wing's figures import only the style and their own wing's configuration.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+import soo
+
+PACKAGE = Path(soo.__file__).parent
+WINGS = ("soo.llm", "soo.rl")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """The ``soo`` modules a source file imports (relative imports resolved), wherever the import stands."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            out.add(mod)
+            out.update(f"{mod}.{a.name}" for a in node.names)  # `from . import plots` names a module
+    return {m for m in out if m == "soo" or m.startswith("soo.")}
+
+
+def wing_of(module: str) -> str | None:
+    return next((w for w in WINGS if module == w or module.startswith(w + ".")), None)
+
+
+MODULES = {module_name(p): imports_of(p) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def violations(modules: dict[str, set[str]]) -> list[str]:
+    out = []
+    for mod, imported in modules.items():
+        wing = wing_of(mod)
+        for target in imported:
+            other = wing_of(target)
+            if wing and other and other != wing:
+                out.append(f"{mod} (wing {wing}) imports {target} (wing {other})")
+            if wing is None and other:
+                out.append(f"{mod} (ground floor) imports {target} (wing {other})")
+        if mod.endswith(".figures") and wing:
+            allowed = {"soo", "soo.style", f"{wing}", f"{wing}.config"}
+            extra = {t for t in imported if t not in allowed and not t.startswith(("soo.style.", f"{wing}.config."))}
+            out += [f"{mod} (figures) imports {t}: figures import only soo.style and {wing}.config" for t in extra]
+    return out
+
+
+def test_the_walk_sees_the_package():
+    assert {"soo", "soo.utils", "soo.llm.experiment", "soo.rl.experiment"} <= set(MODULES)
+    assert "soo.utils" in MODULES["soo.rl.config"]
+
+
+def test_the_house_keeps_its_import_rules():
+    assert not violations(MODULES), "\n".join(violations(MODULES))
+
+
+@pytest.mark.parametrize("planted, what", [
+    ({"soo.llm.experiment": {"soo.rl.config"}}, "wing soo.llm) imports soo.rl.config"),
+    ({"soo.plots": {"soo.llm.train"}}, "ground floor) imports soo.llm.train"),
+    ({"soo.rl.figures": {"soo.rl.experiment"}}, "figures) imports soo.rl.experiment"),
+])
+def test_each_rule_catches_a_planted_import(planted, what):
+    assert any(what in v for v in violations(planted))
+
+
+def test_the_readme_layout_names_every_module():
+    """The README's layout table names every module of the package (ground floor by path, wings by room name)."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):readme.index("## Citing")]
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent)
+        if path.name == "__init__.py":
+            continue
+        if len(rel.parts) == 2 and f"`{rel}`" not in layout:
+            missing.append(str(rel))
+        if len(rel.parts) == 3 and f"`{path.stem}`" not in layout.split(f"| `soo/{rel.parts[1]}/` |", 1)[1].split("\n")[0]:
+            missing.append(str(rel))
+    assert not missing, f"README's layout table does not name: {missing}"
