@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .utils import check_choice
+from .utils import atomic_directory, check_choice
 
 EMBEDDED = "smollm2-135m-instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -73,16 +72,9 @@ def _atomic_save_dir(dst: Path, build) -> Path:
     """Build a folder in a temporary sibling and rename it into place (no half-written caches)."""
     if (dst / "READY").exists():
         return dst
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_directory(dst) as tmp:
         build(tmp)
         (tmp / "READY").write_text(_CACHE_FORMAT)
-        shutil.rmtree(dst, ignore_errors=True)
-        os.replace(tmp, dst)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return dst
 
 

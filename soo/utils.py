@@ -161,6 +161,25 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+@contextmanager
+def atomic_directory(dst: str | os.PathLike):
+    """``with atomic_directory(dst) as tmp:`` — fill the folder ``tmp`` (a fresh sibling of ``dst``); when the block
+    ends without an error, ``tmp`` replaces ``dst`` whole, so a reader never sees half a folder. On an error ``dst``
+    is left as it was and ``tmp`` is removed."""
+    import shutil
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.tmp"))
+    tmp.chmod(0o755)
+    try:
+        yield tmp
+        shutil.rmtree(dst, ignore_errors=True)
+        os.replace(tmp, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
     path = Path(path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,8 +23,8 @@ import pandas as pd
 from .. import models
 from .. import scenarios as S
 from ..style import save_figure, style
-from ..utils import (as_choices, as_ints, as_positive_floats, cached, check_choice, figure_dir, is_cached, read_json,
-                     read_value, run_parallel)
+from ..utils import (as_choices, as_ints, as_positive_floats, atomic_directory, cached, check_choice, figure_dir,
+                     is_cached, read_json, read_value, run_parallel)
 from . import evaluate as E
 from . import scoring
 from .config import CONDITIONS, ORGANISM, LLMConfig, check_layer, llm_config, n_layers_of
@@ -176,12 +175,9 @@ def make_organism(sc: LLMConfig, run_dir, *, counterbalance: bool = True, progre
         data = S.organism_train(sc.organism_n, seed=0, suffix=sc.suffix, counterbalance=counterbalance)
         res = train_sft(sc.organism, [s.prompt for s in data], [organism_answer(s) for s in data], model=model,
                         tok=tok, progress=progress)
-        tmp = dst.with_name(".model.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        res.model.merge_and_unload().save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        shutil.rmtree(dst, ignore_errors=True)
-        tmp.rename(dst)
+        with atomic_directory(dst) as tmp:
+            res.model.merge_and_unload().save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
         return {**res.manifest(), "n_train": len(data), "base": sc.model, "counterbalance": counterbalance}
 
     cached(dst / "organism.json", key, build)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -43,8 +42,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..utils import (atomic_write_json, cached, check_choice, machine_info, manifest, project_root, read_json,
-                     run_parallel, torch_threads)
+from ..utils import (atomic_directory, atomic_write_json, cached, check_choice, machine_info, manifest, project_root,
+                     read_json, run_parallel, torch_threads)
 from .config import AGENT_KINDS, FINETUNE_KINDS, SETTINGS, RLConfig, ScaleConfig, scale_config
 from .diagnostics import REFERENCE_BLUES, reference_table
 from .env import MODES
@@ -226,12 +225,10 @@ def run_all(runs: list[Run], out_dir, scale: str, workers: int = 2, device: str 
         if device is not None and torch.device(device).type == "cuda":
             _train_stack([job(r) for r in stage], device)
             continue
-        threads = torch.get_num_threads()  # one worker trains here, with one thread: give the caller its threads back
-        try:
+        # a worker in this process trains with one thread: the caller gets its thread count back afterwards
+        with torch_threads(torch.get_num_threads()):
             run_parallel(_train_stack, [[job(r) for r in st] for st in stage_stacks(stage, cpu_stack)], workers,
                          label=lambda stack: ", ".join(Path(j[1]).name for j in stack))
-        finally:
-            torch.set_num_threads(threads)
     return {(r.kind, r.seed): read_json(dirs[r] / "metrics.json") for r in runs}
 
 
@@ -259,22 +256,15 @@ def keep_runs(scfg: ScaleConfig, out_dir, kept_dir: Path | None = None, extra: d
         src = agent_dir(out_dir, scfg.tag, r.kind, r.seed)
         m = read_json(src / "metrics.json")
         model = load_policies(src)
-        kept_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=kept_dir, prefix=".tmp_"))
-        tmp.chmod(0o755)
         weights = {f"{part}.{k}": v.contiguous() for part in ("policies", "critics")
                    for k, v in getattr(model, part).state_dict().items()}
-        save_file(weights, tmp / "model.safetensors")
-        atomic_write_json(tmp / "metrics.json", m)
-        atomic_write_json(tmp / "manifest.json", {
-            "run": r.name, "settings_key": r.key, "wall_time_s": m["wall_time_s"], "device": m.get("device"),
-            "stacked_runs": m.get("stacked_runs"), "trained_on": m.get("trained_on"), "kept_on": machine_info(),
-            **manifest(), **(extra or {})})
-        dst = kept_dir / _sub(r.kind) / r.name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if dst.exists():
-            shutil.rmtree(dst)
-        tmp.replace(dst)
+        with atomic_directory(kept_dir / _sub(r.kind) / r.name) as tmp:
+            save_file(weights, tmp / "model.safetensors")
+            atomic_write_json(tmp / "metrics.json", m)
+            atomic_write_json(tmp / "manifest.json", {
+                "run": r.name, "settings_key": r.key, "wall_time_s": m["wall_time_s"], "device": m.get("device"),
+                "stacked_runs": m.get("stacked_runs"), "trained_on": m.get("trained_on"), "kept_on": machine_info(),
+                **manifest(), **(extra or {})})
 
 
 def kept_status(scfg: ScaleConfig, kept_dir: Path | None = None) -> dict:
