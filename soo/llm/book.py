@@ -108,7 +108,8 @@ def capability_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main:
     def paper_after(r):
         return f"{r['soo_mean']:g}" + (f" ± {r['soo_sd']:g}" if r.get("soo_sd") is not None else "")
 
-    rows = [{"measure": f"latent SOO: {r['metric']}", "model": r["model"], "before": f"{r['baseline']:g}",
+    rows = [{"measure": r["metric"] if r["metric"].startswith("latent SOO") else f"latent SOO: {r['metric']}",
+             "model": r["model"], "before": f"{r['baseline']:g}",
              "after SOO": paper_after(r), "source": r["source"]} for r in pr["latent_soo"]]
     rows += [{"measure": f"latent SOO: {what}, mean over layers", "model": nb.start_label,
               "before": f"{b[col]:.3g}", "after SOO": after(col, ".3g"), "source": src}
