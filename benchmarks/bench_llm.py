@@ -18,7 +18,7 @@
 3. ``--precision``: what ``precision="auto"`` decides on. Greedy generation (``--max-new-tokens``) and log-prob
    scoring of the same 16 burglar prompts, once as the notebooks compute in fp32 and once as they compute in bf16
    (bf16 weights, bf16 autocast), interleaved over two rounds; prints the fastest time of each and the ratios
-   bf16/fp32 (> 1: bf16 slower), with ``soo.models.native_bf16()`` for this machine.
+   bf16/fp32 (> 1: bf16 slower), with ``soo.llm.models.native_bf16()`` for this machine.
 
 Peak memory is the process's max RSS (``resource.getrusage``) and, on CUDA, the peak allocated GPU
 memory, printed after each phase. On CUDA every timing waits for the queued GPU work.
@@ -42,8 +42,8 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from soo.llm import evaluate as E  # noqa: E402
-from soo import models  # noqa: E402
-from soo.scenarios import burglar, soo_pairs  # noqa: E402
+from soo.llm import models  # noqa: E402
+from soo.llm.scenarios import burglar, soo_pairs  # noqa: E402
 from soo.llm.config import LLMTrainConfig  # noqa: E402
 from soo.llm.train import lora_model, objective_loss, tokenize_pairs  # noqa: E402
 from soo.utils import atomic_write_json, manifest, project_root  # noqa: E402

@@ -22,7 +22,7 @@ t_import0 = time.perf_counter()
 import torch  # noqa: E402,F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from soo import models  # noqa: E402
+from soo.llm import models  # noqa: E402
 
 T_IMPORT = time.perf_counter() - t_import0
 
@@ -42,7 +42,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=3, help="loads per model (median reported)")
     ap.add_argument("--convert", action="store_true", help="also time the first-time conversion (temp cache)")
     a = ap.parse_args(argv)
-    print(f"import torch + soo.models: {T_IMPORT:.2f} s")
+    print(f"import torch + soo.llm.models: {T_IMPORT:.2f} s")
     t0 = time.perf_counter()
     models.embedded_path()  # make sure the converted cache exists (converts on first use)
     for name in models.TINY_MODELS:

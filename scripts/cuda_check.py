@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def check(name: str, device: str) -> dict:
-    from soo import models
+    from soo.llm import models
     from soo.llm.evaluate import score
-    from soo.scenarios import burglar, soo_pairs
+    from soo.llm.scenarios import burglar, soo_pairs
     from soo.llm.config import LLMTrainConfig
     from soo.llm.train import train
 
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         return 0
     device = "cpu" if a.cpu else "cuda"
     if a.cpu and torch.cuda.is_available():
-        print("cuda_check: --cpu given but CUDA is visible; soo.models.load places models on CUDA. "
+        print("cuda_check: --cpu given but CUDA is visible; soo.llm.models.load places models on CUDA. "
               "Hide the GPU with CUDA_VISIBLE_DEVICES= to test on the CPU.")
         return 2
     if device == "cuda":

@@ -60,7 +60,7 @@ step() {  # name, timeout, command...
   echo "== $name: rc=$rc wall=$(( $(date +%s) - t0 )) s (limit $limit s)"
 }
 SOO_ARGS=(-p scale "$SCALE" -p start_from None -p seeds "[0]" -p conditions '["soo_mse"]' -p sweep_layers "[]" -p sweep_lrs "[]")
-step convert 60 $PY -c "from soo import models; models.embedded_path()"
+step convert 60 $PY -c "from soo.llm import models; models.embedded_path()"
 # the dry runs' plans of both notebooks (what -p dry_run True writes), in one process
 step plans 60 $PY - "$SCALE" "$OUT/plans.json" <<'PY'
 import json, sys

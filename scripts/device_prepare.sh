@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 grep -qx '/.dev/' .git/info/exclude 2>/dev/null || { mkdir -p .git/info; echo '/.dev/' >> .git/info/exclude; }
 rm -rf .dev/a .dev/b && mkdir -p .dev/a .dev/b
-G="$($PY -c 'from soo import models; print(models.gguf_folder())')/SmolLM2-135M-Instruct.Q4_1.gguf"
+G="$($PY -c 'from soo.llm import models; print(models.gguf_folder())')/SmolLM2-135M-Instruct.Q4_1.gguf"
 head -c 46137344 "$G" > .dev/a/gguf.part0
 tail -c +46137345 "$G" > .dev/b/gguf.part1
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -216,13 +216,20 @@ def cache_key(key: Any) -> Any:
     return _jsonable(key, default=str)
 
 
-def is_cached(path: str | os.PathLike, key: Any) -> bool:
-    """True if ``path`` holds a :func:`cached` result computed with ``key``."""
+def written_with(path: str | os.PathLike, key: Any, *, field: str = "_key") -> bool:
+    """True if the JSON file ``path`` exists and its ``field`` holds ``key`` (compared as :func:`cache_key` stores
+    it): the one test of "was this result made with these settings", for the disk cache (:func:`is_cached`), a
+    trained LLM adapter's manifest and an RL run's training log alike."""
     path = Path(path)
     if not path.exists():
         return False
     stored = read_json(path)
-    return isinstance(stored, dict) and "_key" in stored and stored["_key"] == cache_key(key)
+    return isinstance(stored, dict) and field in stored and stored[field] == cache_key(key)
+
+
+def is_cached(path: str | os.PathLike, key: Any) -> bool:
+    """True if ``path`` holds a :func:`cached` result computed with ``key``."""
+    return written_with(path, key)
 
 
 def cached(path: str | os.PathLike, key: Any, compute: Callable[[], Any]) -> Any:
@@ -260,35 +267,35 @@ def torch_threads(n: int):
 
 
 def _call_with_threads(fn, threads: int, job):
-    import torch
-
-    torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    fn(job)
+    with torch_threads(threads):
+        fn(job)
     return time.perf_counter() - t0
 
 
-def run_parallel(fn: Callable[[Any], Any], jobs: Sequence, workers: int, *, label: Callable[[Any], str] = str,
-                 log: bool = True) -> None:
-    """The one process pool of the project: ``fn(job)`` for every job, for its side effects (each job writes its
-    own result files). With ``workers`` > 1 (capped at the jobs and the CPU count) the jobs run in that many
-    spawned processes, each with its share of the CPU's torch threads: small training steps use two one-thread
-    processes better than one process with two threads. ``fn`` must be a module-level function (it is pickled).
-    With one worker the jobs run here, one after another, with this process's threads. Prints one line per
-    finished job (``label(job)`` and its seconds) when ``log``."""
+def run_parallel(fn: Callable[[Any], Any], jobs: Sequence, workers: int, *, threads: int | None = None,
+                 label: Callable[[Any], str] = str, log: bool = True) -> None:
+    """The one process pool of the project, and the one place that sets torch's thread count for a job: ``fn(job)``
+    for every job, for its side effects (each job writes its own result files). With ``workers`` > 1 (capped at
+    the jobs and the CPU count) the jobs run in that many spawned processes, each with ``threads`` torch threads
+    (None: its share of the CPU's; small training steps use two one-thread processes better than one process with
+    two threads). ``fn`` must be a module-level function (it is pickled). With one worker the jobs run here, one
+    after another, with ``threads`` threads (None: this process's), and this process's count is restored after
+    each. Prints one line per finished job (``label(job)`` and its seconds) when ``log``."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     jobs = list(jobs)
     workers = max(1, min(int(workers), len(jobs), os.cpu_count() or 1))
     if workers == 1:
+        import torch
+
         for job in jobs:
-            t0 = time.perf_counter()
-            fn(job)
+            seconds = _call_with_threads(fn, torch.get_num_threads() if threads is None else threads, job)
             if log:
-                print(f"  {label(job)}: {time.perf_counter() - t0:.0f} s", flush=True)
+                print(f"  {label(job)}: {seconds:.0f} s", flush=True)
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, (os.cpu_count() or 1) // workers) if threads is None else threads
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
         futs = {ex.submit(_call_with_threads, fn, threads, job): job for job in jobs}
         for f in as_completed(futs):

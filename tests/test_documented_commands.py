@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from soo import models
+from soo.llm import models
 from soo.notebooks import page_commands, papermill_parameters
 from soo.utils import project_root
 

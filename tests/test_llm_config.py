@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from soo.llm import experiment as X
-from soo import models
+from soo.llm import models
 from soo.llm import plan as P
 from soo.llm.config import (MODEL_PRESETS, PRESETS, SWEEP_LR_MULTIPLES, llm_config, n_layers_of, preset_name,
                             sweep_layers_for)

@@ -8,8 +8,8 @@ import torch
 
 from soo.llm import evaluate as E
 from soo.llm import scoring
-from soo import models
-from soo.scenarios import burglar, perspectives, probe_pairs
+from soo.llm import models
+from soo.llm.scenarios import burglar, perspectives, probe_pairs
 
 MIXED = burglar(2) + perspectives(2) + burglar(1, order="mirrored", suffix="i_would")
 

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from soo import models
+from soo.llm import models
 from soo.llm import experiment as X
 from soo.llm import scoring
-from soo.llm.config import llm_config
-from soo.llm.evaluate import eval_ready
-from soo.llm.experiment import SooRun
+from soo.llm.config import SooRun, llm_config
+from soo.llm.evaluate import StartOutputs, eval_ready
 
 
 def test_soo_runs_parallel_equals_sequential_and_reads_back(tmp_path):
@@ -165,9 +164,9 @@ def test_one_copy_start_outputs_need_the_peft_model_and_the_same_batches(tmp_pat
     model, tok = load(sc, sc.model)
     cap = X.capability_set(model, tok, sc, tmp_path)
     with pytest.raises(ValueError, match="PEFT model"):
-        X.StartOutputs.record(model, tok, sc, cap)
+        StartOutputs.record(model, tok, sc, cap)
     tuned, tok = _tuned(sc.model, sc)
-    rec = X.StartOutputs.record(tuned, tok, sc, cap)
+    rec = StartOutputs.record(tuned, tok, sc, cap)
     assert len(rec.states) == -(-sc.n_capability // 8)  # one kept state per capability batch
     with pytest.raises(RuntimeError, match="not recorded"):
         rec(input_ids=torch.tensor([[1, 2, 3]]))

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from soo.llm import judge as E
-from soo.scenarios import mt_bench_questions, mt_bench_reference_answers
+from soo.llm.scenarios import mt_bench_questions, mt_bench_reference_answers
 
 
 @pytest.fixture()

@@ -2,11 +2,11 @@
 (checked on the models built on the meta device: no weights)."""
 import pytest
 
-from soo import models
+from soo.llm import models
 from soo.llm import experiment as X
 from soo.llm import plan as P
 from soo.llm.config import llm_config
-from soo.llm.experiment import SooRun
+from soo.llm.config import SooRun
 
 PAPER = ("mistral-7b-instruct-v0.2", "gemma-2-27b-it", "calmerys-78b-orpo-v0.1")
 NOTEBOOKS = ("llm_baseline", "llm_soo", "llm_generalization")

@@ -5,7 +5,7 @@ import pytest
 import pandas as pd
 
 from soo.llm.scoring import bootstrap_ci, classify, rate, seed_summary, summarize
-from soo.scenarios import paper_results
+from soo.llm.scenarios import paper_results
 
 
 @pytest.mark.parametrize("response, expected", [

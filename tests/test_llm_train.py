@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from soo import models
+from soo.llm import models
 from soo.llm import train as T
 from soo.llm.evaluate import score
-from soo.scenarios import burglar, soo_pairs
+from soo.llm.scenarios import burglar, soo_pairs
 from soo.llm.config import LLMTrainConfig
 from soo.llm.train import lora_model, objective_loss, tokenize_pairs
 

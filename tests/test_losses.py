@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from soo import models
+from soo.llm import models
 from soo.losses import soo_kl_logits, soo_mse
-from soo.scenarios import soo_pairs
+from soo.llm.scenarios import soo_pairs
 from soo.llm.config import LLMTrainConfig
 from soo.llm.train import objective_loss, tokenize_pairs
 

@@ -1,10 +1,10 @@
-"""soo.models: loading by name (offline), tiny architectures, 4-bit on CPU, module addressing."""
+"""soo.llm.models: loading by name (offline), tiny architectures, 4-bit on CPU, module addressing."""
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from soo import models
-from soo.models import ActivationSite, capture, module_at
+from soo.llm import models
+from soo.llm.models import ActivationSite, capture, module_at
 
 
 def _chat_ids(tok, text):
@@ -118,3 +118,12 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(models.ModelNotAvailableError, match="mistralai/Mistral-7B-Instruct-v0.2.*HF_HOME"):
         models.load("mistral-7b-instruct-v0.2")
+
+
+def test_one_layer_check_names_the_parameter_the_model_and_a_layer_it_has():
+    assert models.check_layer(-1, 30) == 29 and models.check_layer(5, None) == 5
+    with pytest.raises(ValueError, match=r"sweep_layers=40 \(a sweep layer\) is out of range for model 'm', which has "
+                                         r"30 layers \(valid: -30\.\.29.*`-p layer 18`"):
+        models.check_layer(40, 30, name="sweep_layers", model="m", source="a sweep layer")
+    with pytest.raises(ValueError, match=r"layer=1\.5 must be an integer"):
+        models.check_layer(1.5, None)

@@ -121,7 +121,7 @@ def test_bad_scale_and_notebook_fail_before_running(tmp_path):
 def paper_numbers() -> list[float]:
     """Every numeric value in ``soo/data/paper_results.json`` (the paper's and the official repository's; numbers
     inside its prose, such as model names, do not count)."""
-    from soo.scenarios import paper_results
+    from soo.llm.scenarios import paper_results
 
     out = []
 

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-import soo.scenarios as S
-from soo.scenarios import (SUFFIXES, VARIANTS, burglar, custom, organism_train, perspectives, probe_pairs,
+import soo.llm.scenarios as S
+from soo.llm.scenarios import (SUFFIXES, VARIANTS, burglar, custom, organism_train, perspectives, probe_pairs,
                            soo_pairs, variant)
 
 

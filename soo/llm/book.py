@@ -1,18 +1,24 @@
-"""What the LLM chapters of the book show: the paper-vs-ours tables and the values each page glues.
+"""What the LLM chapters of the book show: the pages' tables, the paper-vs-ours tables and the values each page glues.
 
 One ``glue_<notebook>`` per LLM notebook returns ``{name: value}`` for :func:`soo.notebooks.glue_values`: the
 numbers and the verdicts the page's sentences depend on (computed here, never typed into a page), and the
 comparison tables, whose paper and official-repository rows come from ``soo/data/paper_results.json``
 (``tests/test_notebooks.py`` checks every such number against it). Each table says how each row was measured
-(:data:`MEASURED_AS`, :data:`PAPER_WAY`): only rows measured alike are comparable. The steps that produce the
-inputs are in :mod:`soo.llm.experiment`.
+(:data:`MEASURED_AS`, :data:`PAPER_WAY`): only rows measured alike are comparable.
+
+The convention of both wings' ``book`` modules: a page's glue function takes the page's configuration and its
+steps' results (here the return values of :mod:`soo.llm.experiment`'s cached steps; in :mod:`soo.rl.book`, the
+folder they are read back from) and derives every table and value itself with this module's table functions,
+which the notebook calls to show the same tables; it never takes a value the notebook derived only to hand it
+back.
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from .. import models
-from .. import scenarios as S
+from . import models
+from . import scenarios as S
 from ..style import book_table
 from . import scoring
 from .experiment import CONTROLS, GENERALIZATION_CONDITIONS, Notebook
@@ -36,9 +42,69 @@ def paper_rows(rows, columns) -> pd.DataFrame:
     return paper[list(columns)]
 
 
+# ----------------------------------------------------------------------------- the pages' tables
+BASELINE_SETTINGS = {"generate": "generation", "generate_honesty": "generation + honesty prompt",
+                     "logprob": "log-prob", "logprob_honesty": "log-prob + honesty prompt"}
+"""The baseline's four scorings of the burglar scenarios, by their result file's name."""
+
+
+def baseline_table(runs: dict) -> pd.DataFrame:
+    """One row per scoring of :data:`BASELINE_SETTINGS` (index: its name): rates per order and their mean."""
+    return pd.DataFrame([scoring.deception_row(runs[k], setting=v) for k, v in BASELINE_SETTINGS.items()]).set_index("setting")
+
+
+def rates_by_order(named_runs: dict) -> pd.DataFrame:
+    """``{setting: records}`` as long rows (setting, order, rate, CI) for :func:`soo.llm.figures.plot_baseline_rates`."""
+    return pd.DataFrame([{"setting": k, "order": o, **scoring.summarize_orders(r)[o]}
+                         for k, r in named_runs.items() for o in S.ORDERS])
+
+
+def organism_table(runs: dict, before: dict) -> pd.DataFrame:
+    """Deceptive rates of the organism and (when llm_baseline ran) the base model, by method."""
+    rows = [scoring.deception_row(r, model="organism", method=m) for m, r in runs.items()]
+    rows += [scoring.deception_row(r, model="base", method=m) for m, r in before.items()]
+    return pd.DataFrame(rows).set_index(["model", "method"])
+
+
+def latent_table(results) -> pd.DataFrame:
+    """Latent SOO per (condition, layer, block), mean over seeds."""
+    lat = pd.DataFrame([{**x, "condition": r["condition"]} for r in results for x in r["latent_soo"]])
+    return lat.groupby(["condition", "layer", "block"], as_index=False)["mse"].mean()
+
+
+def generalization_long(runs) -> pd.DataFrame:
+    """One row per (condition, seed, variant): counterbalanced rate, per order, and the paper's way."""
+    return pd.DataFrame([{"condition": r["condition"], "seed": r["seed"], "variant": v, "rate": d["mean_of_orders"],
+                          "paper order": d["paper"]["rate"], "mirrored": d["mirrored"]["rate"],
+                          "paper way": r["generate_by_variant"][v]["rate"]}
+                         for r in runs for v, d in r["by_variant"].items()])
+
+
+def generalization_agg(long: pd.DataFrame) -> pd.DataFrame:
+    """Mean and population SD over seeds per (variant, condition); the SD is NaN where there is one seed."""
+    agg = long.groupby(["variant", "condition"], sort=False).agg(
+        rate=("rate", "mean"), sd=("rate", lambda v: np.std(v, ddof=0)), n_seeds=("rate", "size")).reset_index()
+    agg.loc[agg["n_seeds"] < 2, "sd"] = np.nan
+    return agg
+
+
+def generalization_avg7(long: pd.DataFrame) -> pd.DataFrame:
+    """The average over the seven main variants per condition (mean over seeds): counterbalanced and paper's way."""
+    seven = long[long["variant"].isin(S.VARIANTS[:7])].groupby(["condition", "seed"], dropna=False)[["rate", "paper way"]].mean()
+    return seven.groupby(level=0).mean()
+
+
 # ----------------------------------------------------------------------------- one function per page
-def glue_llm_baseline(nb: Notebook, table: pd.DataFrame, persp: dict, comparison) -> dict:
-    """The values the llm_baseline page glues: ``base_*``."""
+def perspectives_by_method(runs: dict) -> dict:
+    """Perspectives accuracy (%) of the baseline's ``runs`` (:func:`soo.llm.experiment.baseline_runs`) by scoring
+    method."""
+    return {m: scoring.perspectives_accuracy(runs[f"perspectives_{m}"]) for m in ("generate", "logprob")}
+
+
+def glue_llm_baseline(nb: Notebook, runs: dict) -> dict:
+    """The values the llm_baseline page glues: ``base_*``, from the page's step results ``runs``
+    (:func:`soo.llm.experiment.baseline_runs`)."""
+    table, persp = baseline_table(runs), perspectives_by_method(runs)
     g = table.loc["generation"]
     out = {f"base_{k}": float(v) for k, v in {
         "paper": g["paper order"], "mirrored": g["mirrored"], "mean": g["mean"], "first_room": g["first-room rate"],
@@ -51,7 +117,7 @@ def glue_llm_baseline(nb: Notebook, table: pd.DataFrame, persp: dict, comparison
                base_preference_verdict=scoring.preference_verdict(lo, hi))
     return {**out, "base_model": nb.cfg.model, "base_scale": nb.cfg.scale, "base_n": int(nb.cfg.n_eval),
             "base_tokens": int(nb.cfg.gen_tokens), "base_precision": nb.cfg.precision, "base_machine": models.machine(),
-            "base_comparison": comparison}
+            "base_comparison": baseline_comparison(nb, table)}
 
 
 def baseline_comparison(nb: Notebook, table: pd.DataFrame):
@@ -66,8 +132,11 @@ def baseline_comparison(nb: Notebook, table: pd.DataFrame):
     return book_table(pd.concat([paper_rows(S.paper_results()["llm_main_scenario"], cols), ours[cols]], ignore_index=True))
 
 
-def glue_llm_organism(nb: Notebook, table: pd.DataFrame, info: dict) -> dict:
-    """The values the llm_organism page glues: ``org_*``."""
+def glue_llm_organism(nb: Notebook, runs: dict, info: dict) -> dict:
+    """The values the llm_organism page glues: ``org_*``, from the page's step results: the organism's scores
+    ``runs`` (:func:`soo.llm.experiment.organism_runs`) and its training manifest ``info``
+    (:func:`soo.llm.experiment.organism_info`)."""
+    table = organism_table(runs, {})
     g, lp = table.loc[("organism", "generate")], table.loc[("organism", "logprob")]
     return {"org_gen_mean": float(g["mean"]), "org_gen_paper": float(g["paper order"]),
             "org_gen_mirrored": float(g["mirrored"]), "org_lp_mean": float(lp["mean"]),
@@ -129,9 +198,35 @@ def capability_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main:
     return book_table(pd.DataFrame(rows))
 
 
-def glue_llm_soo(nb: Notebook, base: dict, per_seed: pd.DataFrame, summary: pd.DataFrame, sweep: pd.DataFrame,
-                 lr_sweep: pd.DataFrame, conditions, main: str, comparison) -> dict:
-    """The values the llm_soo page glues: ``soo_*`` (per condition: ``soo_<condition>_<column>[_sd]``)."""
+def soo_conditions(runs: dict) -> list[str]:
+    """The conditions of the main runs of ``runs`` (:func:`soo.llm.experiment.run_jobs`), in their order."""
+    return list(dict.fromkeys(r["condition"] for r in runs["main"]))
+
+
+def main_condition(conditions) -> str:
+    """The condition compared with the paper: SOO (MSE) when it ran, else the first."""
+    return "soo_mse" if "soo_mse" in conditions else list(conditions)[0]
+
+
+def soo_tables(base: dict, runs: dict) -> dict[str, pd.DataFrame]:
+    """The llm_soo page's tables from its step results (the start model's ``base``, :func:`soo.llm.experiment.base_run`;
+    ``runs``, :func:`soo.llm.experiment.run_jobs`): ``per_seed`` (one row per run, the start model first),
+    ``summary`` (mean and SD over seeds per condition), ``layers`` and ``lrs`` (one row per sweep run)."""
+    per_seed = pd.DataFrame([scoring.result_row(r) for r in [base] + runs["main"]])
+    columns = list(scoring.result_row(base))
+    return {"per_seed": per_seed, "summary": scoring.seed_summary(per_seed),
+            "layers": pd.DataFrame([scoring.result_row(r) for r in runs["layers"]], columns=columns),
+            "lrs": pd.DataFrame([scoring.result_row(r) for r in runs["lrs"]], columns=columns)}
+
+
+def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
+    """The values the llm_soo page glues: ``soo_*`` (per condition: ``soo_<condition>_<column>[_sd]``), from the
+    page's step results: the start model's ``base`` (:func:`soo.llm.experiment.base_run`) and ``runs``
+    (:func:`soo.llm.experiment.run_jobs`)."""
+    tables, conditions = soo_tables(base, runs), soo_conditions(runs)
+    per_seed, summary, sweep, lr_sweep = (tables[k] for k in ("per_seed", "summary", "layers", "lrs"))
+    main = main_condition(conditions)
+    comparison = soo_comparison(nb, base, summary, main)
     sc, b = nb.cfg, scoring.result_row(base)
     out = {"soo_comparison": comparison, "soo_capability_comparison": capability_comparison(nb, base, summary, main),
            "soo_base_rate": float(b["mean"]),
@@ -213,8 +308,19 @@ def extended_comparison(nb: Notebook, agg: pd.DataFrame):
     return book_table(pd.DataFrame(rows).sort_values("scenario", kind="stable"))
 
 
-def glue_llm_generalization(nb: Notebook, agg: pd.DataFrame, avg: pd.DataFrame, comparison) -> dict:
-    """The values the llm_generalization page glues: ``gen_*``."""
+def generalization_tables(runs) -> dict[str, pd.DataFrame]:
+    """The llm_generalization page's tables from its step results ``runs``
+    (:func:`soo.llm.experiment.generalization_runs`): ``long`` (:func:`generalization_long`), ``agg``
+    (:func:`generalization_agg`) and ``avg7`` (:func:`generalization_avg7`)."""
+    long = generalization_long(runs)
+    return {"long": long, "agg": generalization_agg(long), "avg7": generalization_avg7(long)}
+
+
+def glue_llm_generalization(nb: Notebook, runs) -> dict:
+    """The values the llm_generalization page glues: ``gen_*``, from the page's step results ``runs``
+    (:func:`soo.llm.experiment.generalization_runs`)."""
+    tables = generalization_tables(runs)
+    agg, avg, comparison = tables["agg"], tables["avg7"], generalization_comparison(nb, tables["avg7"])
     out = {"gen_comparison": comparison, "gen_extended_comparison": extended_comparison(nb, agg)}
     repo = {r["scenario"].split(" ")[0]: r for r in S.paper_results()["llm_generalization"]["repo_mistral_kl_variant"]}
     th = next(r for r in S.paper_results()["llm_generalization"]["paper_extended"]

@@ -12,25 +12,27 @@ three layers, as nanoGPT's configs are, by :func:`llm_config`:
 3. the **overrides** ``layer``, ``lr``, ``seeds`` and ``precision``, the same for every notebook.
 
 ``precision="auto"`` computes in bf16 where the scale asks for it (``default``, ``full``: the paper's models ran in
-bf16) and this machine computes bf16 natively (:func:`soo.models.native_bf16`: a CUDA GPU, or a CPU with
+bf16) and this machine computes bf16 natively (:func:`soo.llm.models.native_bf16`: a CUDA GPU, or a CPU with
 AVX512-BF16 or AMX), and in fp32 elsewhere, where emulated bf16 is several times slower; the paper's three models
 always get bf16 (they need a GPU). The precision is part of every result's key and of the plan, and the book
 says which one it was built with: the two give different digits.
 
 ``start_from`` says what SOO fine-tunes: ``None`` the model itself (the paper), ``"organism"`` a deceptive model
-organism trained from it first (this project's default for the small offline models), or a folder.
-Nothing here loads weights; :func:`soo.llm.plan.plan` checks the configuration on the model built on the meta
+organism trained from it first (this project's default for the small offline models), or a folder. One run of
+``llm_soo`` (a condition, a seed and, for the sweeps, a layer or an lr) is a :class:`SooRun`, which names its
+folder and gives its training configuration. Nothing here loads weights; :func:`soo.llm.plan.plan` checks the configuration on the model built on the meta
 device (the dry run).
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import models
+from . import models
 from ..losses import POOLINGS
-from ..models import ActivationSite
+from .models import ActivationSite
 from ..utils import SCALES, as_ints, as_seeds, check_choice
 
 AUTO = "auto"
@@ -55,7 +57,7 @@ BASE_LABEL = "Before SOO"
 @dataclass(frozen=True)
 class LLMTrainConfig:
     model: str = models.EMBEDDED
-    """model name, Hugging Face id or local folder (see soo.models.load)"""
+    """model name, Hugging Face id or local folder (see soo.llm.models.load)"""
     objective: str = "soo_mse"
     """one of CONDITIONS"""
     layer: int = 18
@@ -122,7 +124,7 @@ class ModelPreset:
     soo: LLMTrainConfig
     """SOO fine-tuning settings: layer, module, LoRA, lr, epochs, batch, quantization"""
     suffix: str
-    """answer ending of every burglar prompt (a key of soo.scenarios.SUFFIXES): the paper's per model"""
+    """answer ending of every burglar prompt (a key of soo.llm.scenarios.SUFFIXES): the paper's per model"""
     start_from: str | None
     """what SOO fine-tunes by default: 'organism' or None (the released model, the paper)"""
     hf_id: str | None = None
@@ -166,7 +168,7 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
     "other": ModelPreset(_SMOLLM2, "i_would", None),
 }
 """What comes with each base model (the second layer of :func:`llm_config`)."""
-PAPER_DEPTH = 19 / 32
+PAPER_DEPTH = models.PAPER_DEPTH
 """Relative depth of the SOO layer for a model without a preset (the paper's Mistral layer)."""
 SWEEP_DEPTH_PARTS = 6
 """The full scale's layer sweep takes one layer in each sixth of the model's depth: the SOO layer in the sixth that
@@ -215,6 +217,8 @@ def architecture(model: str):
 
 
 def n_layers_of(model: str) -> int | None:
+    """The model's number of decoder layers from its config alone (:func:`architecture`, no weights loaded): what
+    every layer parameter is checked against before any compute; ``None`` when the config cannot be read here."""
     cfg = architecture(model)
     cfg = getattr(cfg, "text_config", None) or cfg
     return getattr(cfg, "num_hidden_layers", None)
@@ -247,7 +251,7 @@ class LLMConfig:
     scale: str
     """'smoke' (tests), 'default' (the book, CPU) or 'full' (the paper's protocol)"""
     model: str
-    """the base model: a name, Hugging Face id or folder (soo.models.load)"""
+    """the base model: a name, Hugging Face id or folder (soo.llm.models.load)"""
     n_eval: int
     """burglar scenarios per order (paper, mirrored) in the baseline and the organism's evaluation"""
     n_soo_eval: int
@@ -364,15 +368,6 @@ MODEL_RELATIVE_SWEEPS = ("full",)
 book's numbers were computed with."""
 
 
-def check_layer(layer: int, model: str, n_layers: int | None, source: str, name: str = "layer") -> int:
-    """``layer`` if the model has it, else a ``ValueError`` naming the parameter, the model's layer count and the fix."""
-    if n_layers is not None and not -n_layers <= layer < n_layers:
-        raise ValueError(f"{name}={layer} ({source}) is out of range for model {model!r}, which has {n_layers} layers "
-                         f"(valid: {-n_layers}..{n_layers - 1}, negative counts from the end). Pass a layer it has, "
-                         f"e.g. `-p layer {round(PAPER_DEPTH * n_layers)}` (the paper's relative depth).")
-    return layer
-
-
 def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=None, lr=None, seeds=None,
                precision: str = "auto") -> LLMConfig:
     """The validated configuration of ``scale`` for ``model`` (None: the scale's model), with the overrides.
@@ -415,7 +410,7 @@ def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=N
         from ..utils import as_positive_floats
 
         soo = replace(soo, lr=as_positive_floats("lr", [lr])[0])
-    check_layer(soo.layer, model, n_layers, source)
+    models.check_layer(soo.layer, n_layers, model=model, source=source)
     if start_from == AUTO:
         start_from = mp.start_from
     sc = replace(sc, model=model, soo=soo, organism=replace(sc.organism, model=model, bf16=sc.bf16),
@@ -426,3 +421,52 @@ def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=N
         seeds = as_seeds(seeds)
         sc = replace(sc, seeds=seeds, generalization_seeds=seeds[:len(sc.generalization_seeds)])
     return sc
+
+
+# ----------------------------------------------------------------------------- one run of llm_soo
+RUN_NAME = re.compile(r"(?P<condition>\w+?)__seed(?P<seed>-?\d+)(?:__layer(?P<layer>-?\d+))?"
+                       r"(?:__lr(?P<lr>[0-9.e+-]+))?")
+"""A SOO run's folder name (:attr:`SooRun.name`)."""
+
+
+@dataclass(frozen=True)
+class SooRun:
+    """One SOO fine-tuning run (or a control's): a condition and a seed, and for the sweeps a layer or a learning
+    rate (``None``: the configuration's; a value equal to it is the main run, so it is stored as ``None``)."""
+
+    condition: str
+    seed: int
+    layer: int | None = None
+    lr: float | None = None
+
+    def __post_init__(self):
+        check_choice("condition", self.condition, tuple(CONDITIONS))
+        if self.lr is not None and not float(self.lr) > 0:
+            raise ValueError(f"lr={self.lr!r} must be > 0")
+
+    @property
+    def name(self) -> str:
+        """The run folder's name: ``soo_mse__seed0``, ``soo_mse__seed0__layer6``, ``soo_mse__seed0__lr0.001``."""
+        return (f"{self.condition}__seed{self.seed}" + ("" if self.layer is None else f"__layer{self.layer}")
+                + ("" if self.lr is None else f"__lr{self.lr:g}"))
+
+    @classmethod
+    def from_name(cls, name: str) -> "SooRun | None":
+        """The run a folder name (:attr:`name`) stands for; ``None`` for a name that is not a SOO run's (e.g.
+        ``"organism"``). The lr is as precise as the name (6 significant digits)."""
+        m = RUN_NAME.fullmatch(str(name))
+        if m is None or m["condition"] not in CONDITIONS:
+            return None
+        return cls(m["condition"], int(m["seed"]), None if m["layer"] is None else int(m["layer"]),
+                   None if m["lr"] is None else float(m["lr"]))
+
+    def resolved(self, sc: LLMConfig) -> "SooRun":
+        """The same run with a layer / lr equal to the configuration's written as ``None`` (it is the main run)."""
+        layer = None if self.layer is None or int(self.layer) == sc.soo.layer else int(self.layer)
+        lr = None if self.lr is None or float(self.lr) == sc.soo.lr else float(self.lr)
+        return SooRun(self.condition, int(self.seed), layer, lr)
+
+    def config(self, sc: LLMConfig, model_path):
+        """The training configuration of this run."""
+        return replace(sc.soo, model=str(model_path), objective=self.condition, seed=int(self.seed),
+                       layer=sc.soo.layer if self.layer is None else self.layer, lr=sc.soo.lr if self.lr is None else self.lr)

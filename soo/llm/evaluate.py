@@ -1,5 +1,6 @@
 """Model-based evaluation: greedy generation, log-prob scoring of the two rooms, latent SOO (self/other
-activation MSE per layer) and offline capability (KL, perplexity on MT-Bench answers).
+activation MSE per layer) and offline capability (KL, perplexity on MT-Bench answers), with the start model's
+outputs for the capability check read from the same copy of the weights (:class:`StartOutputs`).
 
 Everything here runs a model on prompts and returns records or numbers; turning records into labels and rates
 is :mod:`soo.llm.scoring`'s job (pure), and nothing is written to disk here (:mod:`soo.llm.experiment` caches).
@@ -11,14 +12,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .. import models
+from . import models
 from ..utils import check_choice
 from .scoring import classify
 
 
 # ----------------------------------------------------------------------------- the model as it is evaluated
 def load(sc, name, *, quantization: str | None = None):
-    """``soo.models.load`` in the weights dtype of ``sc`` (an :class:`soo.llm.config.LLMConfig`): ``(model, tok)``."""
+    """``soo.llm.models.load`` in the weights dtype of ``sc`` (an :class:`soo.llm.config.LLMConfig`): ``(model, tok)``."""
     return models.load(str(name), dtype=sc.dtype, quantization=quantization)
 
 
@@ -66,7 +67,7 @@ def generate(model, tok, prompts: Sequence[str], *, max_new_tokens: int = 48, ch
     similar length share a batch."""
     from tqdm.auto import tqdm
 
-    from ..models import input_device
+    from .models import input_device
 
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be >= 1")
@@ -93,7 +94,7 @@ def generate_loop(model, tok, prompts: Sequence[str], *, max_new_tokens: int = 4
                   pad_to: int = 128) -> list[str]:
     """The official repo's method: one ``generate`` call per prompt, padded to ``pad_to`` tokens
     (kept for the benchmark that measures what batching and log-prob scoring save)."""
-    from ..models import input_device
+    from .models import input_device
 
     dev, out = input_device(model), []
     side, tok.padding_side = tok.padding_side, "left"
@@ -141,7 +142,7 @@ def room_logprobs(model, tok, scenarios, *, chat_template: bool = True, batch_si
     has in its own unpadded sequence. Equal to scoring the full sequences one by one (tested)."""
     from tqdm.auto import tqdm
 
-    from ..models import input_device
+    from .models import input_device
 
     dev, pad = input_device(model), tok.pad_token_id
     scenarios = list(scenarios)
@@ -201,7 +202,7 @@ def room_logprobs(model, tok, scenarios, *, chat_template: bool = True, batch_si
 @torch.no_grad()
 def room_logprobs_naive(model, tok, scenarios, *, chat_template: bool = True) -> np.ndarray:
     """Reference for :func:`room_logprobs`: each full (context + room) sequence scored alone."""
-    from ..models import input_device
+    from .models import input_device
 
     dev, out = input_device(model), []
     for s in scenarios:
@@ -263,7 +264,7 @@ def latent_soo(model, tok, pairs, *, layers=None, modules=("self_attn.o_proj", "
     outputs of ``self_attn.o_proj`` (attention) and ``mlp.down_proj`` (MLP) include any LoRA
     delta upstream. Returns one record per (layer, module): mean MSE over pairs (lower = more overlap).
     """
-    from ..models import ActivationSite, normalize_layer, num_layers
+    from .models import ActivationSite, normalize_layer, num_layers
 
     if not pairs:
         raise ValueError("pairs is empty")
@@ -290,7 +291,7 @@ def capability(model, tok, questions: Sequence[str], answers: Sequence[str], *, 
     perplexity on the base model's own greedy answers. ``base``: a separate base model; if
     ``None`` the model must be a PEFT model and its adapter is disabled to get the base.
     """
-    from ..models import input_device
+    from .models import input_device
 
     if len(questions) != len(answers) or not questions:
         raise ValueError("questions and answers must be non-empty and of equal length")
@@ -329,3 +330,122 @@ def capability(model, tok, questions: Sequence[str], answers: Sequence[str], *, 
         nll_sum += nll[m].sum().item()
         n_tok += m.sum().item()
     return {"kl": kl_sum / n_tok, "perplexity": float(np.exp(nll_sum / n_tok)), "n_tokens": int(n_tok)}
+
+
+# ----------------------------------------------------------------------------- the start model, from the same weights
+class StartOutputs:
+    """The start model's outputs on the capability check's batches, read from the one loaded copy of the weights.
+
+    A SOO run is evaluated merged (:func:`soo.llm.evaluate.eval_ready` adds the LoRA delta to the base weights in
+    place), and its capability check compares it with the start model, whose weights the merge overwrote.
+    :meth:`record` runs the start model before the merge (the PEFT model with its adapter disabled: the base
+    weights, untouched by LoRA) through :func:`soo.llm.evaluate.capability`'s batches and keeps, per batch, the
+    decoder's last hidden state (on the CPU: tokens x hidden size per text, not the logits). Called afterwards with
+    a recorded batch's inputs, the object returns the start model's output: the model's forward runs with the
+    decoder replaced by the kept state, so only the output head runs. Neither LoRA nor the merge touches the
+    output head, so the logits are the ones a separately loaded start model gives, bit for bit, with one copy of
+    the weights and about the same compute (the decoder runs once per batch for the start model either way).
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.states: dict = {}
+
+    @staticmethod
+    def key(input_ids) -> tuple:
+        """What identifies a batch: its token ids (with their padding)."""
+        return tuple(input_ids.shape), input_ids.detach().cpu().numpy().tobytes()
+
+    @staticmethod
+    def decoder(model):
+        """The module whose first output is the last hidden state the output head reads."""
+        from peft import PeftModel
+
+        inner = model.get_base_model() if isinstance(model, PeftModel) else model
+        return inner.get_decoder()
+
+    @staticmethod
+    def cast_start(model, sc) -> None:
+        """Give the start model, in place, the dtype :func:`soo.llm.evaluate.eval_ready` gives a separately loaded
+        one (every floating tensor in ``sc.dtype``; 4- and 8-bit bases are left as they are), without touching the
+        adapter: the tensors loading left in another dtype (rotary frequencies) are cast now, as eval_ready casts
+        them after the merge anyway. The weights LoRA merges into are already in ``sc.dtype`` (loaded so); a
+        ``RuntimeError`` says so if not, since casting them before the merge would change the merged model."""
+        from peft.tuners.lora import LoraLayer
+
+        inner = model.get_base_model()
+        if sc.dtype is None or getattr(inner, "is_loaded_in_4bit", False) or getattr(inner, "is_loaded_in_8bit", False):
+            return
+        merged_into = {id(m.get_base_layer().weight) for m in inner.modules() if isinstance(m, LoraLayer)}
+        for name, mod in inner.named_modules():
+            if any(part.startswith("lora_") for part in name.split(".")):
+                continue  # the adapter stays as trained (fp32)
+            for k, p in mod.named_parameters(recurse=False):
+                if p.is_floating_point() and p.dtype != sc.dtype:
+                    if id(p) in merged_into:
+                        raise RuntimeError(f"{name}.{k} is {p.dtype}, not {sc.dtype}: the one-copy capability check "
+                                           "needs the weights LoRA merges into loaded in the evaluation dtype")
+                    p.data = p.data.to(sc.dtype)
+            for k, b in mod.named_buffers(recurse=False):
+                if b.is_floating_point() and b.dtype != sc.dtype:
+                    setattr(mod, k, b.to(sc.dtype))
+
+    @classmethod
+    def record(cls, model, tok, sc, cap: dict) -> "StartOutputs":
+        """Run the start model on the capability texts of ``cap``: ``model`` is the trained PEFT model, before
+        :func:`soo.llm.evaluate.eval_ready`; its adapter is disabled for the pass."""
+        from peft import PeftModel
+        from peft.tuners.lora import LoraLayer
+
+        if not isinstance(model, PeftModel):
+            raise ValueError(f"model: StartOutputs.record needs the PEFT model of a SOO run, not a "
+                             f"{type(model).__name__}")
+        inner = model.get_base_model()
+        if any(isinstance(m, LoraLayer) for m in (inner.get_input_embeddings(), inner.get_output_embeddings())):
+            raise ValueError("target_modules: LoRA on the embeddings or the output head would merge into the weights "
+                             "the start model's outputs are read back through; target the decoder layers' modules")
+        cls.cast_start(model, sc)
+        rec = cls(model)
+        last: list = [None, None]  # the last batch's key and output
+        kept: dict = {}
+
+        def keep(mod, args, out) -> None:  # returns None: the decoder's output goes on unchanged
+            kept["h"] = out[0]
+
+        def run(**inputs):  # called twice per batch by capability (as the model and as its base): runs once
+            k = cls.key(inputs["input_ids"])
+            if last[0] != k:
+                last[:] = [None, None]  # the previous batch's logits go before the next are computed
+                hook = cls.decoder(model).register_forward_hook(keep)
+                try:
+                    last[:] = [k, model(**inputs)]
+                finally:
+                    hook.remove()
+                h = kept.pop("h")
+                rec.states[k] = (h.detach().to("cpu", copy=True), h.device)
+            return last[1]
+
+        run.get_input_embeddings = model.get_input_embeddings  # what capability reads the input device from
+        with model.disable_adapter(), models.autocast(sc.bf16):
+            capability(run, tok, cap["questions"], cap["answers"], base=run)
+        return rec
+
+    def __call__(self, **inputs):
+        """The start model's output on a recorded batch, through ``self.model`` (set to the evaluated model: the
+        same weights, now merged)."""
+        from transformers.modeling_outputs import BaseModelOutputWithPast
+
+        k = self.key(inputs["input_ids"])
+        if k not in self.states:
+            raise RuntimeError("StartOutputs: this batch was not recorded; record() must see the same capability texts")
+        h, device = self.states[k]
+        dec = self.decoder(self.model)
+        own = dec.__dict__.get("forward")  # a forward set on the instance (e.g. by accelerate) is put back after
+        dec.forward = lambda *args, **kwargs: BaseModelOutputWithPast(last_hidden_state=h.to(device))
+        try:
+            return self.model(**inputs)
+        finally:
+            if own is None:
+                del dec.forward
+            else:
+                dec.forward = own

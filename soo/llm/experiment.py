@@ -3,40 +3,33 @@
 A step (the baseline scores, the organism, a SOO run, a generalization run, MT-Bench judging) computes once and
 writes its result atomically under ``<out_dir>/<scale>/<notebook>/`` through :func:`soo.utils.cached`, keyed by
 the settings that produced it; the next run reads it back (a finished SOO run is never trained twice). A SOO run
-is a :class:`SooRun` (condition, seed and, for the sweeps, layer or lr) with a ``.name``; runs train in
-:func:`soo.utils.run_parallel`'s processes on CPU. :func:`setup` is the one setup call of every LLM notebook; what
-each page glues and its paper-vs-ours tables are in :mod:`soo.llm.book`. This module holds no scoring rule
+is a :class:`soo.llm.config.SooRun` (condition, seed and, for the sweeps, layer or lr) with a ``.name``; runs train
+in :func:`soo.utils.run_parallel`'s processes on CPU. :func:`setup` is the one setup call of every LLM notebook;
+the pages' tables, what each page glues and its paper-vs-ours tables are in :mod:`soo.llm.book`. This module holds no scoring rule
 (:mod:`soo.llm.scoring`), no forward pass (:mod:`soo.llm.evaluate`), no training loop (:mod:`soo.llm.train`) and
 no setting (:mod:`soo.llm.config`).
 """
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from .. import models
-from .. import scenarios as S
+from . import models
+from . import scenarios as S
 from ..style import save_figure, style
 from ..utils import (as_choices, as_ints, as_positive_floats, atomic_directory, cached, check_choice, figure_dir,
                      is_cached, read_json, read_value, run_parallel)
 from . import evaluate as E
 from . import scoring
-from .config import CONDITIONS, ORGANISM, LLMConfig, check_layer, llm_config, n_layers_of
-from .evaluate import eval_ready, load
+from .config import CONDITIONS, ORGANISM, LLMConfig, SooRun, llm_config, n_layers_of
+from .evaluate import StartOutputs, eval_ready, load
 from .plan import dry_run as _dry_run
 from .train import is_finished, load_trained, train, train_sft
 
 CONTROLS = tuple(c for c in CONDITIONS if c != "soo_mse")
 """The conditions SOO (MSE) is compared with."""
-_RUN_NAME = re.compile(r"(?P<condition>\w+?)__seed(?P<seed>-?\d+)(?:__layer(?P<layer>-?\d+))?"
-                       r"(?:__lr(?P<lr>[0-9.e+-]+))?")
-"""A SOO run's folder name (:attr:`SooRun.name`)."""
 
 
 def eval_key(sc: LLMConfig, **extra) -> dict:
@@ -115,11 +108,6 @@ def score(model, tok, sc: LLMConfig, scenarios, method="logprob"):
         return E.score(model, tok, scenarios, method=method, max_new_tokens=sc.gen_tokens, batch_size=sc.batch_size)
 
 
-BASELINE_SETTINGS = {"generate": "generation", "generate_honesty": "generation + honesty prompt",
-                     "logprob": "log-prob", "logprob_honesty": "log-prob + honesty prompt"}
-"""The baseline's four scorings of the burglar scenarios, by their result file's name."""
-
-
 def baseline_runs(model, tok, sc: LLMConfig, run_dir) -> dict:
     """Deceptive rate by generation and by log-prob, with and without the honesty prompt,
     plus Perspectives accuracy: ``{key: records}``, each cached in ``run_dir``."""
@@ -134,17 +122,6 @@ def baseline_runs(model, tok, sc: LLMConfig, run_dir) -> dict:
             Path(run_dir) / f"perspectives_{method}.json", eval_key(sc, method=method, n_perspectives=sc.n_perspectives, **gen),
             lambda: score(model, tok, sc, perspectives_both_orders(sc), method))
     return out
-
-
-def baseline_table(runs: dict) -> pd.DataFrame:
-    """One row per scoring of :data:`BASELINE_SETTINGS` (index: its name): rates per order and their mean."""
-    return pd.DataFrame([scoring.deception_row(runs[k], setting=v) for k, v in BASELINE_SETTINGS.items()]).set_index("setting")
-
-
-def rates_by_order(named_runs: dict) -> pd.DataFrame:
-    """``{setting: records}`` as long rows (setting, order, rate, CI) for :func:`soo.llm.figures.plot_baseline_rates`."""
-    return pd.DataFrame([{"setting": k, "order": o, **scoring.summarize_orders(r)[o]}
-                         for k, r in named_runs.items() for o in S.ORDERS])
 
 
 # ----------------------------------------------------------------------------- the organism
@@ -197,13 +174,6 @@ def organism_runs(org, tok, sc: LLMConfig, run_dir, organism_path) -> dict:
             for m in ("logprob", "generate")}
 
 
-def organism_table(runs: dict, before: dict) -> pd.DataFrame:
-    """Deceptive rates of the organism and (when llm_baseline ran) the base model, by method."""
-    rows = [scoring.deception_row(r, model="organism", method=m) for m, r in runs.items()]
-    rows += [scoring.deception_row(r, model="base", method=m) for m, r in before.items()]
-    return pd.DataFrame(rows).set_index(["model", "method"])
-
-
 # ----------------------------------------------------------------------------- SOO runs
 def capability_set(base_model, tok, sc: LLMConfig, run_dir) -> dict:
     """MT-Bench first-turn questions and the base model's own greedy answers (cached)."""
@@ -214,124 +184,6 @@ def capability_set(base_model, tok, sc: LLMConfig, run_dir) -> dict:
         return {"questions": qs, "answers": ans}
     return cached(Path(run_dir) / "capability_set.json", {"n": sc.n_capability, "tokens": sc.capability_tokens,
                                                            "bf16": sc.bf16}, compute)
-
-
-class StartOutputs:
-    """The start model's outputs on the capability check's batches, read from the one loaded copy of the weights.
-
-    A SOO run is evaluated merged (:func:`soo.llm.evaluate.eval_ready` adds the LoRA delta to the base weights in
-    place), and its capability check compares it with the start model, whose weights the merge overwrote.
-    :meth:`record` runs the start model before the merge (the PEFT model with its adapter disabled: the base
-    weights, untouched by LoRA) through :func:`soo.llm.evaluate.capability`'s batches and keeps, per batch, the
-    decoder's last hidden state (on the CPU: tokens x hidden size per text, not the logits). Called afterwards with
-    a recorded batch's inputs, the object returns the start model's output: the model's forward runs with the
-    decoder replaced by the kept state, so only the output head runs. Neither LoRA nor the merge touches the
-    output head, so the logits are the ones a separately loaded start model gives, bit for bit, with one copy of
-    the weights and about the same compute (the decoder runs once per batch for the start model either way).
-    """
-
-    def __init__(self, model):
-        self.model = model
-        self.states: dict = {}
-
-    @staticmethod
-    def key(input_ids) -> tuple:
-        """What identifies a batch: its token ids (with their padding)."""
-        return tuple(input_ids.shape), input_ids.detach().cpu().numpy().tobytes()
-
-    @staticmethod
-    def decoder(model):
-        """The module whose first output is the last hidden state the output head reads."""
-        from peft import PeftModel
-
-        inner = model.get_base_model() if isinstance(model, PeftModel) else model
-        return inner.get_decoder()
-
-    @staticmethod
-    def cast_start(model, sc: LLMConfig) -> None:
-        """Give the start model, in place, the dtype :func:`soo.llm.evaluate.eval_ready` gives a separately loaded
-        one (every floating tensor in ``sc.dtype``; 4- and 8-bit bases are left as they are), without touching the
-        adapter: the tensors loading left in another dtype (rotary frequencies) are cast now, as eval_ready casts
-        them after the merge anyway. The weights LoRA merges into are already in ``sc.dtype`` (loaded so); a
-        ``RuntimeError`` says so if not, since casting them before the merge would change the merged model."""
-        from peft.tuners.lora import LoraLayer
-
-        inner = model.get_base_model()
-        if sc.dtype is None or getattr(inner, "is_loaded_in_4bit", False) or getattr(inner, "is_loaded_in_8bit", False):
-            return
-        merged_into = {id(m.get_base_layer().weight) for m in inner.modules() if isinstance(m, LoraLayer)}
-        for name, mod in inner.named_modules():
-            if any(part.startswith("lora_") for part in name.split(".")):
-                continue  # the adapter stays as trained (fp32)
-            for k, p in mod.named_parameters(recurse=False):
-                if p.is_floating_point() and p.dtype != sc.dtype:
-                    if id(p) in merged_into:
-                        raise RuntimeError(f"{name}.{k} is {p.dtype}, not {sc.dtype}: the one-copy capability check "
-                                           "needs the weights LoRA merges into loaded in the evaluation dtype")
-                    p.data = p.data.to(sc.dtype)
-            for k, b in mod.named_buffers(recurse=False):
-                if b.is_floating_point() and b.dtype != sc.dtype:
-                    setattr(mod, k, b.to(sc.dtype))
-
-    @classmethod
-    def record(cls, model, tok, sc: LLMConfig, cap: dict) -> "StartOutputs":
-        """Run the start model on the capability texts of ``cap``: ``model`` is the trained PEFT model, before
-        :func:`soo.llm.evaluate.eval_ready`; its adapter is disabled for the pass."""
-        from peft import PeftModel
-        from peft.tuners.lora import LoraLayer
-
-        if not isinstance(model, PeftModel):
-            raise ValueError(f"model: StartOutputs.record needs the PEFT model of a SOO run, not a "
-                             f"{type(model).__name__}")
-        inner = model.get_base_model()
-        if any(isinstance(m, LoraLayer) for m in (inner.get_input_embeddings(), inner.get_output_embeddings())):
-            raise ValueError("target_modules: LoRA on the embeddings or the output head would merge into the weights "
-                             "the start model's outputs are read back through; target the decoder layers' modules")
-        cls.cast_start(model, sc)
-        rec = cls(model)
-        last: list = [None, None]  # the last batch's key and output
-        kept: dict = {}
-
-        def keep(mod, args, out) -> None:  # returns None: the decoder's output goes on unchanged
-            kept["h"] = out[0]
-
-        def run(**inputs):  # called twice per batch by capability (as the model and as its base): runs once
-            k = cls.key(inputs["input_ids"])
-            if last[0] != k:
-                last[:] = [None, None]  # the previous batch's logits go before the next are computed
-                hook = cls.decoder(model).register_forward_hook(keep)
-                try:
-                    last[:] = [k, model(**inputs)]
-                finally:
-                    hook.remove()
-                h = kept.pop("h")
-                rec.states[k] = (h.detach().to("cpu", copy=True), h.device)
-            return last[1]
-
-        run.get_input_embeddings = model.get_input_embeddings  # what capability reads the input device from
-        with model.disable_adapter(), models.autocast(sc.bf16):
-            E.capability(run, tok, cap["questions"], cap["answers"], base=run)
-        return rec
-
-    def __call__(self, **inputs):
-        """The start model's output on a recorded batch, through ``self.model`` (set to the evaluated model: the
-        same weights, now merged)."""
-        from transformers.modeling_outputs import BaseModelOutputWithPast
-
-        k = self.key(inputs["input_ids"])
-        if k not in self.states:
-            raise RuntimeError("StartOutputs: this batch was not recorded; record() must see the same capability texts")
-        h, device = self.states[k]
-        dec = self.decoder(self.model)
-        own = dec.__dict__.get("forward")  # a forward set on the instance (e.g. by accelerate) is put back after
-        dec.forward = lambda *args, **kwargs: BaseModelOutputWithPast(last_hidden_state=h.to(device))
-        try:
-            return self.model(**inputs)
-        finally:
-            if own is None:
-                del dec.forward
-            else:
-                dec.forward = own
 
 
 def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base=None) -> dict:
@@ -380,49 +232,6 @@ def base_run(model_path, sc: LLMConfig, run_dir) -> dict:
         res["capability"] = {"kl": 0.0, **{k: v for k, v in res["capability"].items() if k != "kl"}}
         return res
     return cached(Path(run_dir) / "base" / "result.json", _run_key(sc, model_path), compute)
-
-
-@dataclass(frozen=True)
-class SooRun:
-    """One SOO fine-tuning run (or a control's): a condition and a seed, and for the sweeps a layer or a learning
-    rate (``None``: the configuration's; a value equal to it is the main run, so it is stored as ``None``)."""
-
-    condition: str
-    seed: int
-    layer: int | None = None
-    lr: float | None = None
-
-    def __post_init__(self):
-        check_choice("condition", self.condition, tuple(CONDITIONS))
-        if self.lr is not None and not float(self.lr) > 0:
-            raise ValueError(f"lr={self.lr!r} must be > 0")
-
-    @property
-    def name(self) -> str:
-        """The run folder's name: ``soo_mse__seed0``, ``soo_mse__seed0__layer6``, ``soo_mse__seed0__lr0.001``."""
-        return (f"{self.condition}__seed{self.seed}" + ("" if self.layer is None else f"__layer{self.layer}")
-                + ("" if self.lr is None else f"__lr{self.lr:g}"))
-
-    @classmethod
-    def from_name(cls, name: str) -> "SooRun | None":
-        """The run a folder name (:attr:`name`) stands for; ``None`` for a name that is not a SOO run's (e.g.
-        ``"organism"``). The lr is as precise as the name (6 significant digits)."""
-        m = _RUN_NAME.fullmatch(str(name))
-        if m is None or m["condition"] not in CONDITIONS:
-            return None
-        return cls(m["condition"], int(m["seed"]), None if m["layer"] is None else int(m["layer"]),
-                   None if m["lr"] is None else float(m["lr"]))
-
-    def resolved(self, sc: LLMConfig) -> "SooRun":
-        """The same run with a layer / lr equal to the configuration's written as ``None`` (it is the main run)."""
-        layer = None if self.layer is None or int(self.layer) == sc.soo.layer else int(self.layer)
-        lr = None if self.lr is None or float(self.lr) == sc.soo.lr else float(self.lr)
-        return SooRun(self.condition, int(self.seed), layer, lr)
-
-    def config(self, sc: LLMConfig, model_path):
-        """The training configuration of this run."""
-        return replace(sc.soo, model=str(model_path), objective=self.condition, seed=int(self.seed),
-                       layer=sc.soo.layer if self.layer is None else self.layer, lr=sc.soo.lr if self.lr is None else self.lr)
 
 
 def _soo_spec(model_path, sc: LLMConfig, run_dir, run: SooRun):
@@ -476,10 +285,9 @@ def soo_runs(model_path, sc: LLMConfig, run_dir, runs, *, workers: int | None = 
     import torch
 
     specs = [_soo_spec(model_path, sc, run_dir, r) for r in runs]  # validates every run first
-    n_layers = models.layer_count(model_path)
-    if n_layers is not None:
-        for _, cfg, _, _ in specs:
-            models.check_layer(cfg.layer, n_layers)
+    n_layers = n_layers_of(str(model_path))
+    for _, cfg, _, _ in specs:
+        models.check_layer(cfg.layer, n_layers, model=model_path)
     todo = list({rdir: run for run, _, rdir, key in specs if not is_cached(rdir / "result.json", key)}.values())
     workers = 1 if torch.cuda.is_available() else (workers or sc.workers)
     if todo:
@@ -499,7 +307,7 @@ def soo_jobs(sc: LLMConfig, conditions=None, sweep_layers=None, sweep_lrs=None) 
     sweep_lrs = as_positive_floats("sweep_lrs", sc.sweep_lrs if sweep_lrs is None else sweep_lrs)
     n_layers = n_layers_of(sc.model)
     for L in layers:
-        check_layer(L, sc.model, n_layers, "a sweep layer", name="sweep_layers")
+        models.check_layer(L, n_layers, name="sweep_layers", model=sc.model, source="a sweep layer")
     seed0 = sc.seeds[0]
     lrs = sorted({sc.soo.lr, *sweep_lrs}) if sweep_lrs else []
     return {"main": [SooRun(c, s) for c in conditions for s in sc.seeds],
@@ -519,12 +327,6 @@ def run_jobs(model_path, sc: LLMConfig, run_dir, jobs: dict[str, list[SooRun]], 
     for name, group in jobs.items():
         res[name], out = out[:len(group)], out[len(group):]
     return res
-
-
-def latent_table(results) -> pd.DataFrame:
-    """Latent SOO per (condition, layer, block), mean over seeds."""
-    lat = pd.DataFrame([{**x, "condition": r["condition"]} for r in results for x in r["latent_soo"]])
-    return lat.groupby(["condition", "layer", "block"], as_index=False)["mse"].mean()
 
 
 # ----------------------------------------------------------------------------- generalization
@@ -564,28 +366,6 @@ def generalization_runs(nb: Notebook, start) -> list[dict]:
     return ([generalization_run(start, sc, nb.run_dir, soo_dir, "base", None)]
             + [generalization_run(start, sc, nb.run_dir, soo_dir, c, s) for c in GENERALIZATION_CONDITIONS
                for s in sc.generalization_seeds])
-
-
-def generalization_long(runs) -> pd.DataFrame:
-    """One row per (condition, seed, variant): counterbalanced rate, per order, and the paper's way."""
-    return pd.DataFrame([{"condition": r["condition"], "seed": r["seed"], "variant": v, "rate": d["mean_of_orders"],
-                          "paper order": d["paper"]["rate"], "mirrored": d["mirrored"]["rate"],
-                          "paper way": r["generate_by_variant"][v]["rate"]}
-                         for r in runs for v, d in r["by_variant"].items()])
-
-
-def generalization_agg(long: pd.DataFrame) -> pd.DataFrame:
-    """Mean and population SD over seeds per (variant, condition); the SD is NaN where there is one seed."""
-    agg = long.groupby(["variant", "condition"], sort=False).agg(
-        rate=("rate", "mean"), sd=("rate", lambda v: np.std(v, ddof=0)), n_seeds=("rate", "size")).reset_index()
-    agg.loc[agg["n_seeds"] < 2, "sd"] = np.nan
-    return agg
-
-
-def generalization_avg7(long: pd.DataFrame) -> pd.DataFrame:
-    """The average over the seven main variants per condition (mean over seeds): counterbalanced and paper's way."""
-    seven = long[long["variant"].isin(S.VARIANTS[:7])].groupby(["condition", "seed"], dropna=False)[["rate", "paper way"]].mean()
-    return seven.groupby(level=0).mean()
 
 
 # ----------------------------------------------------------------------------- MT-Bench judging (optional)

@@ -16,7 +16,7 @@ _RATING = (re.compile(r"\[\[(\d+\.?\d*)\]\]"), re.compile(r"\[(\d+\.?\d*)\]"))
 def judge_messages(question: dict, answer: str) -> list[dict]:
     """FastChat's single-answer grading prompt for one first-turn answer (``single-v1``, or
     ``single-math-v1`` with the reference answer for math, reasoning and coding)."""
-    from ..scenarios import mt_bench_judge_prompts, mt_bench_reference_answers
+    from .scenarios import mt_bench_judge_prompts, mt_bench_reference_answers
 
     kw = {"question": question["turns"][0], "answer": answer}
     if question["category"] in NEED_REFERENCE:
@@ -85,7 +85,7 @@ def judge_mt_bench(answers: dict, *, base_url: str, model: str, api_key_env: str
                          "'https://api.openai.com/v1'")
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model={model!r}: name the judge model, e.g. 'gpt-4'")
-    from ..scenarios import mt_bench_questions
+    from .scenarios import mt_bench_questions
 
     questions = {q["question_id"]: q for q in mt_bench_questions()}
     unknown = sorted(set(answers) - set(questions))

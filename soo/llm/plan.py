@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..utils import atomic_write_json
-from .config import LLMConfig, MODEL_PRESETS, architecture, n_layers_of
+from .config import LLMConfig, MODEL_PRESETS, SooRun, architecture, n_layers_of
 
 GIB = 2 ** 30
 TOKENS = {"soo_pair": 48, "burglar_prompt": 160, "capability_answer_extra": 32}
@@ -64,7 +64,7 @@ def meta_checks(cfg: LLMConfig) -> dict:
     from peft import LoraConfig, get_peft_model
     from torch import nn
 
-    from .. import models
+    from . import models
 
     m = meta_model(cfg.model)
     if m is None:
@@ -147,8 +147,6 @@ def planned_sweeps(cfg: LLMConfig, runs) -> dict:
     """The sweeps among ``runs`` (run names): ``sweep_layers``, the layers of the layer-sweep runs with the
     configuration's layer, and ``sweep_lrs``, the learning rates of the lr-sweep runs with the configuration's lr
     (a sweep point equal to the main run is the main run); empty lists where there is no such run."""
-    from .experiment import SooRun
-
     parsed = [r for r in map(SooRun.from_name, runs) if r is not None]
     layers = {r.layer for r in parsed if r.layer is not None}
     lrs = {r.lr for r in parsed if r.lr is not None}

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import models
+from . import models
 from ..losses import soo_kl_logits, soo_mse
-from ..utils import atomic_write_json, cache_key, manifest, read_json, seed_everything
+from ..utils import atomic_write_json, manifest, read_json, seed_everything, written_with
 from .config import LLMTrainConfig
 
 # ----------------------------------------------------------------------------- data
@@ -176,10 +176,10 @@ def _fit(model, cfg: LLMTrainConfig, n: int, batch_loss, *, progress=True, desc=
 def train(cfg: LLMTrainConfig, *, pairs=None, model=None, tok=None, progress: bool = True) -> TrainResult:
     """SOO (or control) fine-tuning of a fresh LoRA adapter; see the module docstring.
 
-    ``pairs``: a list of :class:`soo.scenarios.PromptPair` (default: ``cfg.pairs`` from the
+    ``pairs``: a list of :class:`soo.llm.scenarios.PromptPair` (default: ``cfg.pairs`` from the
     package data). ``model``/``tok``: a loaded base model (default: ``load(cfg.model)``).
     """
-    from .. import scenarios
+    from . import scenarios
 
     pairs = list(pairs) if pairs is not None else scenarios.soo_pairs(cfg.pairs)
     if len(pairs) == 0:
@@ -258,4 +258,4 @@ def load_trained(out_dir, *, model=None, tok=None, base: str | None = None, quan
 def is_finished(out_dir, cfg: LLMTrainConfig | None = None) -> bool:
     """True if ``out_dir`` holds a saved run (its manifest is written last), trained with ``cfg`` when given."""
     path = Path(out_dir) / "manifest.json"
-    return path.exists() and (cfg is None or read_json(path)["config"] == cache_key(dataclasses.asdict(cfg)))
+    return path.exists() if cfg is None else written_with(path, dataclasses.asdict(cfg), field="config")

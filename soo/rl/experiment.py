@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 
 from ..utils import (atomic_directory, atomic_write_json, cached, check_choice, machine_info, manifest, project_root,
-                     read_json, run_parallel, torch_threads)
+                     read_json, run_parallel, torch_threads, written_with)
 from .config import AGENT_KINDS, FINETUNE_KINDS, SETTINGS, RLConfig, ScaleConfig, scale_config
 from .diagnostics import REFERENCE_BLUES, reference_table
 from .env import MODES
@@ -54,6 +54,9 @@ from .runs import is_finished, load_policies, save_policies, settings_key
 from .soo import make_aux_loss
 from .stacked import train_stacked
 
+TRAIN_THREADS = 1
+"""Torch threads of a training stack on a CPU: the networks are tiny, so threads do not pay; the process pool
+(:func:`soo.utils.run_parallel`) runs stacks side by side instead."""
 EVAL_THREADS = 1
 """Torch threads of the evaluation rollouts: the policies are tiny, and on a 2-core machine two threads made the
 rollouts about 6x slower than one (the thread count does not change the digits: checked on the book's glued values)."""
@@ -123,11 +126,9 @@ def _aux(run: Run, init: MADDPG):
 
 
 def _train_stack(job: list[tuple[dict, str, str | None]], device=None) -> None:
-    """Runs of one stage trained as one stack in this process (on a CPU with one torch thread: tiny networks,
-    threads do not pay). ``job``: per run, its config as a dict, its folder, and the folder of the baseline it
-    starts from (or None)."""
-    if device is None:
-        torch.set_num_threads(1)
+    """Runs of one stage trained as one stack in this process (on a CPU :func:`soo.utils.run_parallel` gives it
+    :data:`TRAIN_THREADS` torch threads). ``job``: per run, its config as a dict, its folder, and the folder of the
+    baseline it starts from (or None)."""
     cfgs = [RLConfig(**c) for c, _, _ in job]
     inits = [None if d is None else load_policies(Path(d)) for _, _, d in job]
     aux = [None if m is None else _aux(Run(c.soo_condition, c.seed, c), m) for c, m in zip(cfgs, inits)]
@@ -160,8 +161,7 @@ def _kept_source(run: Run, kept_dir: Path | None) -> Path | None:
     if kept_dir is None:
         return None
     src = kept_dir / _sub(run.kind) / run.name
-    ok = (src / "manifest.json").exists() and read_json(src / "manifest.json").get("settings_key") == run.key
-    return src if ok else None
+    return src if written_with(src / "manifest.json", run.key, field="settings_key") else None
 
 
 def _kept_weights(src: Path) -> dict:
@@ -225,10 +225,8 @@ def run_all(runs: list[Run], out_dir, scale: str, workers: int = 2, device: str 
         if device is not None and torch.device(device).type == "cuda":
             _train_stack([job(r) for r in stage], device)
             continue
-        # a worker in this process trains with one thread: the caller gets its thread count back afterwards
-        with torch_threads(torch.get_num_threads()):
-            run_parallel(_train_stack, [[job(r) for r in st] for st in stage_stacks(stage, cpu_stack)], workers,
-                         label=lambda stack: ", ".join(Path(j[1]).name for j in stack))
+        run_parallel(_train_stack, [[job(r) for r in st] for st in stage_stacks(stage, cpu_stack)], workers,
+                     threads=TRAIN_THREADS, label=lambda stack: ", ".join(Path(j[1]).name for j in stack))
     return {(r.kind, r.seed): read_json(dirs[r] / "metrics.json") for r in runs}
 
 
@@ -274,7 +272,7 @@ def kept_status(scfg: ScaleConfig, kept_dir: Path | None = None) -> dict:
     out = {}
     for r in protocol_runs(scfg):
         f = kept_dir / _sub(r.kind) / r.name / "manifest.json"
-        out[r.name] = "missing" if not f.exists() else ("ok" if read_json(f)["settings_key"] == r.key else "stale")
+        out[r.name] = "missing" if not f.exists() else ("ok" if written_with(f, r.key, field="settings_key") else "stale")
     return out
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..utils import atomic_write_json, read_json
+from ..utils import atomic_write_json, read_json, written_with
 from .config import RLConfig
 from .maddpg import MADDPG
 
@@ -86,8 +86,8 @@ def is_finished(run_dir: str | Path, cfg: RLConfig) -> bool:
     run_dir = Path(run_dir)
     if not ((run_dir / "metrics.json").exists() and (run_dir / "model.pt").exists()):
         return False
-    m = read_json(run_dir / "metrics.json")
-    return _same_config(m.get("config"), cfg) and m.get("settings_key") == settings_key(cfg)
+    return (written_with(run_dir / "metrics.json", settings_key(cfg), field="settings_key")
+            and _same_config(read_json(run_dir / "metrics.json").get("config"), cfg))
 
 
 def resume_state(run_dir: Path, cfg: RLConfig) -> dict | None:

@@ -28,9 +28,9 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from .utils import check_choice, read_json
+from ..utils import check_choice, read_json
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 Combo = tuple[str, str, str, str]  # (cheap_room, expensive_room, cheap_object, expensive_object)
 
 ORDERS = ("paper", "mirrored")

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .utils import atomic_directory, check_choice
+from ..utils import atomic_directory, check_choice
 
 EMBEDDED = "smollm2-135m-instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -222,7 +222,7 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
              if isinstance(m, nn.ModuleList) and (n == "layers" or n.endswith(".layers") or n.endswith("transformer.h"))]
     if not found:
         raise ValueError(f"{type(model).__name__}: no decoder layer list (…model.layers / transformer.h) found; "
-                         "this architecture is not supported by soo.models.module_at.")
+                         "this architecture is not supported by soo.llm.models.module_at.")
     return min(found, key=lambda nm: nm[0].count("."))[1]
 
 
@@ -230,25 +230,25 @@ def num_layers(model: nn.Module) -> int:
     return len(decoder_layers(model))
 
 
-def layer_count(name) -> int | None:
-    """The number of decoder layers from the model's config alone (no weights loaded), to check
-    layer parameters before any compute; ``None`` when the config cannot be read here."""
-    from transformers import AutoConfig
-
-    try:
-        cfg = AutoConfig.from_pretrained(resolve(str(name)))
-    except (OSError, ValueError, ModelNotAvailableError):
-        return None
-    cfg = getattr(cfg, "text_config", None) or cfg
-    return getattr(cfg, "num_hidden_layers", None)
+PAPER_DEPTH = 19 / 32
+"""The paper's SOO layer as a fraction of the depth (Mistral-7B: layer 19 of 32)."""
 
 
-def check_layer(layer, n: int) -> int:
-    """``layer`` (negative counts from the end) as an index into ``n`` layers, or a clear error."""
-    if not isinstance(layer, int) or isinstance(layer, bool) or not -n <= layer < n:
-        raise ValueError(f"layer={layer!r} is out of range for this model with {n} layers; "
-                         f"valid: {-n}..{n - 1} (negative counts from the end).")
-    return layer % n
+def check_layer(layer, n_layers: int | None, *, name: str = "layer", model=None, source: str | None = None) -> int:
+    """The one layer check: ``layer`` (negative counts from the end) as an index into ``n_layers`` decoder layers,
+    or a ``ValueError`` naming the parameter (``name``), the model, the valid range and a layer it has (at the
+    paper's relative depth, :data:`PAPER_DEPTH`). ``n_layers=None`` (the depth cannot be read here): ``layer``
+    unchanged once it is an integer. ``source`` says where the value came from (e.g. "a sweep layer")."""
+    if not isinstance(layer, int) or isinstance(layer, bool):
+        raise ValueError(f"{name}={layer!r} must be an integer layer index (negative counts from the end)")
+    if n_layers is None:
+        return layer
+    if not -n_layers <= layer < n_layers:
+        what = f"model {str(model)!r}" if model is not None else "this model"
+        raise ValueError(f"{name}={layer}{f' ({source})' if source else ''} is out of range for {what}, which has "
+                         f"{n_layers} layers (valid: {-n_layers}..{n_layers - 1}, negative counts from the end). Pass "
+                         f"a layer it has, e.g. `-p layer {round(PAPER_DEPTH * n_layers)}` (the paper's relative depth).")
+    return layer % n_layers
 
 
 def normalize_layer(model: nn.Module, layer: int) -> int:
