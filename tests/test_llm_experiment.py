@@ -180,3 +180,33 @@ def test_soo_run_holds_one_copy_of_the_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(X, "load", lambda *a, **kw: loads.append(a[1]) or real(*a, **kw))
     res = X.soo_run(sc.model, sc, tmp_path, SooRun("soo_mse", 0))
     assert len(loads) == 1 and res["capability"]["kl"] >= 0 and res["capability"]["n_tokens"] > 0
+
+
+@pytest.mark.parametrize("name, bf16", [("tiny-random-llama", False), ("tiny-random-gemma2", True)])
+def test_start_outputs_kept_by_the_start_row_equal_each_runs_own_bit_for_bit(name, bf16, tmp_path, monkeypatch):
+    """The start model's row keeps its outputs on the capability texts; a SOO run reads them instead of running
+    the start model again, and every number equals a run that recorded its own."""
+    sc = dataclasses.replace(llm_config("smoke", name), bf16=bf16)
+    records = []
+    real = StartOutputs.record.__func__
+    monkeypatch.setattr(StartOutputs, "record", classmethod(lambda cls, *a: records.append(1) or real(cls, *a)))
+    X.base_run(sc.model, sc, tmp_path / "kept")
+    assert X.start_outputs_file(tmp_path / "kept").exists()
+    kept = X.soo_run(sc.model, sc, tmp_path / "kept", SooRun("soo_mse", 0))
+    assert records == []  # read back, not run again
+    own = X.soo_run(sc.model, sc, tmp_path / "own", SooRun("soo_mse", 0))  # no start row there: records its own
+    assert records == [1]
+    assert kept["capability"]["kl"] > 0 and kept["capability"] == own["capability"]  # bit for bit
+    drop = ("eval_s", "train_s")
+    assert {k: v for k, v in kept.items() if k not in drop} == {k: v for k, v in own.items() if k not in drop}
+
+
+def test_kept_start_outputs_are_used_only_with_their_settings(tmp_path):
+    sc = llm_config("smoke")
+    X.base_run(sc.model, sc, tmp_path)
+    cap = X.capability_set(None, None, sc, tmp_path)  # cached by the start row
+    key = X.start_outputs_key(sc, sc.model, cap)
+    assert StartOutputs.load(X.start_outputs_file(tmp_path), key, None) is not None
+    other = X.start_outputs_key(sc, sc.model, {**cap, "answers": ["x"] + cap["answers"][1:]})
+    assert StartOutputs.load(X.start_outputs_file(tmp_path), other, None) is None
+    assert StartOutputs.load(tmp_path / "missing.pt", key, None) is None

@@ -288,8 +288,9 @@ def capability(model, tok, questions: Sequence[str], answers: Sequence[str], *, 
     """Offline capability check against the base model on (question, base answer) texts.
 
     Returns the mean per-token KL(P_base || P_model) over the answer tokens and the model's
-    perplexity on the base model's own greedy answers. ``base``: a separate base model; if
-    ``None`` the model must be a PEFT model and its adapter is disabled to get the base.
+    perplexity on the base model's own greedy answers. ``base``: a separate base model (``model`` itself for the
+    start model's own row: one pass); if ``None`` the model must be a PEFT model and its adapter is disabled to get
+    the base.
     """
     from .models import input_device
 
@@ -320,6 +321,8 @@ def capability(model, tok, questions: Sequence[str], answers: Sequence[str], *, 
         if base is None:
             with model.disable_adapter():
                 logp_b = logp_of(model)
+        elif base is model:  # the start model's own row: the same pass, once (its KL is 0 exactly)
+            logp_b = logp
         else:
             logp_b = logp_of(base)
         kl = (logp_b.exp() * (logp_b - logp)).sum(-1)  # (B, T - lo)
@@ -405,6 +408,20 @@ class StartOutputs:
             raise ValueError("target_modules: LoRA on the embeddings or the output head would merge into the weights "
                              "the start model's outputs are read back through; target the decoder layers' modules")
         cls.cast_start(model, sc)
+        with model.disable_adapter():
+            return cls._run(model, tok, sc, cap)[0]
+
+    @classmethod
+    def of_start(cls, model, tok, sc, cap: dict) -> tuple["StartOutputs", dict]:
+        """The start model's own capability row and its recorded outputs, from one pass: ``model`` is the start
+        model as it is evaluated (:func:`eval_ready`). The row equals ``capability(model, ..., base=model)`` bit for
+        bit (the same forward calls; its KL is 0); the outputs, saved (:meth:`save`), spare every SOO run of this
+        start model its own pass (:meth:`load`), and equal what :meth:`record` keeps from the run's own weights."""
+        return cls._run(model, tok, sc, cap)
+
+    @classmethod
+    def _run(cls, model, tok, sc, cap: dict) -> tuple["StartOutputs", dict]:
+        """The capability check of ``model`` against itself, keeping each batch's last hidden state."""
         rec = cls(model)
         last: list = [None, None]  # the last batch's key and output
         kept: dict = {}
@@ -426,8 +443,45 @@ class StartOutputs:
             return last[1]
 
         run.get_input_embeddings = model.get_input_embeddings  # what capability reads the input device from
-        with model.disable_adapter(), models.autocast(sc.bf16):
-            capability(run, tok, cap["questions"], cap["answers"], base=run)
+        with models.autocast(sc.bf16):
+            row = capability(run, tok, cap["questions"], cap["answers"], base=run)
+        return rec, row
+
+    def save(self, path, key) -> None:
+        """Write the recorded outputs to ``path`` (atomically) with the settings ``key`` they were made with."""
+        import os
+        import tempfile
+        from pathlib import Path
+
+        from ..utils import cache_key
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save({"key": cache_key(key),
+                        "states": [(k[0], k[1], h, str(d)) for k, (h, d) in self.states.items()]}, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load(cls, path, key, model) -> "StartOutputs | None":
+        """The outputs saved in ``path`` with the settings ``key``, for ``model`` (the run's model; each state goes
+        back to the device it was recorded on); None when there is no such file or it was made with other settings."""
+        from pathlib import Path
+
+        from ..utils import cache_key
+
+        if not Path(path).exists():
+            return None
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        if stored.get("key") != cache_key(key):
+            return None
+        rec = cls(model)
+        rec.states = {(tuple(shape), ids): (h, torch.device(d)) for shape, ids, h, d in stored["states"]}
         return rec
 
     def __call__(self, **inputs):

@@ -186,15 +186,19 @@ def capability_set(base_model, tok, sc: LLMConfig, run_dir) -> dict:
                                                            "bf16": sc.bf16}, compute)
 
 
-def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base=None) -> dict:
+def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base=None, on_start=None) -> dict:
     """Deception (log-prob, both orders; generation on a subset), Perspectives, latent SOO, and
     capability against the model before this fine-tune. ``model`` goes through
     :func:`soo.llm.evaluate.eval_ready` first. ``base``: ``None`` (``model`` is a SOO run's PEFT model: the start
-    model is read from the same weights with the adapter disabled, :class:`StartOutputs`) or a model (a second
-    copy, or ``model`` itself for the start model's own row)."""
+    model is read from the same weights with the adapter disabled, :meth:`StartOutputs.record`), the start model's
+    outputs saved by its own row (:meth:`StartOutputs.load`), or a model (a second copy, or ``model`` itself for the
+    start model's own row, whose outputs then go to ``on_start``, :meth:`StartOutputs.of_start`)."""
     t0 = time.perf_counter()
     if cap and base is None:
         base = StartOutputs.record(model, tok, sc, cap)
+    elif isinstance(base, StartOutputs):
+        StartOutputs.cast_start(model, sc)  # as record does: the run is merged and cast exactly alike
+    start_row = base is model
     model = eval_ready(model, sc)
     if isinstance(base, StartOutputs):
         base.model = model  # the same weights as evaluated (merged, or the 4-bit PEFT model as it is)
@@ -203,7 +207,13 @@ def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base=None) -> dict:
     persp = score(model, tok, sc, perspectives_both_orders(sc), "logprob")
     with models.autocast(sc.bf16):
         latent = E.latent_soo(model, tok, S.probe_pairs()[:sc.n_probe])
-        capab = E.capability(model, tok, cap["questions"], cap["answers"], base=base) if cap else None
+        capab = None
+        if cap and start_row:
+            start, capab = StartOutputs.of_start(model, tok, sc, cap)
+            if on_start is not None:
+                on_start(start)
+        elif cap:
+            capab = E.capability(model, tok, cap["questions"], cap["answers"], base=base)
     return {"deception": scoring.summarize_orders(recs), "records": recs, "generate": scoring.summarize_orders(gen),
             "generate_records": gen, "perspectives_accuracy": scoring.perspectives_accuracy(persp), "latent_soo": latent,
             "capability": capab, "eval_s": time.perf_counter() - t0}
@@ -222,13 +232,31 @@ def _run_key(sc: LLMConfig, model_path, cfg=None) -> dict:
                     n_pairs=sc.n_pairs, config=dataclasses.asdict(cfg) if cfg else None)
 
 
+def start_outputs_file(run_dir) -> Path:
+    """Where the start model's row keeps its outputs on the capability texts for the SOO runs
+    (:class:`soo.llm.evaluate.StartOutputs`)."""
+    return Path(run_dir) / "base" / "start_outputs.pt"
+
+
+def start_outputs_key(sc: LLMConfig, model_path, cap: dict) -> dict:
+    """The settings the start model's kept outputs depend on: the start model's row's, and the capability texts."""
+    import hashlib
+    import json
+
+    texts = json.dumps([cap["questions"], cap["answers"]]).encode()
+    return {**_run_key(sc, model_path), "capability_texts": hashlib.sha256(texts).hexdigest()}
+
+
 def base_run(model_path, sc: LLMConfig, run_dir) -> dict:
-    """The model SOO starts from, before SOO: the reference row of every comparison (cached)."""
+    """The model SOO starts from, before SOO: the reference row of every comparison (cached). Its capability pass
+    also keeps the start model's outputs (:func:`start_outputs_file`), which every SOO run of this start model then
+    reads instead of running the start model again."""
     def compute():
         model, tok = load(sc, model_path, quantization=sc.soo.quantization)
         model = eval_ready(model, sc)
         cap = capability_set(model, tok, sc, run_dir)
-        res = {"condition": "base", "seed": None, **evaluate_model(model, tok, sc, cap, base=model)}
+        keep = lambda start: start.save(start_outputs_file(run_dir), start_outputs_key(sc, model_path, cap))  # noqa: E731
+        res = {"condition": "base", "seed": None, **evaluate_model(model, tok, sc, cap, base=model, on_start=keep)}
         res["capability"] = {"kl": 0.0, **{k: v for k, v in res["capability"].items() if k != "kl"}}
         return res
     return cached(Path(run_dir) / "base" / "result.json", _run_key(sc, model_path), compute)
@@ -266,9 +294,11 @@ def soo_run(model_path, sc: LLMConfig, run_dir, run: SooRun, *, progress=True) -
             r = train(cfg, pairs=S.soo_pairs(cfg.pairs)[:sc.n_pairs], model=model, tok=tok, progress=progress)
             r.save(rdir)
             model, man = r.model, r.manifest()
+        # the start model's outputs as its own row kept them, else read from the same weights, adapter disabled
+        start = StartOutputs.load(start_outputs_file(run_dir), start_outputs_key(sc, model_path, cap), model)
         return {"condition": run.condition, "seed": int(run.seed), "layer": cfg.layer, "lr": cfg.lr,
                 "config": dataclasses.asdict(cfg), "train_losses": man["epoch_losses"], "train_s": man["wall_s"],
-                **evaluate_model(model, tok, sc, cap)}  # the start model: the same weights, adapter disabled
+                **evaluate_model(model, tok, sc, cap, base=start)}
     return cached(rdir / "result.json", key, compute)
 
 
