@@ -2,9 +2,11 @@
 run manifests. Nothing here knows about models, prompts or environments.
 
 Every result file in this project is written through :func:`atomic_write_json` /
-:func:`atomic_write_text`, so an interrupted run never leaves a half-written file
-that a later run would mistake for a finished one; :func:`cached` is the one cache of results on disk and
-:func:`run_parallel` the one process pool.
+:func:`atomic_write_text` (a folder through :func:`atomic_directory`), so an interrupted run never leaves a
+half-written file that a later run would mistake for a finished one; :func:`cached` is the one cache of results on
+disk, :func:`written_with` the one test of "was this result made with these settings" (the cache, a trained LLM
+adapter, an RL run), and :func:`run_parallel` the one process pool and the one place that sets a job's torch
+threads (:func:`torch_threads` for a block of this process).
 """
 from __future__ import annotations
 

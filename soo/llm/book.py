@@ -209,9 +209,10 @@ def main_condition(conditions) -> str:
 
 
 def soo_tables(base: dict, runs: dict) -> dict[str, pd.DataFrame]:
-    """The llm_soo page's tables from its step results (the start model's ``base``, :func:`soo.llm.experiment.base_run`;
-    ``runs``, :func:`soo.llm.experiment.run_jobs`): ``per_seed`` (one row per run, the start model first),
-    ``summary`` (mean and SD over seeds per condition), ``layers`` and ``lrs`` (one row per sweep run)."""
+    """The llm_soo page's tables from its step results (the start model's ``base``,
+    :func:`soo.llm.experiment.base_run`; ``runs``, :func:`soo.llm.experiment.run_jobs`): ``per_seed`` (one row per
+    run, the start model first), ``summary`` (mean and SD over seeds per condition), ``layers`` and ``lrs`` (one row
+    per sweep run)."""
     per_seed = pd.DataFrame([scoring.result_row(r) for r in [base] + runs["main"]])
     columns = list(scoring.result_row(base))
     return {"per_seed": per_seed, "summary": scoring.seed_summary(per_seed),

@@ -3,7 +3,8 @@ activation MSE per layer) and offline capability (KL, perplexity on MT-Bench ans
 outputs for the capability check read from the same copy of the weights (:class:`StartOutputs`).
 
 Everything here runs a model on prompts and returns records or numbers; turning records into labels and rates
-is :mod:`soo.llm.scoring`'s job (pure), and nothing is written to disk here (:mod:`soo.llm.experiment` caches).
+is :mod:`soo.llm.scoring`'s job (pure), and nothing is written to disk here but what :meth:`StartOutputs.save` is
+asked to write (:mod:`soo.llm.experiment` caches).
 """
 from __future__ import annotations
 

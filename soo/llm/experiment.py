@@ -5,9 +5,9 @@ writes its result atomically under ``<out_dir>/<scale>/<notebook>/`` through :fu
 the settings that produced it; the next run reads it back (a finished SOO run is never trained twice). A SOO run
 is a :class:`soo.llm.config.SooRun` (condition, seed and, for the sweeps, layer or lr) with a ``.name``; runs train
 in :func:`soo.utils.run_parallel`'s processes on CPU. :func:`setup` is the one setup call of every LLM notebook;
-the pages' tables, what each page glues and its paper-vs-ours tables are in :mod:`soo.llm.book`. This module holds no scoring rule
-(:mod:`soo.llm.scoring`), no forward pass (:mod:`soo.llm.evaluate`), no training loop (:mod:`soo.llm.train`) and
-no setting (:mod:`soo.llm.config`).
+the pages' tables, what each page glues and its paper-vs-ours tables are in :mod:`soo.llm.book`. This module
+holds no scoring rule (:mod:`soo.llm.scoring`), no forward pass (:mod:`soo.llm.evaluate`), no training loop
+(:mod:`soo.llm.train`) and no setting (:mod:`soo.llm.config`).
 """
 from __future__ import annotations
 
