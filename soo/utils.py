@@ -182,6 +182,22 @@ def atomic_directory(dst: str | os.PathLike):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def atomic_file(path: str | os.PathLike):
+    """``with atomic_file(path) as tmp:`` — write the file ``tmp`` (e.g. with ``torch.save``); when the block ends
+    without an error it replaces ``path`` whole; on an error ``path`` is left as it was and ``tmp`` is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
     path = Path(path)

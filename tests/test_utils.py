@@ -39,3 +39,17 @@ def test_run_parallel_gives_each_job_its_threads_and_restores_ours():
     seen, ours = [], torch.get_num_threads()
     run_parallel(lambda job: seen.append(torch.get_num_threads()), [0, 1], 1, threads=1, log=False)
     assert seen == [1, 1] and torch.get_num_threads() == ours
+
+
+def test_atomic_file_replaces_whole_or_leaves_the_old_file(tmp_path):
+    from soo.utils import atomic_file
+
+    f = tmp_path / "a.bin"
+    with atomic_file(f) as tmp:
+        tmp.write_bytes(b"new")
+    assert f.read_bytes() == b"new"
+    with pytest.raises(RuntimeError):
+        with atomic_file(f) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert f.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["a.bin"]

@@ -450,23 +450,11 @@ class StartOutputs:
 
     def save(self, path, key) -> None:
         """Write the recorded outputs to ``path`` (atomically) with the settings ``key`` they were made with."""
-        import os
-        import tempfile
-        from pathlib import Path
+        from ..utils import atomic_file, cache_key
 
-        from ..utils import cache_key
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_file(path) as tmp:
             torch.save({"key": cache_key(key),
                         "states": [(k[0], k[1], h, str(d)) for k, (h, d) in self.states.items()]}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     @classmethod
     def load(cls, path, key, model) -> "StartOutputs | None":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..utils import atomic_write_json, read_json, written_with
+from ..utils import atomic_file, atomic_write_json, read_json, written_with
 from .config import RLConfig
 from .maddpg import MADDPG
 
@@ -28,9 +28,8 @@ settings key, so runs kept with the book (``book/data/rl_full``) made by older c
 def save_policies(model: MADDPG, run_dir: Path) -> None:
     """``model.pt`` (policies' and critics' state dicts) + ``config.json``; atomic."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / ".model.pt.tmp"
-    torch.save({"policies": model.policies.state_dict(), "critics": model.critics.state_dict()}, tmp)
-    tmp.replace(run_dir / "model.pt")
+    with atomic_file(run_dir / "model.pt") as tmp:
+        torch.save({"policies": model.policies.state_dict(), "critics": model.critics.state_dict()}, tmp)
     atomic_write_json(run_dir / "config.json", model.cfg.to_dict())
 
 
@@ -119,6 +118,5 @@ def save_resume(run_dir: Path, model: dict, opt: dict, buffer: dict, state: dict
     """``resume.pt``: one run's state in the middle of training (weights, Adam states, replay rows, and the loop's
     ``state``: random generators, episode, log, settings key); atomic."""
     path = run_dir / "resume.pt"
-    tmp = path.with_name("." + path.name + ".tmp")
-    torch.save({"model": model, "opt": opt, "buffer": buffer, "state": json.dumps(state, default=float)}, tmp)
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        torch.save({"model": model, "opt": opt, "buffer": buffer, "state": json.dumps(state, default=float)}, tmp)
