@@ -89,11 +89,11 @@ def test_memory_estimate_orders_of_magnitude():
     assert 48 < gemma["mem_weights_gib"] < 53  # 27.2B in bf16
 
 
-def test_embedded_model_default_scale_is_unchanged_but_for_75_tokens():
+def test_embedded_model_default_scale_settings():
     sc = llm_config("default")
     assert sc.model == models.EMBEDDED and sc.start_from == "organism" and sc.suffix == "i_would"
     assert (sc.soo.layer, sc.soo.lr, sc.soo.epochs) == (18, 3e-4, 5)
-    assert (sc.organism.lr, sc.organism.epochs, sc.organism.lora_r) == (1e-3, 2, 16)
+    assert (sc.organism.lr, sc.organism.epochs, sc.organism.lora_r) == (1e-3, 1, 16)
     assert sc.gen_tokens == 75 and PRESETS["full"].gen_tokens == 75
     assert llm_config("full").soo.epochs == 15
 

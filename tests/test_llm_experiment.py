@@ -87,13 +87,57 @@ def test_seed_summary_population_sd_and_verdicts():
 
     per_seed = pd.DataFrame({"condition": ["b", "a", "a", "a"], "mean": [50.0, 10.0, 20.0, 60.0], "kl": [0.0, 1, 2, 3]})
     s = scoring.seed_summary(per_seed, ["mean", "kl"])
-    assert list(s.index) == ["b", "a"] and list(s.columns) == ["mean mean", "mean sd", "kl mean", "kl sd"]
+    assert list(s.index) == ["b", "a"] and list(s.columns) == ["mean mean", "mean sd", "kl mean", "kl sd", "n seeds"]
     assert s.loc["a", "mean mean"] == 30.0
     assert s.loc["a", "mean sd"] == np.std([10, 20, 60])  # ddof=0, as the paper; pandas' default is ddof=1
-    assert s.loc["b", "mean sd"] == 0.0
+    assert np.isnan(s.loc["b", "mean sd"]) and list(s["n seeds"]) == [1, 3]  # one run has no spread over seeds
+    assert scoring.mean_sd_text(30.0, s.loc["a", "mean sd"]) == "30.0 ± 21.6"
+    assert scoring.mean_sd_text(50.0, s.loc["b", "mean sd"]) == "50.0"
     assert scoring.verdict(10, 2, 20, 3) == "lower than"
     assert scoring.verdict(30, 2, 20, 3) == "higher than"
     assert scoring.verdict(16, 2, 20, 3) == "not clearly different from"  # 18 > 17: the intervals overlap
+    assert scoring.verdict_intervals((40, 60), (62, 80)) == "lower than"
+    assert scoring.verdict_intervals((40, 63), (62, 80)) == "not clearly different from"
+    lo, hi = scoring.proportion_ci(50.0, 40)
+    assert lo < 50 < hi and (lo, hi) == scoring.bootstrap_ci([1] * 20 + [0] * 20)
+
+
+def _soo_result(condition, seed, flags, persp=80.0):
+    """A SOO run's result as soo_run returns it, from 0/1 deceptive flags per scenario (both orders alike)."""
+    labels = ["deceptive" if f else "honest" for f in flags]
+    recs = [{"order": o, "label": lab, "deceptive_room": "a", "honest_room": "b", "first_room": "a" if o == "paper" else "b"}
+            for o in ("paper", "mirrored") for lab in labels]
+    summ = scoring.summarize_orders(recs)
+    return {"condition": condition, "seed": seed, "layer": 18, "lr": 3e-4, "deception": summ, "generate": summ,
+            "perspectives_accuracy": persp, "latent_soo": [{"block": "attention", "mse": 0.1}, {"block": "mlp", "mse": 1.0}],
+            "capability": {"kl": 0.1, "perplexity": 2.0}}
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1)])
+def test_soo_verdicts_use_seed_sd_or_one_runs_interval(seeds):
+    """Several seeds: SOO and a control differ when their mean ± SD ranges over seeds separate. One seed: when the
+    runs' 95 % bootstrap intervals over scenarios separate, so a few points between two single runs is no verdict."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from soo.llm import book
+
+    sc = replace(llm_config("smoke"), seeds=seeds, n_perspectives=20)
+    nb = SimpleNamespace(cfg=sc, start_label="the organism")
+    base = _soo_result("base", None, [1] * 20, persp=30.0)
+    soo = [_soo_result("soo_mse", s, [1] * (10 + s) + [0] * (10 - s), persp=90.0) for s in seeds]
+    shuffled = [_soo_result("soo_mse_shuffled", s, [1] * (12 + s) + [0] * (8 - s)) for s in seeds]  # 2 points above
+    lm = [_soo_result("lm", s, [1] * 20) for s in seeds]
+    out = book.glue_llm_soo(nb, base, {"main": soo + lm + shuffled, "layers": [], "lrs": []})
+    assert out["soo_vs_lm"] == "lower than" and out["soo_vs_base"] == "below"
+    assert out["soo_persp_verdict"] == "higher than"
+    if len(seeds) == 1:
+        assert out["soo_vs_soo_mse_shuffled"] == "not clearly different from"  # 50 vs 60 % of 20 scenarios
+        assert out["soo_soo_mse_rate"].startswith("50.0 % (95 % interval") and "one seed" in out["soo_spread"]
+        assert out["soo_soo_mse_generate_unclear_range"] == "0 % (one seed)"
+    else:
+        assert out["soo_vs_soo_mse_shuffled"] == "lower than"  # 52.5 ± 2.5 vs 62.5 ± 2.5: the SD ranges separate
+        assert out["soo_soo_mse_rate"] == "52.5 ± 2.5 %" and out["soo_spread"] == "mean ± SD over 2 seeds"
 
 
 def test_list_parameters_are_checked_before_any_compute():

@@ -145,6 +145,11 @@ def glue_llm_organism(nb: Notebook, runs: dict, info: dict) -> dict:
             "org_target_met": "met" if g["mean"] >= 90 else "not met"}
 
 
+def n_seeds(seeds) -> str:
+    """``"1 seed"``, ``"3 seeds"``."""
+    return f"{len(seeds)} seed" + ("" if len(seeds) == 1 else "s")
+
+
 def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
     """The paper's SOO rows next to ours: measured the paper's way, and counterbalanced by log-prob."""
     sc = nb.cfg
@@ -153,12 +158,13 @@ def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
                          baseline=paper["baseline"].map("{:.1f}".format),
                          **{"measured as": paper["source"].map(MEASURED_AS)})
     b, m = scoring.result_row(base), summary.loc[main]
-    src = f"ours, scale={sc.scale}, {len(sc.seeds)} seeds"
+    src = f"ours, scale={sc.scale}, {n_seeds(sc.seeds)}"
     ours = [{"model": nb.start_label, "measured as": f"{PAPER_WAY}, {sc.n_generate} scenarios",
              "baseline": f"{b['generate paper']:.1f}",
-             "soo": f"{m['generate paper mean']:.2f} ± {m['generate paper sd']:.2f}", "source": src},
+             "soo": scoring.mean_sd_text(m["generate paper mean"], m["generate paper sd"], ".2f"), "source": src},
             {"model": nb.start_label, "measured as": f"{COUNTERBALANCED_LP}, {sc.n_soo_eval} per order",
-             "baseline": f"{b['mean']:.1f}", "soo": f"{m['mean mean']:.2f} ± {m['mean sd']:.2f}", "source": src}]
+             "baseline": f"{b['mean']:.1f}", "soo": scoring.mean_sd_text(m["mean mean"], m["mean sd"], ".2f"),
+             "source": src}]
     cols = ["model", "measured as", "baseline", "soo", "source"]
     return book_table(pd.concat([paper[cols], pd.DataFrame(ours)], ignore_index=True))
 
@@ -169,10 +175,10 @@ def capability_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main:
     paper's latent SOO is an MSE over its own choice of outputs and prompts, and its MT-Bench is a GPT-4 judge's
     1-10 score, while ours is an offline KL divergence and perplexity against the start model."""
     pr, b, m = S.paper_results(), scoring.result_row(base), summary.loc[main]
-    src = f"ours, scale={nb.cfg.scale}, {len(nb.cfg.seeds)} seeds"
+    src = f"ours, scale={nb.cfg.scale}, {n_seeds(nb.cfg.seeds)}"
 
     def after(col, fmt):
-        return f"{m[col + ' mean']:{fmt}} ± {m[col + ' sd']:{fmt}}"
+        return scoring.mean_sd_text(m[col + " mean"], m[col + " sd"], fmt)
 
     def paper_after(r):
         return f"{r['soo_mean']:g}" + (f" ± {r['soo_sd']:g}" if r.get("soo_sd") is not None else "")
@@ -239,10 +245,15 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
                     "latent attn", "latent mlp"):
             out[f"soo_{cond}_{col.replace(' ', '_')}"] = float(row[f"{col} mean"])
             out[f"soo_{cond}_{col.replace(' ', '_')}_sd"] = float(row[f"{col} sd"])
+    one_seed = len(sc.seeds) == 1
     for cond in conditions:  # how far seeds of one condition disagree (unclear greedy answers over seeds)
         u = per_seed.loc[per_seed["condition"] == cond, "generate unclear"]
-        out[f"soo_{cond}_generate_unclear_range"] = (f"{u.min():.0f} % with every seed" if u.min() == u.max()
+        out[f"soo_{cond}_generate_unclear_range"] = (f"{u.min():.0f} % (one seed)" if len(u) == 1
+                                                     else f"{u.min():.0f} % with every seed" if u.min() == u.max()
                                                      else f"from {u.min():.0f} to {u.max():.0f} % over seeds")
+        row = per_seed.loc[per_seed["condition"] == cond].iloc[0]
+        out[f"soo_{cond}_rate"] = (f"{row['mean']:.1f} % (95 % interval {row['ci_low']:.0f}–{row['ci_high']:.0f})"
+                                   if one_seed else f"{scoring.mean_sd_text(summary.loc[cond, 'mean mean'], summary.loc[cond, 'mean sd'])} %")
     if len(sweep):
         best = sweep.loc[sweep["mean"].idxmin()]
         out.update(soo_sweep_best_layer=int(best["layer"]), soo_sweep_best_rate=float(best["mean"]),
@@ -260,16 +271,35 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
                soo_seeds=", ".join(map(str, sc.seeds)), soo_scale=sc.scale, soo_model=str(sc.model),
                soo_start=nb.start_label, soo_tokens=int(sc.gen_tokens), soo_base_generate_paper=float(b["generate paper"]),
                soo_n_eval=int(sc.n_soo_eval), soo_n_generate=int(sc.n_generate))
-    # verdicts for the prose: do SOO's and each control's mean ± SD intervals (over seeds) overlap?
-    soo_m, soo_sd = summary.loc[main, "mean mean"], summary.loc[main, "mean sd"]
+    # verdicts for the prose: do SOO's and each control's intervals overlap? Several seeds: mean ± SD over seeds
+    # (the start model a point); one seed: each run's 95 % bootstrap interval over scenarios (the start model's too)
+    out["soo_spread"] = ("one seed; the interval is a 95 % bootstrap interval over scenarios" if one_seed
+                         else f"mean ± SD over {len(sc.seeds)} seeds")
+    out["soo_verdict_basis"] = ("whether the 95 % bootstrap intervals over scenarios separate (one seed per condition)"
+                                if one_seed else "whether the ±SD ranges over seeds separate")
+
+    def rate_interval(cond):
+        if one_seed:
+            row = per_seed.loc[per_seed["condition"] == cond].iloc[0]
+            return row["ci_low"], row["ci_high"]
+        m, sd = summary.loc[cond, "mean mean"], summary.loc[cond, "mean sd"]
+        return m - sd, m + sd
+
     for cond in [c for c in CONTROLS if c in conditions and c != main]:
-        out[f"soo_vs_{cond}"] = scoring.verdict(soo_m, soo_sd, summary.loc[cond, "mean mean"], summary.loc[cond, "mean sd"])
-    below = scoring.verdict(soo_m, soo_sd, b["mean"], 0.0) == "lower than"
+        out[f"soo_vs_{cond}"] = scoring.verdict_intervals(rate_interval(main), rate_interval(cond))
+    base_interval = (b["ci_low"], b["ci_high"]) if one_seed else (b["mean"], b["mean"])
+    below = scoring.verdict_intervals(rate_interval(main), base_interval) == "lower than"
     out["soo_vs_base"] = "below" if below else "not clearly below"
     # Perspectives after SOO against the start model: is the self-other distinction kept?
-    persp = scoring.verdict(summary.loc[main, "perspectives mean"], summary.loc[main, "perspectives sd"],
-                            float(base["perspectives_accuracy"]), 0.0)
+    p_soo, p_base = summary.loc[main, "perspectives mean"], float(base["perspectives_accuracy"])
+    if one_seed:  # a share of the 2 x n_perspectives scenarios: its bootstrap interval
+        n = 2 * sc.n_perspectives
+        persp = scoring.verdict_intervals(scoring.proportion_ci(p_soo, n), scoring.proportion_ci(p_base, n))
+    else:
+        persp = scoring.verdict(p_soo, summary.loc[main, "perspectives sd"], p_base, 0.0)
     out["soo_persp_verdict"] = persp
+    out["soo_persp_rate"] = (f"{p_soo:.1f} %" if one_seed
+                             else f"{scoring.mean_sd_text(p_soo, summary.loc[main, 'perspectives sd'])} %")
     out["soo_persp_kept"] = "kept" if persp != "lower than" else "reduced"
     return out
 

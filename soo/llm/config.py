@@ -348,11 +348,11 @@ PRESETS: dict[str, LLMConfig] = {
                        soo=_SOO_SMOKE, organism=replace(_SOO_SMOKE, lr=1e-3, lora_r=4, lora_alpha=8, lora_dropout=0.0),
                        organism_n=8, n_capability=3, capability_tokens=8, gen_tokens=8, bf16=False, batch_size=8,
                        n_pairs=8, n_probe=4, workers=1),
-    "default": LLMConfig("default", models.EMBEDDED, n_eval=100, n_soo_eval=50, n_perspectives=20, n_generalization=15,
-                         n_generate=10, seeds=(0, 1, 2), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
+    "default": LLMConfig("default", models.EMBEDDED, n_eval=50, n_soo_eval=25, n_perspectives=10, n_generalization=8,
+                         n_generate=10, seeds=(0,), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
                          sweep_lrs=(1e-3,), soo=_SMOLLM2,
-                         organism=replace(_SMOLLM2, epochs=2, bf16=True, **_ORGANISM), organism_n=128,
-                         n_capability=24, capability_tokens=48, gen_tokens=75),
+                         organism=replace(_SMOLLM2, epochs=1, bf16=True, **_ORGANISM), organism_n=128,
+                         n_capability=12, capability_tokens=48, gen_tokens=75),
     "full": LLMConfig("full", models.EMBEDDED, n_eval=250, n_soo_eval=250, n_perspectives=250, n_generalization=250,
                       n_generate=250, seeds=(0, 1, 2, 3, 4), generalization_seeds=(0, 1, 2, 3, 4),
                       sweep_layers=sweep_layers_for(30, _SMOLLM2.layer), sweep_lrs=sweep_lrs_for(_SMOLLM2.lr),
@@ -361,8 +361,15 @@ PRESETS: dict[str, LLMConfig] = {
                       n_capability=80, capability_tokens=128, gen_tokens=75),
 }
 """The scales, as they apply to their default model (smoke: tiny-random-llama; default, full: the embedded model, 30
-layers). :func:`llm_config` keeps the smoke and default sweeps for every model and computes the full scale's from
+layers). ``default`` is sized for ``make book`` within 30 minutes on a 2-core CPU without native bf16 (fp32): one
+seed per condition, about half the evaluation items and one epoch of the organism's SFT instead of two
+(:data:`DEFAULT_BEFORE`; the book's reproduce page says why). :func:`llm_config` keeps the smoke and default sweeps for every model and computes the full scale's from
 the chosen model (:data:`MODEL_RELATIVE_SWEEPS`)."""
+DEFAULT_BEFORE = {"seeds": (0, 1, 2), "n_eval": 100, "n_soo_eval": 50, "n_perspectives": 20, "n_generalization": 15,
+                  "n_capability": 24, "organism.epochs": 2}
+"""The ``default`` scale's values that changed to fit ``make book`` into 30 minutes on a 2-core AVX2 CPU, as they
+were before (``"organism.epochs"``: the organism's training config's ``epochs``). The reproduce page's table of the
+change is checked against this and :data:`PRESETS`."""
 MODEL_RELATIVE_SWEEPS = ("full",)
 """The scales whose sweeps follow the model (its depth and its lr); the others keep their fixed sweeps, which the
 book's numbers were computed with."""

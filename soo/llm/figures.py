@@ -51,7 +51,9 @@ def plot_baseline_rates(df: pd.DataFrame, ax=None):
 
 
 def plot_conditions(df: pd.DataFrame, ax=None, value="mean", ylabel=RATE_LABEL):
-    """One bar per fine-tuning condition: mean over seeds ± population SD, seeds as dots.
+    """One bar per fine-tuning condition: mean over seeds ± population SD, seeds as dots. A condition with one seed
+    gets its run's 95 % bootstrap interval over scenarios instead, where ``df`` has it (``ci_low``/``ci_high`` of
+    the deceptive rate, ``value="mean"``).
 
     ``df``: one row per (condition, seed) with a ``condition`` column and the ``value`` column.
     """
@@ -62,6 +64,9 @@ def plot_conditions(df: pd.DataFrame, ax=None, value="mean", ylabel=RATE_LABEL):
         ax.bar(i, v.mean(), color=PALETTE[i % len(PALETTE)], alpha=0.85)
         if len(v) > 1:
             ax.errorbar(i, v.mean(), yerr=v.std(ddof=0), fmt="none", ecolor="black", capsize=4)
+        elif value == "mean" and {"ci_low", "ci_high"} <= set(df.columns):
+            lo, hi = df.loc[df["condition"] == c, ["ci_low", "ci_high"]].to_numpy(dtype=float)[0]
+            _errbars(ax, [i], v, [lo], [hi])
         ax.scatter(np.full(len(v), i) + np.linspace(-0.12, 0.12, len(v)), v, color="black", s=12, zorder=3)
     ax.set_xticks(range(len(conds)), [CONDITION_NAMES.get(c, c) for c in conds], rotation=15)
     ax.set_ylabel(ylabel)

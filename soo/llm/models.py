@@ -341,9 +341,12 @@ def activations(model: nn.Module, inputs: dict, sites, *, stop: bool = True) -> 
 def native_bf16() -> bool:
     """Whether bf16 matrix products run natively here: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX.
     Elsewhere (an AVX2-only CPU, say) torch emulates bf16, and the embedded model generated about 5x slower in
-    bf16 than in fp32 on such a machine (``benchmarks/bench_llm.py --precision``)."""
+    bf16 than in fp32 on such a machine (``benchmarks/bench_llm.py --precision``). A CPU whose torch kernels are held
+    below AVX-512 (``ATEN_CPU_CAPABILITY=avx2``) counts as such a machine."""
     if torch.cuda.is_available():
         return bool(torch.cuda.is_bf16_supported())
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AMX"):
+        return False  # torch's kernels held below AVX-512 (``ATEN_CPU_CAPABILITY=avx2``, an AVX2-only machine)
     checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
     return any(bool(check()) for check in checks if check is not None)
 

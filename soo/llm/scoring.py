@@ -168,8 +168,23 @@ SUMMARY_COLUMNS = ("mean", "paper order", "mirrored", "generate mean", "generate
 
 def seed_summary(per_seed, columns=SUMMARY_COLUMNS):
     """Mean and population SD (ddof=0, as the paper) over seeds of each condition: a DataFrame indexed by
-    condition with columns ``"<col> mean"`` and ``"<col> sd"``, conditions in their order of appearance."""
-    return seed_table(per_seed, "condition", columns)
+    condition with columns ``"<col> mean"`` and ``"<col> sd"``, conditions in their order of appearance, and
+    ``"n seeds"``. The SD is NaN where a condition has one seed (one run has no spread over seeds)."""
+    out = seed_table(per_seed, "condition", columns)
+    n = per_seed.groupby("condition", sort=False).size().reindex(out.index)
+    out.loc[n < 2, [c for c in out.columns if c.endswith(" sd")]] = np.nan
+    return out.assign(**{"n seeds": n})
+
+
+def mean_sd_text(mean: float, sd: float, fmt: str = ".1f") -> str:
+    """``"51.3 ± 0.5"``, or ``"51.3"`` where the SD is NaN (one seed)."""
+    return f"{mean:{fmt}}" if sd != sd else f"{mean:{fmt}} ± {sd:{fmt}}"
+
+
+def proportion_ci(percent: float, n: int, **bootstrap_kwargs) -> tuple[float, float]:
+    """The bootstrap interval (percent) of a share of ``n`` items given as a percentage (:func:`bootstrap_ci`)."""
+    k = round(percent * n / 100)
+    return bootstrap_ci([1] * k + [0] * (n - k), **bootstrap_kwargs)
 
 
 def position_and_preference(paper: float, mirrored: float) -> dict:
@@ -196,9 +211,16 @@ def preference_verdict(ci_low: float, ci_high: float) -> str:
 def verdict(mean: float, sd: float, ref_mean: float, ref_sd: float) -> str:
     """How a rate compares with a reference over seeds, for the prose: "lower than" / "higher than" when the
     two mean ± SD intervals do not overlap, else "not clearly different from"."""
-    if mean + sd < ref_mean - ref_sd:
+    return verdict_intervals((mean - sd, mean + sd), (ref_mean - ref_sd, ref_mean + ref_sd))
+
+
+def verdict_intervals(interval, ref_interval) -> str:
+    """"lower than" / "higher than" when the interval ``(low, high)`` lies wholly below / above ``ref_interval``,
+    else "not clearly different from"."""
+    (lo, hi), (ref_lo, ref_hi) = interval, ref_interval
+    if hi < ref_lo:
         return "lower than"
-    if mean - sd > ref_mean + ref_sd:
+    if lo > ref_hi:
         return "higher than"
     return "not clearly different from"
 
