@@ -216,3 +216,30 @@ def test_paper_path_end_to_end_on_a_tiny_mistral(tmp_path):
     nb = _json.loads((tmp_path / "executed" / "llm_soo.ipynb").read_text())
     assert "paper order, greedy generation" in _json.dumps(nb)  # the comparison's paper-way row
     assert read_json(soo_dir / "soo_mse__seed0" / "manifest.json")["config"]["objective"] == "soo_mse"
+
+
+def test_the_reproduce_pages_default_table_is_the_configuration():
+    """The reproduce page's table of the default scale's change states the values before (DEFAULT_BEFORE) and now
+    (PRESETS["default"]), and names every changed setting."""
+    import re
+    from pathlib import Path
+
+    from soo.llm.config import DEFAULT_BEFORE
+
+    page = (Path(__file__).resolve().parents[1] / "book" / "reproduce.md").read_text()
+    rows = {m[1]: (m[2].strip(), m[3].strip()) for m in re.finditer(r"^\| `([\w.]+)` \| ([^|]+) \| ([^|]+) \|", page, re.M)}
+    now = PRESETS["default"]
+
+    def value(name):
+        obj = now
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def text(v):
+        return ", ".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+    assert set(rows) == set(DEFAULT_BEFORE)
+    for name, before in DEFAULT_BEFORE.items():
+        assert rows[name] == (text(before), text(value(name))), name
+        assert value(name) != before, f"{name} did not change"
