@@ -19,7 +19,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from soo.llm import models, notebooks
+from soo import notebooks
+from soo.llm import models
 from soo.llm.config import llm_config
 from soo.utils import atomic_write_json, project_root
 

@@ -95,3 +95,43 @@ def test_the_readme_layout_names_every_module():
         if len(rel.parts) == 3 and f"`{path.stem}`" not in layout.split(f"| `soo/{rel.parts[1]}/` |", 1)[1].split("\n")[0]:
             missing.append(str(rel))
     assert not missing, f"README's layout table does not name: {missing}"
+
+
+def missing_names(path: Path) -> list[str]:
+    """The ``soo`` modules and names a script imports (at any depth) that the package does not have."""
+    import importlib
+    import importlib.util
+
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [(a.name, None) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            targets = [(node.module, a.name) for a in node.names]
+        else:
+            continue
+        for mod, name in targets:
+            if mod != "soo" and not mod.startswith("soo."):
+                continue
+            if importlib.util.find_spec(mod) is None:
+                out.append(mod)
+            elif name and not hasattr(importlib.import_module(mod), name) \
+                    and importlib.util.find_spec(f"{mod}.{name}") is None:
+                out.append(f"{mod}.{name}")
+    return out
+
+
+SCRIPTS = sorted([*(PACKAGE.parent / "benchmarks").glob("*.py"), *(PACKAGE.parent / "scripts").glob("*.py")])
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_benchmarks_and_scripts_import_what_the_package_has(path):
+    """The benchmarks and scripts run outside the test suite; what they import from ``soo`` must exist (a module
+    moved between floors leaves them behind otherwise)."""
+    assert not missing_names(path)
+
+
+def test_missing_names_catches_a_planted_import(tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text("from soo.llm import models, notebooks\nimport soo.nowhere\nfrom soo import notebooks\n")
+    assert missing_names(script) == ["soo.llm.notebooks", "soo.nowhere"]

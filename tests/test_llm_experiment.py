@@ -133,7 +133,7 @@ def test_soo_verdicts_use_seed_sd_or_one_runs_interval(seeds):
     assert out["soo_persp_verdict"] == "higher than"
     if len(seeds) == 1:
         assert out["soo_vs_soo_mse_shuffled"] == "not clearly different from"  # 50 vs 60 % of 20 scenarios
-        assert out["soo_soo_mse_rate"].startswith("50.0 % (95 % interval") and "one seed" in out["soo_spread"]
+        assert out["soo_soo_mse_rate"].startswith("50.0 % [") and "one seed" in out["soo_spread"]
         assert out["soo_soo_mse_generate_unclear_range"] == "0 % (one seed)"
     else:
         assert out["soo_vs_soo_mse_shuffled"] == "lower than"  # 52.5 ± 2.5 vs 62.5 ± 2.5: the SD ranges separate

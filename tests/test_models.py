@@ -127,3 +127,18 @@ def test_one_layer_check_names_the_parameter_the_model_and_a_layer_it_has():
         models.check_layer(40, 30, name="sweep_layers", model="m", source="a sweep layer")
     with pytest.raises(ValueError, match=r"layer=1\.5 must be an integer"):
         models.check_layer(1.5, None)
+
+
+def test_native_bf16_follows_the_kernels_torch_was_held_to(monkeypatch):
+    """A CPU whose torch kernels are held below AVX-512 (ATEN_CPU_CAPABILITY=avx2) computes as an AVX2-only machine:
+    no native bf16, so precision="auto" picks fp32 there, whatever the chip could do."""
+    import torch
+
+    from soo.llm import models
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert models.native_bf16()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not models.native_bf16()

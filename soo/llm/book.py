@@ -252,7 +252,7 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
                                                      else f"{u.min():.0f} % with every seed" if u.min() == u.max()
                                                      else f"from {u.min():.0f} to {u.max():.0f} % over seeds")
         row = per_seed.loc[per_seed["condition"] == cond].iloc[0]
-        out[f"soo_{cond}_rate"] = (f"{row['mean']:.1f} % (95 % interval {row['ci_low']:.0f}–{row['ci_high']:.0f})"
+        out[f"soo_{cond}_rate"] = (f"{row['mean']:.1f} % [{row['ci_low']:.0f}–{row['ci_high']:.0f}]"
                                    if one_seed else f"{scoring.mean_sd_text(summary.loc[cond, 'mean mean'], summary.loc[cond, 'mean sd'])} %")
     if len(sweep):
         best = sweep.loc[sweep["mean"].idxmin()]
@@ -273,8 +273,12 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
                soo_n_eval=int(sc.n_soo_eval), soo_n_generate=int(sc.n_generate))
     # verdicts for the prose: do SOO's and each control's intervals overlap? Several seeds: mean ± SD over seeds
     # (the start model a point); one seed: each run's 95 % bootstrap interval over scenarios (the start model's too)
-    out["soo_spread"] = ("one seed; the interval is a 95 % bootstrap interval over scenarios" if one_seed
+    out["soo_spread"] = ("one seed per condition; in brackets the run's 95 % bootstrap interval over scenarios" if one_seed
                          else f"mean ± SD over {len(sc.seeds)} seeds")
+    out["soo_seed_agreement"] = ("With one seed per condition this build does not show whether the seeds of one "
+                                 "condition agree on this (a run with several seeds does); unclear greedy "
+                                 "answers were" if one_seed else
+                                 "The seeds of one condition need not agree on this: unclear greedy answers were")
     out["soo_verdict_basis"] = ("whether the 95 % bootstrap intervals over scenarios separate (one seed per condition)"
                                 if one_seed else "whether the ±SD ranges over seeds separate")
 

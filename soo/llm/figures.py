@@ -67,7 +67,8 @@ def plot_conditions(df: pd.DataFrame, ax=None, value="mean", ylabel=RATE_LABEL):
         elif value == "mean" and {"ci_low", "ci_high"} <= set(df.columns):
             lo, hi = df.loc[df["condition"] == c, ["ci_low", "ci_high"]].to_numpy(dtype=float)[0]
             _errbars(ax, [i], v, [lo], [hi])
-        ax.scatter(np.full(len(v), i) + np.linspace(-0.12, 0.12, len(v)), v, color="black", s=12, zorder=3)
+        jitter = np.linspace(-0.12, 0.12, len(v)) if len(v) > 1 else 0.0
+        ax.scatter(np.full(len(v), i) + jitter, v, color="black", s=12, zorder=3)
     ax.set_xticks(range(len(conds)), [CONDITION_NAMES.get(c, c) for c in conds], rotation=15)
     ax.set_ylabel(ylabel)
     if value in ("mean", "paper order", "mirrored", "perspectives"):
