@@ -16,9 +16,9 @@ sampled run) and divides by the two workers for an estimate of the wall time. Th
 versions of the code in one run on one machine, not a measured notebook time (``make book`` prints those).
 
 The start is the model itself (``start_from=None``), so no organism has to be trained first. The organism has the
-same architecture, so every phase but greedy generation costs the same; generation runs until every answer in a
-batch has ended, and the released model's answers after a fine-tune are longer than the organism's one-sentence
-answers, so the burglar-generation phase here is an upper bound of the notebook's. ``--precision fp32`` computes as ``precision="auto"`` does on a
+same architecture, so every phase but greedy generation costs the same; generation runs until every answer of a
+batch has ended, and took more than twice as long per run from the released model as from the organism
+(``benchmarks/README.md``), so the burglar-generation phase here is an upper bound of the notebook's. ``--precision fp32`` computes as ``precision="auto"`` does on a
 CPU without native bf16; ``--isa avx2`` restarts the script with torch, oneDNN and MKL held to their AVX2 kernels
 (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``, ``MKL_ENABLE_INSTRUCTIONS=AVX2``): an AVX2-only
 machine's instruction set on this one (its clock, caches and memory stay this machine's).

@@ -251,9 +251,9 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
         out[f"soo_{cond}_generate_unclear_range"] = (f"{u.min():.0f} % (one seed)" if len(u) == 1
                                                      else f"{u.min():.0f} % with every seed" if u.min() == u.max()
                                                      else f"from {u.min():.0f} to {u.max():.0f} % over seeds")
-        row = per_seed.loc[per_seed["condition"] == cond].iloc[0]
-        out[f"soo_{cond}_rate"] = (f"{row['mean']:.1f} % [{row['ci_low']:.0f}–{row['ci_high']:.0f}]"
-                                   if one_seed else f"{scoring.mean_sd_text(summary.loc[cond, 'mean mean'], summary.loc[cond, 'mean sd'])} %")
+        row, s = per_seed.loc[per_seed["condition"] == cond].iloc[0], summary.loc[cond]
+        out[f"soo_{cond}_rate"] = (f"{row['mean']:.1f} % [{row['ci_low']:.0f}–{row['ci_high']:.0f}]" if one_seed
+                                   else f"{scoring.mean_sd_text(s['mean mean'], s['mean sd'])} %")
     if len(sweep):
         best = sweep.loc[sweep["mean"].idxmin()]
         out.update(soo_sweep_best_layer=int(best["layer"]), soo_sweep_best_rate=float(best["mean"]),

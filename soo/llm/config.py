@@ -363,8 +363,8 @@ PRESETS: dict[str, LLMConfig] = {
 """The scales, as they apply to their default model (smoke: tiny-random-llama; default, full: the embedded model, 30
 layers). ``default`` is sized for ``make book`` within 30 minutes on a 2-core CPU without native bf16 (fp32): one
 seed per condition, about half the evaluation items and one epoch of the organism's SFT instead of two
-(:data:`DEFAULT_BEFORE`; the book's reproduce page says why). :func:`llm_config` keeps the smoke and default sweeps for every model and computes the full scale's from
-the chosen model (:data:`MODEL_RELATIVE_SWEEPS`)."""
+(:data:`DEFAULT_BEFORE`; the book's reproduce page says why). :func:`llm_config` keeps the smoke and default
+sweeps for every model and computes the full scale's from the chosen model (:data:`MODEL_RELATIVE_SWEEPS`)."""
 DEFAULT_BEFORE = {"seeds": (0, 1, 2), "n_eval": 100, "n_soo_eval": 50, "n_perspectives": 20, "n_generalization": 15,
                   "n_capability": 24, "organism.epochs": 2}
 """The ``default`` scale's values that changed to fit ``make book`` into 30 minutes on a 2-core AVX2 CPU, as they
