@@ -35,11 +35,21 @@ AUX_TERMS = ("soo", "capability", "random")
 assert AGENT_KINDS == MODES + FINETUNE_KINDS, "AGENTS: the baselines (in the order of env.MODES), then FINETUNES"
 
 SETTINGS = {"official": {}, "gamma099": {"gamma": 0.99}, "single_env": {"num_envs": 1},
-            "gamma099_single_env": {"gamma": 0.99, "num_envs": 1}}
+            "gamma099_single_env": {"gamma": 0.99, "num_envs": 1}, "official_long": {}}
 """Named departures from the official training settings (``RLConfig`` fields), for every run of a protocol.
 ``official``: the official code's settings (with 100 parallel environments); ``gamma099``: discount 0.99 (at
 0.95 a scripted lure does not beat going straight to the goal in discounted return); ``single_env``: the official
-single-environment schedule (``n_rollout_threads`` 1); both together. ``soo.rl.screen`` screens them."""
+single-environment schedule (``n_rollout_threads`` 1); both together; ``official_long``: the official settings
+with baselines :data:`BASELINE_LENGTH` times as long (80 000 episodes at the full scale, the exploration noise
+annealed over the same share of them; fine-tunings as in the official protocol). ``soo.rl.screen`` screens them."""
+BASELINE_LENGTH = {"official_long": 2}
+"""Settings whose baselines train this many times the scale's ``baseline_episodes``, with the exploration noise
+annealed over as many times the scale's ``n_exploration_eps`` (default 1)."""
+SETTING_LABELS = {"official": "official", "gamma099": "discount 0.99", "single_env": "one environment",
+                  "gamma099_single_env": "discount 0.99, one environment",
+                  "official_long": "official, baselines twice as long"}
+"""How tables and figures name each setting."""
+assert tuple(SETTING_LABELS) == tuple(SETTINGS) and set(BASELINE_LENGTH) <= set(SETTINGS)
 
 
 def _positive_int(name, value):
@@ -165,16 +175,26 @@ class ScaleConfig:
         """The folder name of this protocol's runs: the scale, and the setting where it is not the official one."""
         return self.scale if self.setting == "official" else f"{self.scale}_{self.setting}"
 
+    @property
+    def baseline_length(self) -> int:
+        """Training episodes of each baseline under this setting (:data:`BASELINE_LENGTH`)."""
+        return self.baseline_episodes * BASELINE_LENGTH.get(self.setting, 1)
+
     def rl_config(self, mode: str, seed: int, **kw) -> RLConfig:
-        base = dict(mode=mode, seed=seed, n_episodes=self.baseline_episodes, num_envs=self.num_envs)
-        return RLConfig(**{**base, **self.overrides, **SETTINGS[self.setting], **kw})
+        """A baseline's config (``kw`` overrides any field: :meth:`finetune_config` passes the fine-tuning's)."""
+        factor = BASELINE_LENGTH.get(self.setting, 1)
+        base = dict(mode=mode, seed=seed, n_episodes=self.baseline_length, num_envs=self.num_envs)
+        longer = {} if factor == 1 else {
+            "n_exploration_eps": factor * self.overrides.get("n_exploration_eps", RLConfig.n_exploration_eps)}
+        return RLConfig(**{**base, **self.overrides, **longer, **SETTINGS[self.setting], **kw})
 
     def finetune_config(self, kind: str, seed: int) -> RLConfig:
         """The config of fine-tuning ``kind`` (:data:`FINETUNES`) of seed ``seed``'s deceptive baseline."""
         check_choice("kind", kind, FINETUNE_KINDS)
         term, held = FINETUNES[kind]
+        schedule = {"n_exploration_eps": self.overrides.get("n_exploration_eps", RLConfig.n_exploration_eps)}
         return self.rl_config(self.finetune_reward, seed, n_episodes=self.soo_episodes, soo_condition=term,
-                              hold_red=held)
+                              hold_red=held, **schedule)
 
 
 PRESETS = {
