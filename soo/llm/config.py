@@ -44,12 +44,27 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "data" / "model_configs"
 # ----------------------------------------------------------------------------- conditions and training settings
 CONDITIONS: dict[str, str] = {
     "soo_mse": "SOO (MSE)",
-    "lm": "LM loss",
+    "lm": "Scenario exposure (LM loss)",
     "soo_mse_shuffled": "Shuffled pairs",
     "soo_kl_logits": "SOO (KL, repo)",
+    "generic": "Generic fine-tune",
+    "soo_mse_names": "Name-control pairs",
 }
 """The fine-tuning conditions (training objectives) and their labels in tables and figures, in the order the
-notebooks run and show them: the paper's SOO, then the controls. The one list of condition names."""
+notebooks run and show them: the paper's SOO, then the controls. The one list of condition names and labels.
+Every condition has the same optimiser steps, seeds and pair count as SOO (MSE): ``lm`` is the next-token loss
+on the SOO prompts themselves (scenario exposure without the SOO loss); ``soo_mse_shuffled`` the SOO loss on
+mismatched pairs; ``generic`` the next-token loss on neutral text (:func:`soo.llm.scenarios.generic_pairs`);
+``soo_mse_names`` the SOO loss between two other-prompts that differ only in the name
+(:func:`soo.llm.scenarios.name_control_pairs`: the overlap without self/other)."""
+LADDER = ("generic", "lm", "soo_mse_shuffled", "soo_mse_names", "soo_mse", "soo_kl_logits")
+"""The control ladder, from the start model up: each rung adds one ingredient of SOO (any fine-tune of the same
+dose; the scenario prompts; the SOO loss on unmatched pairs; the SOO loss at the site between two others; SOO
+itself), then the official code's SOO."""
+BOOK_CONDITIONS = ("soo_mse", "lm", "soo_mse_shuffled", "soo_kl_logits")
+"""The conditions the ``default`` and ``smoke`` scales run (the book's quick rerun); ``full`` runs the whole
+:data:`LADDER`."""
+assert set(LADDER) == set(CONDITIONS) and set(BOOK_CONDITIONS) <= set(CONDITIONS)
 BASE_LABEL = "Before SOO"
 """The label of the model before fine-tuning (the reference row of every comparison)."""
 
@@ -298,9 +313,14 @@ class LLMConfig:
     """latent-SOO probe pairs (None: all 52)"""
     workers: int = 2
     """SOO runs in parallel processes on CPU; always 1 on CUDA"""
+    conditions: tuple[str, ...] = BOOK_CONDITIONS
+    """the fine-tuning conditions ``llm_soo`` runs by default (:data:`BOOK_CONDITIONS`; ``full``: the
+    :data:`LADDER`)"""
 
     def __post_init__(self):
         check_choice("scale", self.scale, SCALES)
+        for c in self.conditions:
+            check_choice("conditions", c, tuple(CONDITIONS))
         if self.start_from not in (None, ORGANISM):
             path = Path(str(self.start_from)).expanduser()
             if not (path / "config.json").exists():
@@ -358,7 +378,7 @@ PRESETS: dict[str, LLMConfig] = {
                       sweep_layers=sweep_layers_for(30, _SMOLLM2.layer), sweep_lrs=sweep_lrs_for(_SMOLLM2.lr),
                       soo=_SMOLLM2,
                       organism=replace(_SMOLLM2, epochs=3, bf16=True, **_ORGANISM), organism_n=512,
-                      n_capability=80, capability_tokens=128, gen_tokens=75),
+                      n_capability=80, capability_tokens=128, gen_tokens=75, conditions=LADDER),
 }
 """The scales, as they apply to their default model (smoke: tiny-random-llama; default, full: the embedded model, 30
 layers). ``default`` is sized for ``make book`` within 30 minutes on a 2-core CPU without native bf16 (fp32): one

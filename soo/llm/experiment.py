@@ -291,7 +291,8 @@ def soo_run(model_path, sc: LLMConfig, run_dir, run: SooRun, *, progress=True) -
         if is_finished(rdir, cfg):
             model, tok, man = load_trained(rdir, model=model, tok=tok)  # trained before, evaluation interrupted
         else:
-            r = train(cfg, pairs=S.soo_pairs(cfg.pairs)[:sc.n_pairs], model=model, tok=tok, progress=progress)
+            r = train(cfg, pairs=S.training_pairs(cfg.objective, cfg.pairs)[:sc.n_pairs], model=model, tok=tok,
+                      progress=progress)
             r.save(rdir)
             model, man = r.model, r.manifest()
         # the start model's outputs as its own row kept them, else read from the same weights, adapter disabled
@@ -330,9 +331,9 @@ def soo_runs(model_path, sc: LLMConfig, run_dir, runs, *, workers: int | None = 
 def soo_jobs(sc: LLMConfig, conditions=None, sweep_layers=None, sweep_lrs=None) -> dict[str, list[SooRun]]:
     """The llm_soo notebook's runs: ``"main"`` every (condition, seed) at the configuration's layer and lr;
     ``"layers"`` SOO (MSE) with the first seed at each sweep layer; ``"lrs"`` SOO (MSE) with the first seed at the
-    configuration's lr and each sweep lr (empty when ``sweep_lrs`` is). ``None``: all conditions / the scale's
-    sweeps. Checks every value before any compute."""
-    conditions = tuple(CONDITIONS) if conditions is None else as_choices("conditions", conditions, tuple(CONDITIONS))
+    configuration's lr and each sweep lr (empty when ``sweep_lrs`` is). ``None``: the scale's conditions
+    (``sc.conditions``) / sweeps. Checks every value before any compute."""
+    conditions = sc.conditions if conditions is None else as_choices("conditions", conditions, tuple(CONDITIONS))
     layers = as_ints("sweep_layers", sc.sweep_layers if sweep_layers is None else sweep_layers)
     sweep_lrs = as_positive_floats("sweep_lrs", sc.sweep_lrs if sweep_lrs is None else sweep_lrs)
     n_layers = n_layers_of(sc.model)

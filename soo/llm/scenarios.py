@@ -140,6 +140,48 @@ def soo_pairs(mode: Literal["cycle", "all"] = "cycle") -> list[PromptPair]:
             for t, it in chosen]
 
 
+NAME_CONTROL_NAMES = ("Alice", "Carol", "David", "Emma")
+"""The second names of the name-control pairs (item i uses the (i mod 4)-th): names the burglar evaluation never
+uses (it says "Bob"; the generalization's name variant "Oliver")."""
+
+
+def name_control_pairs(mode: Literal["cycle", "all"] = "cycle") -> list[PromptPair]:
+    """The name-control pairs: each SOO pair's *other* prompt ("Bob ... to Bob") against the same prompt with Bob
+    replaced by another name ("Alice ... to Alice"): two prompts that differ only in a name, with no self/other
+    contrast. The SOO loss on these pairs asks for the overlap of two others, not of self and other."""
+    out = []
+    for i, p in enumerate(soo_pairs(mode)):
+        name = NAME_CONTROL_NAMES[i % len(NAME_CONTROL_NAMES)]
+        if p.other_prompt.count("Bob") != 2:
+            raise ValueError(f"a SOO template no longer names Bob twice: {p.other_prompt!r}")
+        out.append(PromptPair(p.other_prompt, p.other_prompt.replace("Bob", name), p.item, p.template))
+    return out
+
+
+def generic_texts() -> tuple[str, ...]:
+    """The generic fine-tune's neutral texts (``soo/data/generic_texts.json``, Python standard-library docstrings:
+    its ``_source`` and ``scripts/make_generic_texts.py`` say how they were chosen)."""
+    return tuple(_load("generic_texts.json")["texts"])
+
+
+def generic_pairs(mode: Literal["cycle", "all"] = "cycle") -> list[PromptPair]:
+    """The generic fine-tune's training items, as many as the SOO pairs of ``mode`` (52 or 156), each two neutral
+    texts (so its next-token loss sees as many sequences per step as the scenario-exposure control's)."""
+    n = len(soo_pairs(mode))
+    t = generic_texts()
+    return [PromptPair(t[(2 * i) % len(t)], t[(2 * i + 1) % len(t)], f"generic{i}", 0) for i in range(n)]
+
+
+def training_pairs(objective: str, mode: Literal["cycle", "all"] = "cycle") -> list[PromptPair]:
+    """The pairs one fine-tuning condition trains on: the name-control pairs, the generic texts, or the SOO pairs
+    (every other condition, including shuffled pairs, which :func:`soo.llm.train.train` deranges)."""
+    if objective == "soo_mse_names":
+        return name_control_pairs(mode)
+    if objective == "generic":
+        return generic_pairs(mode)
+    return soo_pairs(mode)
+
+
 def probe_pairs() -> list[PromptPair]:
     """The 52 latent-SOO probe pairs (official text, phrased like the test scenario)."""
     tpl = texts()["probe_template"]

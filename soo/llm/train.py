@@ -14,7 +14,11 @@ Objectives (all see the same prompts and the same optimiser budget):
 * ``soo_kl_logits``: the official repository, KL(P_other || P_self) over output logits.
 * ``soo_mse_shuffled``: control, SOO MSE on mismatched pairs (each self prompt paired
   with the other prompt of a different item, a seeded derangement).
-* ``lm``: control, the plain language-model loss on the same self and other prompts.
+* ``lm``: control, the plain language-model loss on the same self and other prompts (scenario exposure).
+* ``generic``: control, the same language-model loss on neutral texts of the same count
+  (:func:`soo.llm.scenarios.generic_pairs`): a fine-tune of the same dose without the scenarios.
+* ``soo_mse_names``: control, SOO MSE between two other-prompts that differ only in the name
+  (:func:`soo.llm.scenarios.name_control_pairs`): the overlap without self/other.
 """
 from __future__ import annotations
 
@@ -74,7 +78,7 @@ def objective_loss(model, cfg: LLMTrainConfig, enc_self, enc_other) -> torch.Ten
     :func:`tokenize_pairs`, on any device: they are moved to the model's input device)."""
     dev = models.input_device(model)
     enc_self, enc_other = _to(enc_self, dev), _to(enc_other, dev)
-    if cfg.objective in ("soo_mse", "soo_mse_shuffled"):
+    if cfg.objective in ("soo_mse", "soo_mse_shuffled", "soo_mse_names"):
         a_self = models.activations(model, enc_self, [cfg.site])[cfg.site]  # (B, T, D), the pass cut after the site
         a_other = models.activations(model, enc_other, [cfg.site])[cfg.site]  # (B, T, D)
         return soo_mse(a_self, a_other, enc_self["attention_mask"], enc_other["attention_mask"], pooling=cfg.pooling)
@@ -82,7 +86,7 @@ def objective_loss(model, cfg: LLMTrainConfig, enc_self, enc_other) -> torch.Ten
         mask = None if cfg.max_length else (enc_self["attention_mask"], enc_other["attention_mask"])
         ls, lo = model(**enc_self, use_cache=False).logits, model(**enc_other, use_cache=False).logits
         return soo_kl_logits(ls, lo, *(mask or (None, None)))
-    # lm: next-token cross-entropy on both prompts, pad positions ignored
+    # lm, generic: next-token cross-entropy on both texts of each pair, pad positions ignored
     ids = torch.cat([enc_self["input_ids"], enc_other["input_ids"]])
     am = torch.cat([enc_self["attention_mask"], enc_other["attention_mask"]])
     return model(input_ids=ids, attention_mask=am, labels=ids.masked_fill(am == 0, -100), use_cache=False).loss
@@ -176,12 +180,12 @@ def _fit(model, cfg: LLMTrainConfig, n: int, batch_loss, *, progress=True, desc=
 def train(cfg: LLMTrainConfig, *, pairs=None, model=None, tok=None, progress: bool = True) -> TrainResult:
     """SOO (or control) fine-tuning of a fresh LoRA adapter; see the module docstring.
 
-    ``pairs``: a list of :class:`soo.llm.scenarios.PromptPair` (default: ``cfg.pairs`` from the
-    package data). ``model``/``tok``: a loaded base model (default: ``load(cfg.model)``).
+    ``pairs``: a list of :class:`soo.llm.scenarios.PromptPair` (default: the condition's own pairs,
+    :func:`soo.llm.scenarios.training_pairs`, of ``cfg.pairs``). ``model``/``tok``: a loaded base model (default: ``load(cfg.model)``).
     """
     from . import scenarios
 
-    pairs = list(pairs) if pairs is not None else scenarios.soo_pairs(cfg.pairs)
+    pairs = list(pairs) if pairs is not None else scenarios.training_pairs(cfg.objective, cfg.pairs)
     if len(pairs) == 0:
         raise ValueError("pairs: the list of self/other prompt pairs is empty")
     if model is None:
