@@ -163,21 +163,67 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+_ASIDE = ".old-"
+"""Infix of the name a replaced folder has between :func:`atomic_directory`'s first and last step."""
+
+
+def _aside_of(dst: Path) -> list[Path]:
+    """Folders a commit of ``dst`` moved aside (``.{name}.old-*`` siblings), newest first."""
+    import glob
+
+    found = [Path(p) for p in glob.glob(str(dst.parent / f".{glob.escape(dst.name)}{_ASIDE}*"))]
+    return sorted(found, key=lambda p: p.lstat().st_ctime, reverse=True)
+
+
+def _recover_aside(dst: Path) -> None:
+    """Finish the commit of a process that died inside :func:`atomic_directory`'s commit: with ``dst`` missing, the
+    folder moved aside is the last whole version and goes back; with ``dst`` there, what was moved aside is removed."""
+    import shutil
+
+    aside = _aside_of(dst)
+    if aside and not os.path.lexists(dst):
+        os.rename(aside.pop(0), dst)
+    for p in aside:
+        shutil.rmtree(p, ignore_errors=True)
+
+
 @contextmanager
 def atomic_directory(dst: str | os.PathLike):
     """``with atomic_directory(dst) as tmp:`` — fill the folder ``tmp`` (a fresh sibling of ``dst``); when the block
     ends without an error, ``tmp`` replaces ``dst`` whole, so a reader never sees half a folder. On an error ``dst``
-    is left as it was and ``tmp`` is removed."""
+    is left as it was and ``tmp`` is removed.
+
+    The commit is three steps, each of which leaves a whole folder behind if it fails: the old ``dst`` is renamed
+    aside (to the hidden sibling ``.{name}.old-*``), ``tmp`` is renamed to ``dst`` (on a failure the old folder is
+    renamed back), then the old folder is removed (a failure leaves only that hidden sibling). A process killed in
+    the block leaves ``dst`` as it was (and its hidden ``tmp``); one killed between the two renames leaves ``dst``
+    aside, whole, and the next ``atomic_directory(dst)`` puts it back before it starts (and removes any leftover
+    aside)."""
+    import secrets
     import shutil
 
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    _recover_aside(dst)
     tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.tmp"))
     tmp.chmod(0o755)
     try:
         yield tmp
-        shutil.rmtree(dst, ignore_errors=True)
-        os.replace(tmp, dst)
+        old = None
+        if os.path.lexists(dst):
+            old = dst.parent / f".{dst.name}{_ASIDE}{secrets.token_hex(6)}"
+            os.rename(dst, old)  # 1. the old folder aside
+        try:
+            os.rename(tmp, dst)  # 2. the new one in
+        except BaseException:
+            if old is not None:
+                os.rename(old, dst)
+            raise
+        if old is not None:  # 3. the old one removed
+            try:
+                shutil.rmtree(old)
+            except OSError:  # dst is whole; the next commit of dst removes what is left aside
+                pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

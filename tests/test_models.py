@@ -114,6 +114,34 @@ def test_bad_names_raise_clear_errors(tmp_path):
         models.load("tiny-random-llama", quantization="8bit")
 
 
+def test_converted_model_cache_is_written_whole(tmp_path):
+    """The converted-model cache (:func:`soo.llm.models._atomic_save_dir`, through ``utils.atomic_directory``): a
+    conversion that fails leaves nothing (no folder a later load would take for a cache); one that succeeds leaves
+    the folder with its ``READY`` mark; a folder without the mark (left by an older writer) is rebuilt whole; a ready
+    one is not rebuilt. Checked once against a cache built in place: the failed conversion left a half folder."""
+    dst = tmp_path / "cache" / "model"
+
+    def failing(tmp):
+        (tmp / "config.json").write_text("{}")
+        raise RuntimeError("conversion failed")
+
+    with pytest.raises(RuntimeError, match="conversion failed"):
+        models._atomic_save_dir(dst, failing)
+    assert not dst.exists() and list(dst.parent.iterdir()) == []
+    dst.mkdir()
+    (dst / "stale.bin").write_text("half")
+    calls = []
+
+    def build(tmp):
+        calls.append(tmp)
+        (tmp / "config.json").write_text("{}")
+
+    assert models._atomic_save_dir(dst, build) == dst
+    assert sorted(p.name for p in dst.iterdir()) == ["READY", "config.json"] and list(dst.parent.iterdir()) == [dst]
+    models._atomic_save_dir(dst, build)
+    assert len(calls) == 1
+
+
 def test_hub_id_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(models.ModelNotAvailableError, match="mistralai/Mistral-7B-Instruct-v0.2.*HF_HOME"):
