@@ -58,6 +58,57 @@ def test_soo_mse_gradients_only_reach_lora_at_or_below_layer():
             assert torch.equal(p, base_before[n]), n
 
 
+def _hooked_soo_mse(model, layer, es, eo, held=None):
+    """The "full" SOO MSE computed here: the o_proj output of layer ``layer`` caught by this test's own hook in a
+    whole forward pass of each prompt (graph attached), and the mean over jointly real positions written out.
+    ``held``: 0 or 1 detaches the self or the other pass's activations (that pass gives no gradient)."""
+    acts = []
+    site = model.base_model.model.model.layers[layer].self_attn.o_proj
+    h = site.register_forward_hook(lambda m, i, o: acts.append(o))
+    try:
+        for enc in (es, eo):
+            model(**enc, use_cache=False)
+    finally:
+        h.remove()
+    if held is not None:
+        acts[held] = acts[held].detach()
+    joint = (es["attention_mask"] * eo["attention_mask"]).unsqueeze(-1).to(acts[0].dtype)
+    return ((acts[0] - acts[1]) ** 2 * joint).sum() / (joint.sum() * acts[0].shape[-1])
+
+
+def test_soo_mse_gradient_flows_through_both_passes():
+    """The training loss's gradient on every LoRA weight equals the gradient of the hooked computation above, which
+    differentiates through the self and the other pass; and each pass gives a non-zero share of it (the other pass's
+    share: the gradient with the self activations held fixed, and the reverse). Checked once with
+    ``a_other.detach()`` planted in ``objective_loss``: its gradient lost the other pass's share and the test failed
+    (the gradient-locality and determinism tests passed with it)."""
+    model, tok = _fresh()
+    cfg = LLMTrainConfig(model=TINY, layer=1, lora_dropout=0.0)
+    model = lora_model(model, cfg).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # B is zero at init: give every LoRA weight a value, so that every one gets a gradient
+        for n, p in model.named_parameters():
+            if "lora_" in n:
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    es, eo = _batch(tok)
+    lora = {n: p for n, p in model.named_parameters() if "lora_" in n}
+
+    def grads(loss):
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        return {n: (torch.zeros_like(p) if p.grad is None else p.grad.detach().clone()) for n, p in lora.items()}
+
+    got = grads(objective_loss(model, cfg, es, eo))
+    ref = grads(_hooked_soo_mse(model, 1, es, eo))
+    for n in ref:
+        torch.testing.assert_close(got[n], ref[n], rtol=1e-4, atol=1e-9, msg=n)
+    other_share, self_share = grads(_hooked_soo_mse(model, 1, es, eo, held=0)), grads(_hooked_soo_mse(model, 1, es, eo, held=1))
+    for share in (self_share, other_share):
+        assert sum(v.abs().sum() for v in share.values()) > 1e-3 * sum(v.abs().sum() for v in ref.values())
+    for n in ref:
+        torch.testing.assert_close(self_share[n] + other_share[n], ref[n], rtol=1e-4, atol=1e-9, msg=n)
+
+
 # ----------------------------------------------------------------------------- QLoRA on CPU
 def _lora_grads(model, cfg, es, eo):
     model.zero_grad(set_to_none=True)

@@ -109,6 +109,28 @@ def test_soo_mse_identities(pooling):
 
 
 @pytest.mark.parametrize("pooling", ["full", "last", "mean"])
+def test_soo_mse_gradient_flows_into_both_activations(pooling):
+    """The paper's loss has gradients through both forward passes: ``soo_mse``'s gradient with respect to the self
+    and the other activations equals that of this file's own loop formula (:func:`_manual`, autograd in float64),
+    and neither is zero. (The other loss tests run under ``no_grad``.) Checked once with ``a_other.detach()`` planted
+    in ``soo_mse``: the other activations got no gradient and the test failed."""
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(3, 5, 4, generator=g, dtype=torch.float64), torch.randn(3, 5, 4, generator=g, dtype=torch.float64)
+    m_a = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 1, 1, 1, 1]])
+    m_b = torch.tensor([[0, 1, 1, 1, 1], [0, 0, 0, 1, 1], [1, 1, 1, 1, 1]])
+    grads = []
+    for loss_of in (lambda x, y: soo_mse(x, y, m_a, m_b, pooling=pooling), lambda x, y: _manual(x, y, m_a, m_b, pooling)):
+        x, y = a.clone().requires_grad_(), b.clone().requires_grad_()
+        loss_of(x, y).backward()
+        assert x.grad is not None and y.grad is not None, "a pass got no gradient"
+        grads.append((x.grad, y.grad))
+    (gs, go), (ms, mo) = grads
+    torch.testing.assert_close(gs, ms)
+    torch.testing.assert_close(go, mo)
+    assert gs.abs().sum() > 0 and go.abs().sum() > 0
+
+
+@pytest.mark.parametrize("pooling", ["full", "last", "mean"])
 def test_soo_mse_padding_invariance(pooling):
     """Extra left padding (masked) changes nothing, whatever the padded values are."""
     g = torch.Generator().manual_seed(1)
