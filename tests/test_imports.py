@@ -20,9 +20,10 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> set[str]:
-    """The ``soo`` modules a source file imports (relative imports resolved), wherever the import stands."""
-    name = module_name(path)
+def imports_of(path: Path, name: str | None = None) -> set[str]:
+    """The ``soo`` modules a source file imports (relative imports resolved), wherever the import stands. ``name``:
+    the file's module name (default: from its place in the package)."""
+    name = module_name(path) if name is None else name
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -66,6 +67,37 @@ def violations(modules: dict[str, set[str]]) -> list[str]:
 def test_the_walk_sees_the_package():
     assert {"soo", "soo.utils", "soo.llm.experiment", "soo.rl.experiment"} <= set(MODULES)
     assert "soo.utils" in MODULES["soo.rl.config"]
+
+
+@pytest.mark.parametrize("module, init, source, expected", [
+    ("soo.rl.experiment", False, "from .config import RLConfig", {"soo.rl.config", "soo.rl.config.RLConfig"}),
+    ("soo.rl.experiment", False, "from . import figures", {"soo.rl", "soo.rl.figures"}),
+    ("soo.rl.experiment", False, "from ..utils import cached", {"soo.utils", "soo.utils.cached"}),
+    ("soo.rl.experiment", False, "from .. import style", {"soo", "soo.style"}),
+    ("soo.rl.experiment", False, "def f():\n    from ..llm.models import load", {"soo.llm.models", "soo.llm.models.load"}),
+    ("soo.rl", True, "from .config import AGENTS", {"soo.rl.config", "soo.rl.config.AGENTS"}),
+    ("soo.rl", True, "from . import env", {"soo.rl", "soo.rl.env"}),
+    ("soo.rl", True, "from ..utils import seed_everything", {"soo.utils", "soo.utils.seed_everything"}),
+    ("soo", True, "from .utils import cached", {"soo.utils", "soo.utils.cached"}),
+    ("soo.utils", False, "from .llm import train", {"soo.llm", "soo.llm.train"}),
+    ("soo.rl.soo", False, "import numpy as np\nfrom numpy import pi\nimport soo.llm.models", {"soo.llm.models"}),
+])
+def test_imports_of_resolves_relative_imports(tmp_path, module, init, source, expected):
+    """Relative imports one and two levels up, from a module and from a package's ``__init__`` (whose ``.`` is the
+    package itself), inside a function too, resolve to the modules they name. Checked once each with the level
+    counted one too far and with an ``__init__`` read as a module of its parent: the cases of each failed."""
+    path = tmp_path / ("__init__.py" if init else "m.py")
+    path.write_text(source + "\n")
+    assert imports_of(path, module) == expected
+
+
+def test_a_relative_import_across_the_wings_is_caught(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("from ..llm import train\n")
+    assert any("soo.rl.experiment (wing soo.rl) imports soo.llm.train" in v
+               for v in violations({"soo.rl.experiment": imports_of(path, "soo.rl.experiment")}))
+    assert {"soo.utils", "soo.rl.config", "soo.rl.stacked"} <= MODULES["soo.rl.experiment"]  # the real file's `..`, `.`
+    assert "soo.rl.config" in MODULES["soo.rl"]  # the package's own __init__
 
 
 def test_the_house_keeps_its_import_rules():
