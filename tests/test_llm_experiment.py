@@ -114,9 +114,19 @@ def _soo_result(condition, seed, flags, persp=80.0):
 
 
 @pytest.mark.parametrize("seeds", [(0,), (0, 1)])
-def test_soo_verdicts_use_seed_sd_or_one_runs_interval(seeds):
-    """Several seeds: SOO and a control differ when their mean ± SD ranges over seeds separate. One seed: when the
-    runs' 95 % bootstrap intervals over scenarios separate, so a few points between two single runs is no verdict."""
+@pytest.mark.parametrize("base_rate", [100, 70])
+def test_soo_verdicts_use_seed_sd_or_one_runs_interval(seeds, base_rate):
+    """Several seeds: SOO and a control differ when their mean ± SD ranges over seeds separate (the start model a
+    point). One seed: when the runs' 95 % bootstrap intervals over scenarios separate (the start model's interval
+    too), so a few points between two single runs is no verdict.
+
+    The cases tell the rule from its near misses: SOO at 50 % [35–65] against ``lm`` at 70 % [55–82.5] (one seed)
+    overlap, yet each point lies outside the other's interval, so comparing an interval with a point, or two points,
+    says "lower than"; the start row at 70 % (10 scenarios: [50–90]) is not zero-width (at 100 % its interval is
+    100–100, and its point and interval agree), so the one-seed basis "vs start" is exercised, and with two seeds
+    SOO's SD range [50, 55] overlaps its interval but lies below its point. Checked once each with the one-seed rule
+    planted as SOO's interval against the control's point, as two points, and with the start row's point for its
+    interval (one seed) or its interval for its point (two seeds): each failed here."""
     from dataclasses import replace
     from types import SimpleNamespace
 
@@ -124,19 +134,23 @@ def test_soo_verdicts_use_seed_sd_or_one_runs_interval(seeds):
 
     sc = replace(llm_config("smoke"), seeds=seeds, n_perspectives=20)
     nb = SimpleNamespace(cfg=sc, start_label="the organism")
-    base = _soo_result("base", None, [1] * 20, persp=30.0)
+    base_flags = [1] * 20 if base_rate == 100 else [1] * 7 + [0] * 3
+    base = _soo_result("base", None, base_flags, persp=30.0)
     soo = [_soo_result("soo_mse", s, [1] * (10 + s) + [0] * (10 - s), persp=90.0) for s in seeds]
     shuffled = [_soo_result("soo_mse_shuffled", s, [1] * (12 + s) + [0] * (8 - s)) for s in seeds]  # 2 points above
-    lm = [_soo_result("lm", s, [1] * 20) for s in seeds]
+    lm = [_soo_result("lm", s, [1] * (14 + s) + [0] * (6 - s)) for s in seeds]  # 20 points above
     out = book.glue_llm_soo(nb, base, {"main": soo + lm + shuffled, "layers": [], "lrs": []})
-    assert out["soo_vs_lm"] == "lower than" and out["soo_vs_base"] == "below"
     assert out["soo_persp_verdict"] == "higher than"
     if len(seeds) == 1:
-        assert out["soo_vs_soo_mse_shuffled"] == "not clearly different from"  # 50 vs 60 % of 20 scenarios
+        assert out["soo_vs_soo_mse_shuffled"] == "not clearly different from"  # 50 [35-65] vs 60 [45-75]
+        assert out["soo_vs_lm"] == "not clearly different from"  # 50 [35-65] vs 70 [55-82.5]
+        assert out["soo_vs_base"] == ("below" if base_rate == 100 else "not clearly below")  # [35-65] vs [50-90]
         assert out["soo_soo_mse_rate"].startswith("50.0 % [") and "one seed" in out["soo_spread"]
         assert out["soo_soo_mse_generate_unclear_range"] == "0 % (one seed)"
     else:
         assert out["soo_vs_soo_mse_shuffled"] == "lower than"  # 52.5 ± 2.5 vs 62.5 ± 2.5: the SD ranges separate
+        assert out["soo_vs_lm"] == "lower than"  # 52.5 ± 2.5 vs 72.5 ± 2.5
+        assert out["soo_vs_base"] == "below"  # [50, 55] below the start model's point, 70 or 100
         assert out["soo_soo_mse_rate"] == "52.5 ± 2.5 %" and out["soo_spread"] == "mean ± SD over 2 seeds"
 
 
