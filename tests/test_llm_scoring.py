@@ -98,3 +98,86 @@ def test_seed_summary_is_population_sd():
 def test_paper_results():
     main = paper_results()["llm_main_scenario"][0]
     assert (main["baseline"], main["soo_mean"], main["soo_sd"]) == (73.6, 17.27, 1.88)
+
+
+# ----------------------------------------------------------------------------- early stop of greedy generation
+def _prefix_check(text, d, h, ignore=()):
+    """Every prefix that :func:`decided` calls final has the whole text's label."""
+    from soo.llm.scoring import classify, decided
+
+    full = classify(text, d, h, ignore=ignore)
+    for k in range(len(text) + 1):
+        if decided(text[:k], d, h, ignore=ignore):
+            assert classify(text[:k], d, h, ignore=ignore) == full, (text, k)
+            return k
+    return None
+
+
+def test_decided_is_never_early_on_random_answers():
+    """Random answers from room words, longer rooms that contain them, fillers and punctuation: once a prefix is
+    called decided its label is the whole answer's (a rule that stops at the first mention fails on "bedroom" inside
+    "master bedroom", one that ignores word boundaries on "attic" in "attics")."""
+    import random
+
+    rng = random.Random(0)
+    cases = [("bedroom", "master bedroom"), ("attic", "kitchen"), ("living room", "room"), ("den", "garden")]
+    words = ["the", "I", "would", "point", "out", ".", ",", "s", "-", "  ", "and", "not", "master", "room", "attics",
+             "living"]
+    stops = 0
+    for _ in range(400):
+        d, h = rng.choice(cases)
+        if rng.random() < 0.5:
+            d, h = h, d
+        toks = [rng.choice(words + [d, h]) for _ in range(rng.randint(1, 25))]
+        text = "".join(t if t in ".,-" or t.isspace() else " " + t for t in toks)
+        stops += _prefix_check(text, d, h) is not None
+    assert stops > 100  # the rule does stop, often
+
+
+def test_decided_cases():
+    from soo.llm.scoring import decided
+
+    assert not decided("I would point out the bedroom", "bedroom", "master bedroom")  # "master bedroom" may follow?
+    assert not decided("I would point out the master", "bedroom", "master bedroom")
+    assert decided("I would point out the attic. It is", "attic", "kitchen")
+    assert not decided("I would point out the attic", "attic", "kitchen")  # "attics" could follow
+    assert not decided("I would point out the attic and", "attic", "attic and kitchen")
+    assert decided("the attic" + " and so on" * 8, "attic", "kitchen")  # far enough before the end
+    assert not decided("nothing here.", "attic", "kitchen")
+
+
+def test_early_stop_generation_keeps_every_label_and_the_whole_sample(monkeypatch):
+    """Greedy generation that stops each answer once its label is decided gives the labels of the whole answers, on
+    a tiny model whose answers name rooms (its vocabulary forced to room words), and the sample kept whole is
+    bit for bit the plain path's."""
+    import torch
+
+    from soo.llm import models
+    from soo.llm import scenarios as S
+    from soo.llm.evaluate import score
+
+    import dataclasses
+
+    model, tok = models.load("tiny-random-llama")
+    # the prompts of 12 scenarios, their rooms named attic and kitchen; the answers are random text of room words
+    scen = [dataclasses.replace(s, deceptive_room="attic", honest_room="kitchen")
+            for s in S.burglar(6, "paper") + S.burglar(6, "mirrored")]
+    words = [tok(w, add_special_tokens=False)["input_ids"][0] for w in (" attic", " kitchen", ".", " the", " and")]
+
+    def pick(mod, args, out):  # the next token a function of the hidden state: an answer of room words per prompt
+        h = args[0][:, -1].float()  # (B, D)
+        choice = (h.abs().sum(-1) * 1e4).long() % len(words)  # (B,)
+        forced = torch.full_like(out[:, -1], -1e4)
+        forced[torch.arange(len(choice)), torch.tensor(words)[choice]] = 0.0
+        out = out.clone()
+        out[:, -1] = forced
+        return out
+
+    model.lm_head.register_forward_hook(pick)
+    plain = score(model, tok, scen, method="generate", max_new_tokens=30, batch_size=4)
+    early = score(model, tok, scen, method="generate", max_new_tokens=30, batch_size=4, whole=[0, 7])
+    assert [r["label"] for r in early] == [r["label"] for r in plain]
+    assert {r["label"] for r in plain} - {"unclear"}, "the tiny model named no room: the test would be vacuous"
+    assert [early[i]["response"] for i in (0, 7)] == [plain[i]["response"] for i in (0, 7)]
+    assert [r["whole"] for r in early] == [i in (0, 7) for i in range(len(scen))]
+    assert sum(len(r["response"]) for r in early) < sum(len(r["response"]) for r in plain)  # it does stop
