@@ -37,7 +37,58 @@ def test_make_other_obs_places_adversary_within_radius():
         make_other_obs(OBS, rng, radius=0.0)
 
 
+def _layers(pol, x):
+    """A policy's two hidden layers written out from its weights: BatchNorm with its running statistics (eval
+    mode), then ``leaky_relu(fc1)`` and ``leaky_relu(fc2)``."""
+    bn = pol.in_fn
+    z = (x - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+    h1 = torch.nn.functional.leaky_relu(z @ pol.fc1.weight.T + pol.fc1.bias)
+    return h1, torch.nn.functional.leaky_relu(h1 @ pol.fc2.weight.T + pol.fc2.bias)
+
+
+def _trained_looking_policy(seed):
+    """Blue's policy with BatchNorm statistics and affine weights away from their initial 0 / 1."""
+    torch.manual_seed(seed)
+    pol = MADDPG(RLConfig()).policies[BLUE]
+    with torch.no_grad():
+        pol.in_fn.running_mean.uniform_(-0.5, 0.5)
+        pol.in_fn.running_var.uniform_(0.5, 2.0)
+        pol.in_fn.weight.uniform_(0.5, 1.5)
+        pol.in_fn.bias.uniform_(-0.2, 0.2)
+    return pol
+
+
+def test_hidden_is_the_policys_two_hidden_layers_each_in_its_place():
+    """``hidden`` (the SOO term's and the SOO values' activations) is ``[h1, h2]``: each half against the layer
+    written out here, and the stacked network's hidden layers (the training path: one run under autograd, K runs
+    without) likewise. Checked once with ``hidden`` planted to return the output layer for ``h2``, and with the
+    policy's first hidden layer taken before its activation: each failed here (the SOO-loss test below, which once
+    built its expected value from ``hidden`` itself, passed with the first)."""
+    from soo.rl.stacked import StackedMLP
+
+    pols = [_trained_looking_policy(s) for s in (0, 1)]
+    x = torch.as_tensor(np.random.default_rng(0).normal(0, 0.5, (64, 10)).astype(np.float32))
+    x[:, 6:8] = 0
+    for pol in pols:
+        h1, h2 = _layers(pol, x)
+        got = hidden(pol, x)
+        assert got.shape == (64, 2 * 64)
+        torch.testing.assert_close(got[:, :64], h1)
+        torch.testing.assert_close(got[:, 64:], h2)
+        s1, s2, _ = StackedMLP([pol])(x[None], False, return_hidden=True)
+        torch.testing.assert_close(s1[0], h1)
+        torch.testing.assert_close(s2[0], h2)
+    with torch.no_grad():
+        k1, k2, _ = StackedMLP(pols)(torch.stack([x, -x]), False, return_hidden=True)
+    for k, (pol, xk) in enumerate(zip(pols, (x, -x))):
+        h1, h2 = _layers(pol, xk)
+        torch.testing.assert_close(k1[k], h1)
+        torch.testing.assert_close(k2[k], h2)
+
+
 def test_soo_loss_on_hand_made_observation():
+    """The loss against its formula, the SOO term's activations written out (:func:`_layers`), not read through
+    ``hidden``."""
     torch.manual_seed(0)
     model, pretrained = MADDPG(RLConfig()), MADDPG(RLConfig())
     obs = torch.as_tensor(np.repeat(OBS, 4, 0))
@@ -45,7 +96,7 @@ def test_soo_loss_on_hand_made_observation():
     loss, info = make_aux_loss("soo", pretrained, 0.125, np.random.default_rng(7), 1024)(model, sample)
     pol = model.policies[BLUE]
     other = torch.as_tensor(make_other_obs(obs.numpy(), np.random.default_rng(7), 0.125))
-    soo = log_mse(hidden(pol, obs), hidden(pol, other))
+    soo = log_mse(torch.cat(_layers(pol, obs), 1), torch.cat(_layers(pol, other), 1))
     cap = log_mse(pol(obs), pretrained.policies[BLUE].eval()(obs))
     assert loss.item() == pytest.approx((soo + cap).item(), rel=1e-5)
     assert info["losses/soo"] == pytest.approx(soo.item(), rel=1e-5)
