@@ -28,9 +28,27 @@ def test_fake_offset_reads_the_fake_landmark_from_blues_observation():
     np.testing.assert_allclose(dg.fake_offset(obs[1]), (env.fake - env.pos[:, 1]).astype(np.float32), atol=1e-6)
 
 
+def _walk(blue, cfg, n, seed):
+    """Blue's positions ``(steps + 1, n, 2)`` and actions ``(steps, n, 2)`` against a motionless red."""
+    env = BatchedDeceptionEnv(n, cfg, seed=seed)
+    obs = env.reset()
+    pos, acts = [env.pos[:, 1].copy()], []
+    for t in range(cfg.episode_length):
+        acts.append(blue(obs[1], t))
+        obs, _, _, _ = env.step([np.zeros((n, 2)), acts[-1]])
+        pos.append(env.pos[:, 1].copy())
+    return np.array(pos), np.array(acts)
+
+
 def test_scripted_blues_do_what_they_say():
-    """Against a motionless red: the goal blue reaches the goal; a lure walks to the fake landmark and, once it gives
-    up, to the goal; a motionless blue stays where it started."""
+    """Against a motionless red: the goal blue reaches the goal; a lure walks to the fake landmark at a third of full
+    force (no faster than that force's terminal speed) until step ``k``, then to the goal (the lure that waits for
+    a trap stays at the fake landmark); against a red trapped from the start every lure drives straight to the goal;
+    a motionless blue acts with zero force and, away from the walls' push, stays where it started. Checked once each
+    with the lure aimed at the landmark nearer the goal, with a lure that never gives up, with a lure at full force
+    and with a still blue that drifts: each failed here (the returns and spawn traps alone passed with all four)."""
+    from soo.rl.env import DAMPING, DT, NEAR, SENSITIVITY
+
     red, cfg = _still_red(), EnvConfig()
     res = {b: dg.play(red, dg.scripted_blue(b), cfg, 200, seed=1, gamma=0.95) for b in dg.REFERENCE_BLUES}
     env = BatchedDeceptionEnv(200, cfg, seed=1)
@@ -40,6 +58,30 @@ def test_scripted_blues_do_what_they_say():
     # the red spawned on the fake landmark is trapped at reset whatever blue does: +10 from the first step
     spawn = np.linalg.norm(env.pos[:, 0] - env.fake, axis=1) < 0.16
     assert (res["still"]["trapped"][spawn] == 1).all() and (res["still"]["trapped"][~spawn] == 0).all()
+    assert 0 < spawn.sum() < 20
+    walks = {b: _walk(dg.scripted_blue(b), cfg, 200, seed=1) for b in dg.REFERENCE_BLUES}
+
+    def dist(pos, target):
+        return np.linalg.norm(pos - target, axis=-1)
+
+    pos, acts = walks["still"]
+    inner = (np.abs(pos[0]) <= 0.75).all(1)  # farther than 0.25 from every wall: no push
+    assert not acts.any() and inner.sum() > 100
+    assert (pos[:, inner] == pos[0, inner]).all()
+    goal_walk = walks["goal"][0]
+    assert (dist(goal_walk[-1], env.goal_pos) < NEAR).all()
+    lure_step = DT * DT * SENSITIVITY * dg.LURE_FORCE / DAMPING  # the lure's terminal step length
+    free = ~spawn
+    for k in dg.LURE_STEPS:
+        pos, _ = walks[f"lure{k}"]
+        to_fake, to_goal = dist(pos, env.fake), dist(pos, env.goal_pos)
+        assert (to_fake[k, free] < to_fake[0, free]).all(), k
+        assert np.linalg.norm(np.diff(pos[:k + 1, free], axis=0), axis=-1).max() <= 1.001 * lure_step, k
+        assert (pos[:, spawn] == goal_walk[:, spawn]).all(), k
+        if k < cfg.episode_length:
+            assert (to_goal[-1, free] < NEAR).all(), k
+        else:
+            assert (to_fake[-1, free] < NEAR).all(), k
     with pytest.raises(ValueError, match="reference blue"):
         dg.scripted_blue("teleport")
 
