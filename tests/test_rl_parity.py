@@ -5,8 +5,14 @@ The transcription below follows the official ``multiagent-particle-envs`` fork o
 in its own order: ``reset`` computes every agent's observation (red's observation callback is where the trap is
 set, so a red spawned within 0.16 of the fake landmark is trapped before the first step); ``step`` moves the world
 (damping, force, the ``max_speed`` clamp, then the position), then for each agent in turn (red first) computes its
-observation and its reward. Only the walls' contact force is borrowed from ``soo.rl.env`` (it is tested against
-mpe2's loop form in ``test_rl_env.py``), and the initial states come from the same seeded sampler.
+observation and its reward. Only the walls' contact force is borrowed from ``soo.rl.env`` (mpe2 has no walls: the
+force is the MPE fork's (Iqbal's) ``get_wall_collision_force``, written in ``soo.rl.env`` both batched and in its loop
+form, and ``test_rl_env.py`` runs the batched environment against the loop form inside mpe2's ``World``), and the
+initial states come from the same seeded sampler.
+
+"Within the observation radius" is ``distance <= radius`` here, as in ``soo.rl.env`` (for the observation and for
+red's +1 near blue). Random episodes never put the agents at exactly the radius, so
+:func:`test_the_radius_comparison_at_exactly_the_radius` places them there.
 """
 import numpy as np
 
@@ -46,7 +52,7 @@ class OfficialScenario:
     def reward(self, i):
         if i == 0:
             r = 5.0 if np.sqrt(np.sum(np.square(self.p[0] - self.goal))) < 2 * LM_SIZE else 0.0
-            return r + (1.0 if np.sqrt(np.sum(np.square(self.p[0] - self.p[1]))) < RADIUS else 0.0)
+            return r + (1.0 if np.sqrt(np.sum(np.square(self.p[0] - self.p[1]))) <= RADIUS else 0.0)
         r = 5.0 if np.sqrt(np.sum(np.square(self.p[1] - self.goal))) < 2 * LM_SIZE else 0.0
         return r + (10.0 if self.deceptive and self.reached_landmark == 1 else 0.0)
 
@@ -124,3 +130,27 @@ def test_rewards_and_positions_match_to_1e_9():
 def test_honest_reward_has_no_trap_bonus():
     worst, _, _ = _replay(60, seed=3, deceptive=False)
     assert worst <= 1e-9
+
+
+def test_the_radius_comparison_at_exactly_the_radius():
+    """Blue exactly ``radius`` (0.125, exact in binary) to the right of red, and just beyond it, far from walls and
+    landmarks, both standing still: at the radius each sees the other and red earns its +1 near blue, beyond it
+    neither, in the batched environment and in the transcription alike, at reset and after a step. Checked once each
+    with the environment's reward and its observation planted as ``< radius``: the tie differed and the test failed
+    (the random episodes above passed)."""
+    for gap, near in ((RADIUS, True), (RADIUS + 1e-9, False)):
+        pos = np.array([[[0.25, 0.5], [0.25 + gap, 0.5]]])
+        lms, goal = np.array([[[-0.5, -0.5], [-0.5, 0.5]]]), np.array([0])
+        env = BatchedDeceptionEnv(1, EnvConfig(), seed=0)
+        env.reset()
+        env.pos, env.vel, env.landmarks, env.goal = pos.copy(), np.zeros_like(pos), lms.copy(), goal.copy()
+        env.trapped = np.zeros(1, bool)
+        ref = OfficialScenario(pos[0], lms[0], goal[0])
+        ref_obs = ref.reset()
+        obs, rew, _, _ = env.step([np.zeros((1, 2)), np.zeros((1, 2))])
+        ref_next, ref_rew = ref.step(np.zeros((2, 2)))
+        assert np.array_equal(env.pos, pos) and np.array_equal(np.stack(ref.p), pos[0])  # nothing moved
+        assert ref_obs[0][4] == (gap if near else 0.0) and ref_next[0][4] == ref_obs[0][4]
+        for i in range(2):
+            np.testing.assert_array_equal(obs[i][0], ref_next[i].astype(np.float32))
+        assert rew[0].tolist() == ref_rew == [1.0 if near else 0.0, 0.0]
