@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SCALE  ?= default
 
-.PHONY: setup book notebooks html test bench clean rl-full rl-screen
+.PHONY: setup book notebooks html test bench clean rl-full rl-screen llm-full
 .DEFAULT_GOAL := book
 
 setup: $(VENV)/.setup-done
@@ -50,3 +50,9 @@ rl-screen: setup
 
 clean:
 	rm -rf book/_build book/executed book/figures
+
+# The LLM chapter's paper protocol on the embedded model (organism, start row, the control ladder x 5 seeds, 250
+# scenarios per order by log-prob and generation), kept in book/data/llm_full. Resumable: kept runs are read back.
+# LLM_FULL_ARGS="--device cuda" on a GPU; "--only soo_mse lm" or "--seeds 0 1" for a part of it.
+llm-full: setup
+	$(PY) -m soo.llm.full $(LLM_FULL_ARGS)

@@ -313,6 +313,10 @@ class LLMConfig:
     """latent-SOO probe pairs (None: all 52)"""
     workers: int = 2
     """SOO runs in parallel processes on CPU; always 1 on CUDA"""
+    n_whole: int | None = None
+    """burglar answers per order (a fixed seeded sample of the ``n_generate``) generated to ``gen_tokens`` in every
+    SOO run; the others stop once their first-mention label is decided (the same labels:
+    :func:`soo.llm.scoring.decided`). None: every answer whole"""
     conditions: tuple[str, ...] = BOOK_CONDITIONS
     """the fine-tuning conditions ``llm_soo`` runs by default (:data:`BOOK_CONDITIONS`; ``full``: the
     :data:`LADDER`)"""
@@ -335,6 +339,9 @@ class LLMConfig:
                 raise ValueError(f"{name}={v!r} must be a positive integer")
         if not self.seeds:
             raise ValueError("seeds: give at least one seed (or None for the scale's default)")
+        if self.n_whole is not None and not (isinstance(self.n_whole, int) and 0 <= self.n_whole <= self.n_generate):
+            raise ValueError(f"n_whole={self.n_whole!r} must be None or an integer from 0 to n_generate "
+                             f"({self.n_generate})")
 
     def dir(self, out_dir, notebook: str) -> Path:
         """The notebook's run folder: ``<out_dir>/<scale>/<notebook>``."""
@@ -378,7 +385,7 @@ PRESETS: dict[str, LLMConfig] = {
                       sweep_layers=sweep_layers_for(30, _SMOLLM2.layer), sweep_lrs=sweep_lrs_for(_SMOLLM2.lr),
                       soo=_SMOLLM2,
                       organism=replace(_SMOLLM2, epochs=3, bf16=True, **_ORGANISM), organism_n=512,
-                      n_capability=80, capability_tokens=128, gen_tokens=75, conditions=LADDER),
+                      n_capability=80, capability_tokens=128, gen_tokens=75, n_whole=25, conditions=LADDER),
 }
 """The scales, as they apply to their default model (smoke: tiny-random-llama; default, full: the embedded model, 30
 layers). ``default`` is sized for ``make book`` within 30 minutes on a 2-core CPU without native bf16 (fp32): one

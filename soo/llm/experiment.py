@@ -103,9 +103,21 @@ def perspectives_both_orders(sc: LLMConfig):
     return [s for o in S.ORDERS for s in S.perspectives(sc.n_perspectives, order=o)]
 
 
-def score(model, tok, sc: LLMConfig, scenarios, method="logprob"):
+def score(model, tok, sc: LLMConfig, scenarios, method="logprob", whole=None):
     with models.autocast(sc.bf16):
-        return E.score(model, tok, scenarios, method=method, max_new_tokens=sc.gen_tokens, batch_size=sc.batch_size)
+        return E.score(model, tok, scenarios, method=method, max_new_tokens=sc.gen_tokens, batch_size=sc.batch_size,
+                       whole=whole)
+
+
+def whole_sample(sc: LLMConfig) -> list[int] | None:
+    """Positions in :func:`burglar_both_orders` ``(sc, n=sc.n_generate)`` of the answers generated whole
+    (``sc.n_whole`` per order, the same seeded sample in both orders and in every run); None: all."""
+    if sc.n_whole is None:
+        return None
+    import numpy as np
+
+    pick = sorted(np.random.default_rng(0).choice(sc.n_generate, sc.n_whole, replace=False).tolist())
+    return [o * sc.n_generate + i for o in range(len(S.ORDERS)) for i in pick]
 
 
 def baseline_runs(model, tok, sc: LLMConfig, run_dir) -> dict:
@@ -203,7 +215,7 @@ def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base=None, on_start=
     if isinstance(base, StartOutputs):
         base.model = model  # the same weights as evaluated (merged, or the 4-bit PEFT model as it is)
     recs = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_soo_eval), "logprob")
-    gen = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate")
+    gen = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate", whole=whole_sample(sc))
     persp = score(model, tok, sc, perspectives_both_orders(sc), "logprob")
     with models.autocast(sc.bf16):
         latent = E.latent_soo(model, tok, S.probe_pairs()[:sc.n_probe])
@@ -227,9 +239,10 @@ def _model_id(model_path) -> object:
 
 
 def _run_key(sc: LLMConfig, model_path, cfg=None) -> dict:
+    whole = {} if sc.n_whole is None else {"n_whole": sc.n_whole}
     return eval_key(sc, organism=_model_id(model_path), n_soo_eval=sc.n_soo_eval, n_perspectives=sc.n_perspectives,
                     n_generate=sc.n_generate, gen_tokens=sc.gen_tokens, n_probe=sc.n_probe, n_capability=sc.n_capability,
-                    n_pairs=sc.n_pairs, config=dataclasses.asdict(cfg) if cfg else None)
+                    n_pairs=sc.n_pairs, config=dataclasses.asdict(cfg) if cfg else None, **whole)
 
 
 def start_outputs_file(run_dir) -> Path:

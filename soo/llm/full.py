@@ -1,0 +1,206 @@
+"""The LLM chapter's paper protocol, computed once and kept with the book (``make llm-full``).
+
+``make book`` runs the LLM notebooks at the ``default`` scale (one seed, 25 scenarios per order): its intervals are
+too wide to answer the paper's question. This module runs the ``full`` scale's SOO protocol on the embedded model
+once: the organism at ``full``, the start model's row, and every rung of the control ladder
+(:data:`soo.llm.config.LADDER`) x 5 seeds, each scored on 250 burglar scenarios in both orders by log-prob and by
+greedy generation (75 new tokens; answers stop once their first-mention label is decided, except a fixed sample of
+``n_whole`` per order kept whole), Perspectives 250 in both orders, latent SOO and the offline capability check.
+Every finished run is copied into ``book/data/llm_full/<run>/``: its ``result.json`` (the per-item records: label,
+log-probs, the response text) and a ``manifest.json`` (the settings key, code version, precision, machine, wall
+time); ``protocol.json`` holds the whole command's time. The book reads these files; ``tests/test_llm_kept.py``
+fails when a kept run no longer matches the code's settings.
+
+Resumable: a run already kept with the same settings is read back (copied into the work folder, never recomputed),
+and the runs are kept one batch of ``workers`` at a time, so the set can be built over several sittings. The sweeps
+and the generalization variants are not part of it (the book shows them at ``default``).
+
+``python -m soo.llm.full [--device cuda] [--workers N] [--only soo_mse lm ...] [--seeds 0 1] [--out-dir DIR]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..utils import (as_choices, as_seeds, atomic_write_json, cache_key, check_choice, machine_info, manifest,
+                     project_root, read_json)
+from . import models
+from .config import LADDER, LLMConfig, SooRun, llm_config
+
+KEPT_DIR = project_root() / "book" / "data" / "llm_full"
+NOTEBOOK = "llm_soo"
+"""The work folder's notebook name: ``<out_dir>/full/llm_soo``, as the notebook at ``scale="full"`` uses it."""
+
+
+def full_config(precision: str = "auto", seeds=None, scale: str = "full") -> LLMConfig:
+    """The ``full`` scale on the embedded model (``precision``: see :func:`soo.llm.config.llm_config`; ``scale``:
+    ``smoke`` for the tests, on the tiny model)."""
+    return llm_config(scale, precision=precision, seeds=seeds)
+
+
+START = "<start model>"
+"""What a portable key says instead of the start model's folder."""
+
+
+def portable_key(key: dict) -> dict:
+    """A run's cache key without the machine's folders: the organism is named by its settings, not its path (in
+    the key's ``organism`` and in the training config's ``model``)."""
+    key = cache_key(key)
+    org = key.get("organism")
+    if isinstance(org, dict):
+        key["organism"] = {k: v for k, v in org.items() if k != "path"}
+        if isinstance(key.get("config"), dict):
+            key["config"] = {**key["config"], "model": START}
+    return key
+
+
+def organism_settings_key(sc: LLMConfig) -> object:
+    """The organism's settings key as :func:`soo.llm.experiment.make_organism` stores it, computed without it."""
+    import dataclasses
+
+    return cache_key({"config": dataclasses.asdict(sc.organism), "n": sc.organism_n, "suffix": sc.suffix,
+                      "counterbalance": True, "dtype": str(sc.dtype)})
+
+
+def expected_key(sc: LLMConfig, run: SooRun | None) -> dict:
+    """The portable key a kept run of ``run`` (None: the start model's row) must hold under the current code."""
+    from . import experiment as X
+
+    key = X._run_key(sc, "", None if run is None else run.resolved(sc).config(sc, ""))
+    return portable_key({**key, "organism": {"path": "", "organism": organism_settings_key(sc)}})
+
+
+def run_names(sc: LLMConfig, conditions=LADDER) -> list[tuple[str, SooRun | None]]:
+    """``[(folder name, run)]`` of the kept set: the start model's row (``base``), then every condition x seed."""
+    return [("base", None)] + [(SooRun(c, s).resolved(sc).name, SooRun(c, s)) for c in conditions for s in sc.seeds]
+
+
+def kept_manifest(name: str, kept_dir: Path | None = None) -> dict | None:
+    path = (kept_dir or KEPT_DIR) / name / "manifest.json"
+    return read_json(path) if path.exists() else None
+
+
+def kept_result(name: str, kept_dir: Path | None = None) -> dict:
+    """A kept run's result (what :func:`soo.llm.experiment.soo_run` returns)."""
+    return read_json((kept_dir or KEPT_DIR) / name / "result.json")["value"]
+
+
+def stale_runs(kept_dir: Path | None = None) -> list[str]:
+    """The kept runs whose settings key differs from what the current code would compute for them (with the
+    precision each was computed in): empty when the kept set is current."""
+    kept_dir = kept_dir or KEPT_DIR
+    out = []
+    for man_path in sorted(kept_dir.glob("*/manifest.json")):
+        man = read_json(man_path)
+        sc = full_config(man["precision"], seeds=[man["seed"]] if man["seed"] is not None else None,
+                         scale=man["scale"])
+        run = None if man["condition"] == "base" else SooRun(man["condition"], man["seed"])
+        if man["settings_key"] != expected_key(sc, run):
+            out.append(man_path.parent.name)
+    return out
+
+
+def _work_file(run_dir: Path, name: str) -> Path:
+    return run_dir / name / "result.json"
+
+
+def _restore(run_dir: Path, name: str, kept_dir: Path, key: dict) -> bool:
+    """Copy a kept run with this key into the work folder (so the cache reads it back); False if none."""
+    man = kept_manifest(name, kept_dir)
+    if man is None or man["settings_key"] != portable_key(key):
+        return False
+    dst = _work_file(run_dir, name)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    stored = read_json(kept_dir / name / "result.json")
+    atomic_write_json(dst, {**stored, "_key": cache_key(key)})  # the work folder's own path in its key
+    return True
+
+
+def keep(run_dir: Path, name: str, key: dict, kept_dir: Path, extra: dict) -> None:
+    """Copy one finished run into the kept set: ``result.json``, then ``manifest.json`` (written last)."""
+    dst = kept_dir / name
+    dst.mkdir(parents=True, exist_ok=True)
+    stored = read_json(_work_file(run_dir, name))
+    atomic_write_json(dst / "result.json", {**stored, "_key": portable_key(key)})
+    atomic_write_json(dst / "manifest.json", {"run": name, "settings_key": portable_key(key),
+                                              "machine": machine_info(), **manifest(**extra)})
+
+
+def main(argv=None) -> int:
+    """``make llm-full``: the paper's protocol on the embedded model, kept in ``book/data/llm_full``."""
+    from . import experiment as X
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--precision", default="auto", choices=models.PRECISIONS)
+    ap.add_argument("--device", default=None, choices=(None, "cpu", "cuda"),
+                    help="cuda: one process on the GPU (default: CPU workers)")
+    ap.add_argument("--workers", type=int, default=None, help="CPU processes (default: the scale's, 2)")
+    ap.add_argument("--only", nargs="*", default=None, help=f"conditions (default: the ladder, {' '.join(LADDER)})")
+    ap.add_argument("--seeds", nargs="*", type=int, default=None, help="seeds (default: the scale's, 0-4)")
+    ap.add_argument("--out-dir", default="results", help="work folder (default: %(default)s)")
+    ap.add_argument("--kept-dir", default=str(KEPT_DIR))
+    ap.add_argument("--scale", default="full", choices=("full", "smoke"), help=argparse.SUPPRESS)  # smoke: tests
+    args = ap.parse_args(argv)
+    conditions = LADDER if args.only is None else as_choices("only", args.only, LADDER)
+    sc = full_config(args.precision, seeds=None if args.seeds is None else as_seeds(args.seeds), scale=args.scale)
+    if args.workers is not None:
+        check_choice("workers", args.workers, tuple(range(1, 65)))
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: no CUDA device is available here")
+    kept_dir, out = Path(args.kept_dir), Path(args.out_dir)
+    run_dir = sc.dir(out, NOTEBOOK)
+    names = run_names(sc, conditions)
+    missing = [n for n, r in names if (kept_manifest(n, kept_dir) or {}).get("settings_key") != expected_key(sc, r)]
+    if not missing:
+        print(f"all {len(names)} runs are kept and current in {kept_dir}", flush=True)
+        return 0
+    t0 = time.perf_counter()
+    start = X.start_model(sc, out)  # the organism: trained, or read back from the work folder
+
+    def finish(name: str, run: SooRun | None, seconds: float) -> None:
+        key = X._run_key(sc, start) if run is None else X._soo_spec(start, sc, run_dir, run)[3]
+        extra = {"condition": "base" if run is None else run.condition, "seed": None if run is None else run.seed,
+                 "precision": sc.precision, "scale": sc.scale, "wall_s": seconds}
+        keep(run_dir, name, key, kept_dir, extra)
+        print(f"kept {name} ({seconds:.0f} s)", flush=True)
+
+    computed = 0
+    # the start model's row first: every SOO run reads the start model's outputs it keeps
+    if not _restore(run_dir, "base", kept_dir, X._run_key(sc, start)):
+        t = time.perf_counter()
+        X.base_run(start, sc, run_dir)
+        finish("base", None, time.perf_counter() - t)
+        computed += 1
+    todo = []
+    for name, run in names[1:]:
+        key = X._soo_spec(start, sc, run_dir, run)[3]
+        if not _restore(run_dir, name, kept_dir, key):
+            todo.append((name, run))
+    print(f"{len(todo)} of {len(names) - 1} runs to compute; the others are kept", flush=True)
+    workers = 1 if args.device == "cuda" else (args.workers or sc.workers)
+    for i in range(0, len(todo), workers):
+        batch = todo[i:i + workers]
+        t = time.perf_counter()
+        X.soo_runs(start, sc, run_dir, [r for _, r in batch], workers=workers)
+        for name, run in batch:  # each run's share of the batch's wall time
+            finish(name, run, (time.perf_counter() - t) * min(len(batch), workers) / len(batch))
+            computed += 1
+    total = time.perf_counter() - t0
+    atomic_write_json(kept_dir / "protocol.json", {
+        "command": "python -m soo.llm.full " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "wall_time_s": total, "runs_computed": computed,
+        "runs": [n for n, _ in names], "precision": sc.precision, "workers": workers,
+        "device": args.device or "cpu", "machine": machine_info(), **manifest(),
+        "previous": (read_json(kept_dir / "protocol.json") if (kept_dir / "protocol.json").exists() else None)})
+    print(json.dumps({"runs": len(names), "computed": computed, "wall_time_s": round(total)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
