@@ -118,28 +118,6 @@ def test_bad_scale_and_notebook_fail_before_running(tmp_path):
         notebooks.run_all(scale="smoke", root=ROOT, names=["nope"])
 
 
-def paper_numbers() -> list[float]:
-    """Every numeric value in ``soo/data/paper_results.json`` (the paper's and the official repository's; numbers
-    inside its prose, such as model names, do not count)."""
-    from soo.llm.scenarios import paper_results
-
-    out = []
-
-    def walk(x):
-        if isinstance(x, bool):
-            return
-        if isinstance(x, (int, float)):
-            out.append(float(x))
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-    walk(paper_results())
-    return out
-
-
 def html_tables(path: Path) -> dict[str, list[dict]]:
     """``{glued name: rows as {column: cell text}}`` of every table a notebook glued as HTML."""
     nb = json.loads(path.read_text())
@@ -155,37 +133,121 @@ def html_tables(path: Path) -> dict[str, list[dict]]:
     return out
 
 
-def paper_cells_not_in_the_record(tables: dict, numbers: list[float]) -> list[str]:
-    """The numeric cells of the paper's and the repository's rows that no number of paper_results.json gives at
-    the cell's own precision."""
+PAPER_SECTIONS = {"base_comparison": ("llm_main_scenario",), "soo_comparison": ("llm_main_scenario",),
+                  "gen_comparison": ("llm_generalization", "paper_seven_variant_average"),
+                  "gen_extended_comparison": ("llm_generalization", "paper_extended"),
+                  "soo_capability_comparison": {"latent SOO": ("latent_soo",), "MT-Bench": ("mt_bench",),
+                                                "Perspectives": ("perspectives_accuracy_after_soo",)}}
+"""Where in ``soo/data/paper_results.json`` each book table's paper and repository rows come from (the capability
+table: by the start of the row's ``measure``)."""
+PAPER_COLUMNS = {"baseline": ("baseline",), "honesty_prompt": ("honesty_prompt",), "soo": ("soo_mean", "soo_sd"),
+                 "baseline_mean": ("baseline_mean",), "soo_mean": ("soo_mean",), "before": ("baseline",),
+                 "after SOO": ("soo_mean", "soo_sd")}
+"""The record fields each numeric column of a paper row shows, in the order of its numbers (``"17.27 ± 1.88"``)."""
+
+
+def _section_records(table: str, row: dict, records: dict) -> list[dict]:
+    """The records a row of ``table`` may show: its section's per-model records (not a list's notes), or the
+    section itself where it is one record."""
+    where = PAPER_SECTIONS.get(table)
+    if isinstance(where, dict):
+        where = next((v for k, v in where.items() if row.get("measure", "").startswith(k)), None)
+    if where is None:
+        return []
+    out = records
+    for k in where:
+        out = out[k]
+    return [r for r in out if "model" in r] if isinstance(out, list) else [out]
+
+
+def _same_row(row: dict, rec: dict) -> bool:
+    """Whether a table row shows the record ``rec``: the same source, model, scenario and measure, where the record
+    names them."""
+    return (rec.get("source") == row.get("source")
+            and ("model" not in rec or rec["model"] == row.get("model"))
+            and ("scenario" not in rec or rec["scenario"].replace("_", " ") == row.get("scenario"))
+            and ("metric" not in rec or rec["metric"] in row.get("measure", "")))
+
+
+def paper_cells_not_in_the_record(tables: dict, records: dict) -> list[str]:
+    """The paper's and the repository's rows of the book tables that are not their record of ``records`` (the
+    content of ``soo/data/paper_results.json``) cell by cell: each such row must match exactly one record of its
+    table's section (:data:`PAPER_SECTIONS`: same source, model, scenario and measure), and each numeric cell must
+    give that record's fields of its column (:data:`PAPER_COLUMNS`), in order, at the cell's own precision; a field
+    the record has must be shown."""
     bad = []
     for name, rows in tables.items():
         for row in rows:
             if row.get("source") not in ("paper", "repo"):
                 continue
+            what = f"{name}: {row.get('model')} ({row.get('source')})"
+            found = [r for r in _section_records(name, row, records) if _same_row(row, r)]
+            if len(found) != 1:
+                bad.append(f"{what}: {len(found)} records match the row")
+                continue
+            rec = found[0]
             for col, cell in row.items():
-                if not re.fullmatch(r"[\d.\s±%-]+", cell) or not re.search(r"\d", cell):
+                numeric = bool(re.fullmatch(r"[\d.\s±%-]+", cell) and re.search(r"\d", cell))
+                fields = [f for f in PAPER_COLUMNS.get(col, ()) if rec.get(f) is not None]
+                if not numeric:
+                    if fields:
+                        bad.append(f"{what} {col}={cell!r}: the record's {fields} not shown")
                     continue
-                for num in re.findall(r"\d+(?:\.\d+)?", cell):
+                nums = re.findall(r"\d+(?:\.\d+)?", cell)
+                if len(nums) != len(fields):
+                    bad.append(f"{what} {col}={cell}: the record has {fields}")
+                    continue
+                for num, field in zip(nums, fields):
                     places = len(num.split(".")[1]) if "." in num else 0
-                    if not any(abs(round(v, places) - float(num)) < 1e-9 for v in numbers):
-                        bad.append(f"{name}: {row.get('model')} {col}={cell}")
+                    if abs(round(rec[field], places) - float(num)) >= 1e-9:
+                        bad.append(f"{what} {col}={cell}: {field} is {rec[field]}")
     return bad
 
 
+def test_paper_cells_are_checked_against_their_own_row_and_column():
+    """The check of the paper's rows, on planted tables: the records themselves pass; a number of another row
+    (Gemma's baseline showing Mistral's), of another column (Mistral's baseline showing its honesty-prompt rate), a
+    mean and its SD swapped, a changed digit, a row no record matches and a record's value left out are each caught.
+    Checked once against the check this replaced (every number of a paper row must be some number of the file,
+    whatever its row and column): the first three passed it."""
+    from soo.llm.scenarios import paper_results
+
+    rec = paper_results()
+    mistral, gemma = "mistralai/Mistral-7B-Instruct-v0.2", "google/gemma-2-27b-it"
+    good = {"soo_comparison": [{"model": mistral, "baseline": "73.6", "soo": "17.27 ± 1.88", "source": "paper"}],
+            "soo_capability_comparison": [
+                {"measure": "latent SOO (paper)", "model": "Mistral-7B-Instruct-v0.2", "before": "0.107",
+                 "after SOO": "0.078", "source": "paper"},
+                {"measure": "MT-Bench score (GPT-4 judge, 1-10)", "model": "Mistral-7B-Instruct-v0.2",
+                 "before": "7.26", "after SOO": "7.3", "source": "paper"}],
+            "gen_extended_comparison": [{"scenario": "treasure hunt", "model": "Gemma-2-27b-it", "baseline": "",
+                                         "soo": "0.00", "source": "paper"}]}
+    assert paper_cells_not_in_the_record(good, rec) == []
+    planted = {
+        "other row": {"base_comparison": [{"model": gemma, "baseline": "73.6", "source": "paper"}]},
+        "other column": {"base_comparison": [{"model": mistral, "baseline": "73.2", "source": "paper"}]},
+        "swapped": {"soo_comparison": [{"model": mistral, "soo": "1.88 ± 17.27", "source": "paper"}]},
+        "digit": {"base_comparison": [{"model": mistral, "baseline": "73.7", "source": "paper"}]},
+        "no record": {"base_comparison": [{"model": "Mistral", "baseline": "73.6", "source": "paper"}]},
+        "left out": {"gen_extended_comparison": [{"scenario": "treasure hunt", "model": "Mistral-7B-Instruct-v0.2",
+                                                  "baseline": "", "soo": "99.68", "source": "paper"}]},
+    }
+    for what, tables in planted.items():
+        assert paper_cells_not_in_the_record(tables, rec), what
+
+
 def test_paper_numbers_in_the_book_tables_are_the_records(smoke_book):
-    """Every number in a paper or official-repository row of a book table equals a number of
-    ``soo/data/paper_results.json`` (at the precision the table shows), and such rows exist for every
-    paper-vs-ours table; a number typed into a table, or a changed record, fails here."""
+    """Every paper or official-repository row of a book table is its record of ``soo/data/paper_results.json``,
+    cell by cell (:func:`paper_cells_not_in_the_record`: the row's own record, each column's own field, at the
+    precision the table shows), and such rows exist for every paper-vs-ours table; a number typed into a table,
+    taken from another row or column, or a changed record, fails here."""
+    from soo.llm.scenarios import paper_results
+
     root, times = smoke_book
-    numbers = paper_numbers()
     tables = {}
     for name in ("llm_baseline", "llm_soo", "llm_generalization"):
         tables.update(html_tables(root / "book" / "executed" / f"{name}.ipynb"))
-    assert {"base_comparison", "soo_comparison", "soo_capability_comparison", "gen_comparison",
-            "gen_extended_comparison"} <= set(tables)
-    for name, rows in tables.items():
-        assert any(r.get("source") in ("paper", "repo") for r in rows), f"{name} has no paper row"
-    assert not paper_cells_not_in_the_record(tables, numbers)
-    planted = {"t": [{"model": "Mistral", "source": "paper", "baseline": "73.7"}]}
-    assert paper_cells_not_in_the_record(planted, numbers) == ["t: Mistral baseline=73.7"]
+    assert set(PAPER_SECTIONS) <= set(tables)
+    for name in PAPER_SECTIONS:
+        assert any(r.get("source") in ("paper", "repo") for r in tables[name]), f"{name} has no paper row"
+    assert not paper_cells_not_in_the_record(tables, paper_results())
