@@ -18,7 +18,8 @@ from .env import MODES
 from .experiment import (behaviour, classify, deceptive_moves_per_episode, evaluate_agent, provenance,
                          reference_blues, same_weights, summary_table, training_history)
 from .metrics import paired_verdict
-from .screen import MIN_SEEDS, SCREEN_EPISODES, screen_results
+from .config import SETTING_LABELS
+from .screen import DECLARATION_ROUND2, MIN_SEEDS, SCREEN_EPISODES, screen_results, screen_round2_results
 
 
 # ---- tables
@@ -40,6 +41,68 @@ def screen_frame(res: dict) -> pd.DataFrame:
                           "honest trap %": 100 * np.mean(r["trap_rate"]["honest"]), "verdict": r["verdict"],
                           "seeds deceptive higher": f"{r['n_better']} of {r['n']}", "passes": r["passes"],
                           "training min": r["train_wall_s"] / 60} for r in res["rows"]]).set_index("setting")
+
+
+def _seed_word(v: dict) -> str:
+    return f"{v['verdict']} ({v['n_better']} of {v['n']} seeds)"
+
+
+def screen2_table(res: dict | None) -> pd.DataFrame:
+    """Round 2 of the screen, one row per declared setting in the declared order (a setting not run yet says so):
+    both baselines' trap rates and criterion (i), the swap (learned blues against the deceptive baseline's red) and
+    criterion (ii), the learned deceptive blue's discounted return beside the straight-to-goal blue's against the
+    same red (competence), whether both parts pass, and the training time."""
+    rows = {r["setting"]: r for r in (res or {}).get("rows", [])}
+    out = []
+    for s in DECLARATION_ROUND2["settings"]:
+        name = f"{SETTING_LABELS[s]} ({DECLARATION_ROUND2['baseline_episodes'][s]:,} episodes)".replace(",", " ")
+        r = rows.get(s)
+        if r is None:
+            out.append({"setting": name, "deceptive / honest trap %": "not run yet"})
+            continue
+        tr, sw, disc = r["trap_rate"], r["swap_trap_rate"], r["disc_return_vs_deceptive_red"]
+        out.append({
+            "setting": name,
+            "deceptive / honest trap %": f"{100 * np.mean(tr['deceptive']):.1f} / {100 * np.mean(tr['honest']):.1f}",
+            "(i) baselines differ": _seed_word(r["premise"]),
+            "deceptive / honest blue vs deceptive red, trap %":
+                f"{100 * np.mean(sw['learned_deceptive']):.1f} / {100 * np.mean(sw['learned_honest']):.1f}",
+            "(ii) blue's doing": _seed_word(r["blue"]),
+            "discounted return: learned deceptive / straight to goal":
+                f"{np.mean(disc['learned_deceptive']):.1f} / {np.mean(disc['goal']):.1f}",
+            "passes (i) and (ii)": "yes" if r["passes"] else "no",
+            "training min": "kept runs" if r["runs_trained"] == 0 else f"{r['train_wall_s'] / 60:.0f}"})
+    return pd.DataFrame(out).set_index("setting").fillna("")
+
+
+def glue_rl_screen2(res: dict | None) -> dict:
+    """``{glue name: value}`` of round 2 of the screen: its table (:func:`screen2_table`), how many declared
+    settings have run, which passed, the chosen setting, and one sentence that says so (``rl_screen2_bottom``)."""
+    rows = {r["setting"]: r for r in (res or {}).get("rows", [])}
+    declared = DECLARATION_ROUND2["settings"]
+    done = [s for s in declared if s in rows]
+    passed = [SETTING_LABELS[s] for s in done if rows[s]["passes"]]
+    pending = [SETTING_LABELS[s] for s in declared if s not in rows]
+    if passed:
+        bottom = f"{'; '.join(passed)} met both parts of the criterion"
+    else:
+        bottom = (f"none of the {len(done)} setting{'s' * (len(done) != 1)} run so far met both parts of the "
+                  "criterion")
+    if pending:
+        bottom += f" ({len(pending)} of {len(declared)} declared settings not run yet: {'; '.join(pending)})"
+    out = {"rl_screen2_table": screen2_table(res), "rl_screen2_bottom": bottom,
+           "rl_screen2_done": f"{len(done)} of {len(declared)}",
+           "rl_screen2_chosen": (res or {}).get("chosen") or "none",
+           "rl_screen2_min": MIN_SEEDS}
+    for s in done:
+        r = rows[s]
+        out.update({f"rl_screen2_{s}_premise": _seed_word(r["premise"]), f"rl_screen2_{s}_blue": _seed_word(r["blue"]),
+                    f"rl_screen2_{s}_disc_deceptive": float(np.mean(r["disc_return_vs_deceptive_red"]["learned_deceptive"])),
+                    f"rl_screen2_{s}_disc_goal": float(np.mean(r["disc_return_vs_deceptive_red"]["goal"])),
+                    f"rl_screen2_{s}_passes": "passes" if r["passes"] else "fails"})
+    machines = {f"{r['machine']['cpu']} ({r['machine']['cpu_count']} cores)" for s, r in rows.items() if r["runs_trained"]}
+    out["rl_screen2_machine"] = "; ".join(sorted(machines)) or "none (every row read from kept runs)"
+    return out
 
 
 def classification_table(res: dict) -> pd.DataFrame:

@@ -207,3 +207,41 @@ def plot_screen(screen_rows: list, ax=None):
     ax.set(xlabel="", ylabel="Deceptive − honest trap rate\n(points, per seed)")
     ax.tick_params(axis="x", labelrotation=15)
     return ax
+
+
+def plot_screen_rounds(round1: list, round2: list, labels: dict, fig=None):
+    """Both rounds of the settings screen. Left: per setting, each seed's deceptive − honest trap-rate difference
+    after round 1's short runs and after round 2's runs at the protocol's length (or twice it); right: round 2's
+    swap, the learned deceptive blue's trap rate minus the honest baseline's blue's, both against the deceptive
+    baseline's own red. Points: seeds; bars: means; ``labels``: the settings' names."""
+    fig = fig or plt.figure(figsize=(11, 3.8))
+    ax1, ax2 = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [1.4, 1]})
+    rows = [{"setting": labels[r["setting"]], "run length": f"{r['episodes'] // 1000}k episodes",
+             "diff": 100 * (d - h)} for r in [*round1, *round2]
+            for d, h in zip(r["trap_rate"]["deceptive"], r["trap_rate"]["honest"])]
+    swap = [{"setting": labels[r["setting"]], "run length": f"{r['episodes'] // 1000}k episodes", "diff": 100 * (d - h)}
+            for r in round2 for d, h in zip(r["swap_trap_rate"]["learned_deceptive"], r["swap_trap_rate"]["learned_honest"])]
+    order = list(dict.fromkeys(labels[s] for s in labels))
+    hue_order = sorted({r["run length"] for r in rows + swap}, key=lambda t: int(t.split("k")[0]))
+    for ax, data, title in ((ax1, rows, "Deceptive − honest baseline (own reds)"),
+                            (ax2, swap, "Swap: deceptive − honest blue\nagainst the deceptive red")):
+        df = pd.DataFrame(data)
+        if df.empty:
+            ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes)
+        else:
+            present = [o for o in order if o in set(df.setting)]
+            with fixed_jitter():
+                sns.stripplot(data=df, y="setting", x="diff", hue="run length", order=present, hue_order=hue_order,
+                              dodge=True, size=4, alpha=0.75, jitter=0.12, ax=ax, palette=PALETTE[:len(hue_order)])
+            sns.pointplot(data=df, y="setting", x="diff", hue="run length", order=present, hue_order=hue_order,
+                          dodge=0.4, errorbar=None, linestyle="none", markers="|", markersize=16, ax=ax,
+                          palette=["black"] * len(hue_order), legend=False)
+        ax.axvline(0, color="0.5", lw=1, ls="--")
+        ax.set(title=title, ylabel="", xlabel="Trap-rate difference (points)")
+    handles, lab = ax1.get_legend_handles_labels()
+    for ax in (ax1, ax2):
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.legend(handles[:len(hue_order)], lab[:len(hue_order)], loc="lower center", ncol=len(hue_order), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1), w_pad=2)
+    return fig

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..utils import atomic_write_json, check_choice, machine_info, manifest, project_root, read_json
 from .config import PAPER_SEEDS, SETTING_LABELS, SETTINGS, scale_config
 from .env import MODES
-from .experiment import agent_dir, baseline_runs, kept_dir_of, reference_blues, run_all, summary_table
+from .experiment import _kept_source, agent_dir, baseline_runs, kept_dir_of, reference_blues, run_all, summary_table
 from .metrics import paired_verdict
 from .runs import is_finished
 
@@ -195,10 +195,12 @@ def screen_round2_setting(setting: str, out_dir, workers: int = 2) -> dict:
     """Train (or resume, or restore from the kept runs) one setting's 16 baselines and evaluate them."""
     scfg = round2_config(setting)
     kept = kept_dir_of(setting)
+    kept = kept if kept.exists() else None
     runs = baseline_runs(scfg)
-    trained = sum(not is_finished(agent_dir(out_dir, scfg.tag, r.kind, r.seed), r.cfg) for r in runs)
+    trained = sum(not is_finished(agent_dir(out_dir, scfg.tag, r.kind, r.seed), r.cfg)
+                  and _kept_source(r, kept) is None for r in runs)
     t0 = time.perf_counter()
-    run_all(runs, out_dir, scfg.tag, workers, kept_dir=kept if kept.exists() else None, cpu_stack=scfg.cpu_stack)
+    run_all(runs, out_dir, scfg.tag, workers, kept_dir=kept, cpu_stack=scfg.cpu_stack)
     train_s = time.perf_counter() - t0
     row = round2_row(scfg, out_dir)
     return {**row, "runs_trained": trained, "train_wall_s": train_s, "eval_wall_s": time.perf_counter() - t0 - train_s}
@@ -232,6 +234,7 @@ def main_round2(args) -> int:
     for setting in args.settings or DECLARATION_ROUND2["settings"]:
         row = {**screen_round2_setting(setting, out, workers=args.workers), "machine": machine_info(),
                "workers": args.workers, **manifest()}
+        results = read_json(res_path) if res_path.exists() else results  # rows another run wrote meanwhile
         old = next((r for r in results["rows"] if r["setting"] == setting), None)
         if row["runs_trained"] == 0 and old is not None:
             row.update({k: old[k] for k in ("train_wall_s", "machine", "workers", "versions", "git_commit") if k in old})
