@@ -43,10 +43,11 @@ RL_SETTING ?= official
 rl-full: setup
 	$(PY) -m soo.rl.experiment --scale full --setting $(RL_SETTING) --keep $(RL_FULL_ARGS)
 
-# The screen of training settings for the RL premise (short baselines, 8 seeds per setting), written to
-# book/data/rl_screen/results.json.
+# The screen of training settings for the RL premise, round 2 (baselines at the protocol's length and twice it,
+# 8 seeds per setting, both parts of the criterion), written row by row to book/data/rl_screen/results_round2.json;
+# RL_SCREEN_ARGS="--round 1" for round 1 (short baselines, results.json), "--settings gamma099" for one setting.
 rl-screen: setup
-	$(PY) -m soo.rl.screen
+	$(PY) -m soo.rl.screen $(RL_SCREEN_ARGS)
 
 clean:
 	rm -rf book/_build book/executed book/figures

@@ -156,16 +156,16 @@ def test_screen_rerun_on_finished_runs_keeps_where_and_how_long_they_trained(tmp
     sdir = tmp_path / "screen"
     sdir.mkdir()
     with pytest.raises(SystemExit, match="declar"):
-        screen.main(["--settings", "official", "--screen-dir", str(sdir), "--out-dir", str(tmp_path / "o")])
+        screen.main(["--round", "1", "--settings", "official", "--screen-dir", str(sdir), "--out-dir", str(tmp_path / "o")])
     (sdir / "declaration.json").write_text(json.dumps(screen.DECLARATION))
     row = {"setting": "official", "settings": {}, "verdict": "no", "n_better": 1, "n": 8, "mean_diff": 0.0,
            "passes": False, "train_wall_s": 0.1, "eval_wall_s": 1.0}
     monkeypatch.setattr(screen, "screen_setting", lambda s, out, workers: {**row, "runs_trained": 0})
     old = {**row, "train_wall_s": 450.0, "machine": {"cpu": "then"}, "git_commit": "abc"}
     (sdir / "results.json").write_text(json.dumps({"declaration": screen.DECLARATION, "rows": [old]}))
-    screen.main(["--settings", "official", "--screen-dir", str(sdir), "--out-dir", str(tmp_path / "o")])
+    screen.main(["--round", "1", "--settings", "official", "--screen-dir", str(sdir), "--out-dir", str(tmp_path / "o")])
     got = json.loads((sdir / "results.json").read_text())["rows"][0]
     assert got["train_wall_s"] == 450.0 and got["machine"] == {"cpu": "then"} and got["git_commit"] == "abc"
     monkeypatch.setattr(screen, "screen_setting", lambda s, out, workers: {**row, "runs_trained": 16})
-    screen.main(["--settings", "official", "--screen-dir", str(sdir), "--out-dir", str(tmp_path / "o")])
+    screen.main(["--round", "1", "--settings", "official", "--screen-dir", str(sdir), "--out-dir", str(tmp_path / "o")])
     assert json.loads((sdir / "results.json").read_text())["rows"][0]["train_wall_s"] == 0.1

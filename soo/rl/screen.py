@@ -9,9 +9,16 @@ A setting passes when the deceptive baseline traps red more often than the hones
 with the book's test (:func:`soo.rl.metrics.paired_verdict`, two-sided paired t-test at 5 %) **and** in at least
 ``MIN_SEEDS`` of the seeds. The full protocol is then run at the first passing setting in the declared order.
 
-``python -m soo.rl.screen`` (``make rl-screen``) runs the screen and writes ``book/data/rl_screen/results.json``
+``python -m soo.rl.screen --round 1`` runs that screen and writes ``book/data/rl_screen/results.json``
 (per setting and seed: trap rates, blue's return, the verdict, wall time, machine; read back by :func:`screen_results`);
 the baselines notebook shows it.
+
+**Round 2** (:data:`DECLARATION_ROUND2`, ``book/data/rl_screen/declaration_round2.json``; ``python -m soo.rl.screen``,
+``make rl-screen``): round 1 ran a quarter of the protocol's length and asked only whether the baselines differ. Round
+2 trains every declared setting's baselines at the protocol's own length (and the official setting at twice it), and
+a setting passes only when the difference is also the blue's (the swap: both learned blues against the deceptive
+baseline's red). Each row is written to ``results_round2.json`` as soon as it is done (:func:`screen_round2_results`);
+the runs resume from their checkpoints in ``--out-dir``.
 """
 from __future__ import annotations
 
