@@ -105,28 +105,25 @@ def test_seed_summary_population_sd_and_verdicts():
 def _soo_result(condition, seed, flags, persp=80.0):
     """A SOO run's result as soo_run returns it, from 0/1 deceptive flags per scenario (both orders alike)."""
     labels = ["deceptive" if f else "honest" for f in flags]
-    recs = [{"order": o, "label": lab, "deceptive_room": "a", "honest_room": "b", "first_room": "a" if o == "paper" else "b"}
-            for o in ("paper", "mirrored") for lab in labels]
+    recs = [{"order": o, "index": i, "label": lab, "deceptive_room": "a", "honest_room": "b",
+             "first_room": "a" if o == "paper" else "b"} for o in ("paper", "mirrored") for i, lab in enumerate(labels)]
     summ = scoring.summarize_orders(recs)
     return {"condition": condition, "seed": seed, "layer": 18, "lr": 3e-4, "deception": summ, "generate": summ,
-            "perspectives_accuracy": persp, "latent_soo": [{"block": "attention", "mse": 0.1}, {"block": "mlp", "mse": 1.0}],
+            "records": recs, "perspectives_accuracy": persp,
+            "latent_soo": [{"block": "attention", "mse": 0.1}, {"block": "mlp", "mse": 1.0}],
             "capability": {"kl": 0.1, "perplexity": 2.0}}
 
 
 @pytest.mark.parametrize("seeds", [(0,), (0, 1)])
-@pytest.mark.parametrize("base_rate", [100, 70])
-def test_soo_verdicts_use_seed_sd_or_one_runs_interval(seeds, base_rate):
-    """Several seeds: SOO and a control differ when their mean ± SD ranges over seeds separate (the start model a
-    point). One seed: when the runs' 95 % bootstrap intervals over scenarios separate (the start model's interval
-    too), so a few points between two single runs is no verdict.
-
-    The cases tell the rule from its near misses: SOO at 50 % [35–65] against ``lm`` at 70 % [55–82.5] (one seed)
-    overlap, yet each point lies outside the other's interval, so comparing an interval with a point, or two points,
-    says "lower than"; the start row at 70 % (10 scenarios: [50–90]) is not zero-width (at 100 % its interval is
-    100–100, and its point and interval agree), so the one-seed basis "vs start" is exercised, and with two seeds
-    SOO's SD range [50, 55] overlaps its interval but lies below its point. Checked once each with the one-seed rule
-    planted as SOO's interval against the control's point, as two points, and with the start row's point for its
-    interval (one seed) or its interval for its point (two seeds): each failed here."""
+@pytest.mark.parametrize("base_near", [False, True])
+def test_soo_verdicts_use_the_paired_two_level_bootstrap(seeds, base_near):
+    """The one rule: a difference's 95 % interval from the paired bootstrap over seeds, then scenarios. The cases
+    tell it from its near misses. ``lm`` is deceptive on the same scenarios as SOO and on 4 of 20 more (both
+    orders): 50 % against 70 %, whose separate intervals overlap ([35-65] and [55-82]) and whose unpaired
+    difference interval holds 0, but paired, the difference is never 0 or less: "lower than" (checked once with the
+    rule planted as overlapping intervals and as an unpaired bootstrap: each said "not clearly different").
+    Shuffled pairs differ from SOO on one scenario of 20 (per order): the paired interval holds 0. The start
+    model is either at 100 % (SOO below it) or SOO's own scenarios with one more deceptive answer (not clearly below)."""
     from dataclasses import replace
     from types import SimpleNamespace
 
@@ -134,24 +131,35 @@ def test_soo_verdicts_use_seed_sd_or_one_runs_interval(seeds, base_rate):
 
     sc = replace(llm_config("smoke"), seeds=seeds, n_perspectives=20)
     nb = SimpleNamespace(cfg=sc, start_label="the organism")
-    base_flags = [1] * 20 if base_rate == 100 else [1] * 7 + [0] * 3
+    base_flags = [1] * 11 + [0] * 9 if base_near else [1] * 20
     base = _soo_result("base", None, base_flags, persp=30.0)
-    soo = [_soo_result("soo_mse", s, [1] * (10 + s) + [0] * (10 - s), persp=90.0) for s in seeds]
-    shuffled = [_soo_result("soo_mse_shuffled", s, [1] * (12 + s) + [0] * (8 - s)) for s in seeds]  # 2 points above
-    lm = [_soo_result("lm", s, [1] * (14 + s) + [0] * (6 - s)) for s in seeds]  # 20 points above
+    soo = [_soo_result("soo_mse", s, [1] * 10 + [0] * 10, persp=90.0) for s in seeds]
+    shuffled = [_soo_result("soo_mse_shuffled", s, [1] * 10 + [0] * 9 + [1]) for s in seeds]
+    lm = [_soo_result("lm", s, [1] * 14 + [0] * 6) for s in seeds]
     out = book.glue_llm_soo(nb, base, {"main": soo + lm + shuffled, "layers": [], "lrs": []})
     assert out["soo_persp_verdict"] == "higher than"
+    assert out["soo_vs_lm"] == "lower than"
+    assert out["soo_vs_soo_mse_shuffled"] == "not clearly different from"
+    assert out["soo_vs_base"] == ("not clearly below" if base_near else "below")
+    assert out["soo_soo_mse_rate"].startswith("50.0 % [")
+    assert ("seeds and" in out["soo_spread"]) == (len(seeds) > 1)
     if len(seeds) == 1:
-        assert out["soo_vs_soo_mse_shuffled"] == "not clearly different from"  # 50 [35-65] vs 60 [45-75]
-        assert out["soo_vs_lm"] == "not clearly different from"  # 50 [35-65] vs 70 [55-82.5]
-        assert out["soo_vs_base"] == ("below" if base_rate == 100 else "not clearly below")  # [35-65] vs [50-90]
-        assert out["soo_soo_mse_rate"].startswith("50.0 % [") and "one seed" in out["soo_spread"]
         assert out["soo_soo_mse_generate_unclear_range"] == "0 % (one seed)"
-    else:
-        assert out["soo_vs_soo_mse_shuffled"] == "lower than"  # 52.5 ± 2.5 vs 62.5 ± 2.5: the SD ranges separate
-        assert out["soo_vs_lm"] == "lower than"  # 52.5 ± 2.5 vs 72.5 ± 2.5
-        assert out["soo_vs_base"] == "below"  # [50, 55] below the start model's point, 70 or 100
-        assert out["soo_soo_mse_rate"] == "52.5 ± 2.5 %" and out["soo_spread"] == "mean ± SD over 2 seeds"
+
+
+def test_the_two_level_rule_widens_with_disagreeing_seeds():
+    """Two seeds of SOO that disagree (20 % and 80 %; the second deceptive on the control's very scenarios) against
+    a control at 80 % with both seeds: one level over the pooled scenarios calls SOO (50 %) lower; resampling the
+    seeds first, a quarter of the replicates draw the second seed twice, whose difference is 0: not clearly
+    different."""
+    from soo.llm import scoring as sc_
+
+    runs = [_soo_result("soo_mse", 0, [1] * 4 + [0] * 16), _soo_result("soo_mse", 1, [1] * 16 + [0] * 4),
+            _soo_result("lm", 0, [1] * 16 + [0] * 4), _soo_result("lm", 1, [1] * 16 + [0] * 4)]
+    table = sc_.item_table(runs)
+    assert sc_.paired_verdict(table, "soo_mse", "lm")["verdict"] == "not clearly different from"
+    pooled = table.assign(seed=0).groupby(["condition", "item"], as_index=False)["value"].mean()
+    assert sc_.paired_verdict(pooled.assign(seed=0), "soo_mse", "lm")["verdict"] == "lower than"
 
 
 def test_list_parameters_are_checked_before_any_compute():

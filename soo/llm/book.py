@@ -19,8 +19,10 @@ import pandas as pd
 
 from . import models
 from . import scenarios as S
+from .. import stats
 from ..style import book_table
 from . import scoring
+from .config import CONDITIONS
 from .experiment import CONTROLS, GENERALIZATION_CONDITIONS, Notebook
 
 
@@ -271,29 +273,43 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
                soo_seeds=", ".join(map(str, sc.seeds)), soo_scale=sc.scale, soo_model=str(sc.model),
                soo_start=nb.start_label, soo_tokens=int(sc.gen_tokens), soo_base_generate_paper=float(b["generate paper"]),
                soo_n_eval=int(sc.n_soo_eval), soo_n_generate=int(sc.n_generate))
-    # verdicts for the prose: do SOO's and each control's intervals overlap? Several seeds: mean ± SD over seeds
-    # (the start model a point); one seed: each run's 95 % bootstrap interval over scenarios (the start model's too)
-    out["soo_spread"] = ("one seed per condition; in brackets the run's 95 % bootstrap interval over scenarios" if one_seed
-                         else f"mean ± SD over {len(sc.seeds)} seeds")
+    # verdicts for the prose: the one rule (scoring.paired_verdict), the paired two-level bootstrap of the difference
+    # over seeds and scenarios; each rate with its two-level interval
+    items = scoring.item_table([base] + runs["main"])
+    intervals = stats.rate_intervals(items)
+    out["soo_spread"] = (f"in brackets the 95 % interval over {'seeds and ' * (not one_seed)}scenarios "
+                         f"(paired bootstrap{', two levels' * (not one_seed)})")
     out["soo_seed_agreement"] = ("With one seed per condition this build does not show whether the seeds of one "
                                  "condition agree on this (a run with several seeds does); unclear greedy "
                                  "answers were" if one_seed else
                                  "The seeds of one condition need not agree on this: unclear greedy answers were")
-    out["soo_verdict_basis"] = ("whether the 95 % bootstrap intervals over scenarios separate (one seed per condition)"
-                                if one_seed else "whether the ±SD ranges over seeds separate")
-
-    def rate_interval(cond):
-        if one_seed:
-            row = per_seed.loc[per_seed["condition"] == cond].iloc[0]
-            return row["ci_low"], row["ci_high"]
-        m, sd = summary.loc[cond, "mean mean"], summary.loc[cond, "mean sd"]
-        return m - sd, m + sd
-
+    out["soo_verdict_basis"] = ("whether the 95 % interval of the paired difference excludes zero (a bootstrap over "
+                                + ("scenarios, one seed per condition)" if one_seed else
+                                   f"{len(sc.seeds)} seeds, then scenarios within them)"))
+    for cond in conditions:
+        iv = intervals.loc[cond]
+        out[f"soo_{cond}_rate"] = f"{100 * iv['rate']:.1f} % [{100 * iv['lo']:.0f}–{100 * iv['hi']:.0f}]"
     for cond in [c for c in CONTROLS if c in conditions and c != main]:
-        out[f"soo_vs_{cond}"] = scoring.verdict_intervals(rate_interval(main), rate_interval(cond))
-    base_interval = (b["ci_low"], b["ci_high"]) if one_seed else (b["mean"], b["mean"])
-    below = scoring.verdict_intervals(rate_interval(main), base_interval) == "lower than"
-    out["soo_vs_base"] = "below" if below else "not clearly below"
+        out[f"soo_vs_{cond}"] = scoring.paired_verdict(items, main, cond)["verdict"]
+    for cond in conditions:  # the two orders beside every counterbalanced rate, and what they say together
+        row = summary.loc[cond]
+        out[f"soo_{cond}_paper_order"] = float(row["paper order mean"])
+        out[f"soo_{cond}_mirrored"] = float(row["mirrored mean"])
+        out[f"soo_{cond}_pattern"] = scoring.order_pattern(row["paper order mean"], row["mirrored mean"],
+                                                           b["paper order"], b["mirrored"])
+    out["soo_base_paper_order"], out["soo_base_mirrored"] = float(b["paper order"]), float(b["mirrored"])
+    equal = [CONDITIONS[c] for c in conditions if c != main and out.get(f"soo_vs_{c}") == "not clearly different from"]
+    vs_base = scoring.paired_verdict(items, main, "base")
+    out["soo_vs_base"] = "below" if vs_base["verdict"] == "lower than" else "not clearly below"
+    out["soo_vs_base_diff"] = f"{vs_base['diff']:+.1f} points [{vs_base['lo']:+.0f} to {vs_base['hi']:+.0f}]"
+    label = CONDITIONS[main]
+    out["soo_bottom"] = (
+        f"{label} left {out[f'soo_{main}_rate']} deceptive answers by log-prob (the organism: "
+        f"{out['soo_base_rate']:.1f} %), {out['soo_vs_base']} the organism; in the paper's order "
+        f"{out[f'soo_{main}_paper_order']:.0f} %, mirrored {out[f'soo_{main}_mirrored']:.0f} %: "
+        f"{out[f'soo_{main}_pattern']}. "
+        + (f"It is not clearly different from {', '.join(equal)}" if equal
+           else "It differs from every control that ran") + f" ({out['soo_verdict_basis']}).")
     # Perspectives after SOO against the start model: is the self-other distinction kept?
     p_soo, p_base = summary.loc[main, "perspectives mean"], float(base["perspectives_accuracy"])
     if one_seed:  # a share of the 2 x n_perspectives scenarios: its bootstrap interval
