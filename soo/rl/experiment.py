@@ -24,13 +24,17 @@ runs of a stage train in stacks of at most ``cpu_stack`` (4) runs, in ``workers`
 thread each; on a GPU, all runs of a stage train as one stack.
 
 ``python -m soo.rl.experiment --scale full [--setting NAME] --keep`` (``make rl-full``) trains the whole protocol
-from nothing and writes the kept runs: ``model.safetensors``, ``metrics.json`` and ``manifest.json`` per run, plus
-``protocol.json`` (machine, wall time).
+from nothing and writes the kept runs: ``model.safetensors``, ``metrics.json`` and ``manifest.json`` (with the
+weights' sha256, checked before a kept run is restored) per run, plus ``protocol.json`` (machine, wall time).
+``python -m soo.rl.experiment --record-fingerprint`` records what the training code computes
+(:func:`training_fingerprint`, ``soo.rl.runs.TRAINING_FINGERPRINT``).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import json
 import sys
 import tempfile
@@ -50,7 +54,7 @@ from .env import MODES
 from .maddpg import BLUE, MADDPG
 from .metrics import (behavioural_difference, classification_accuracy, deceptive_moves, mean_soo_curve, per_episode,
                       rollout, summary, threshold_grid, truncated_surfaces)
-from .runs import is_finished, load_policies, save_policies, settings_key
+from .runs import TRAINING_FINGERPRINT, TRAINING_VERSION, is_finished, load_policies, save_policies, settings_key
 from .soo import make_aux_loss
 from .stacked import train_stacked
 
@@ -156,12 +160,24 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def weights_sha256(path: Path) -> str:
+    """The sha256 (hex) of a kept run's ``model.safetensors``: its manifest's ``weights_sha256``."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _kept_source(run: Run, kept_dir: Path | None) -> Path | None:
-    """The kept copy of ``run`` with its settings key, or None."""
+    """The kept copy of ``run`` with its settings key, or None; a ``ValueError`` where its weights are not those its
+    manifest records (``weights_sha256``; a manifest written before the digest was kept has none)."""
     if kept_dir is None:
         return None
     src = kept_dir / _sub(run.kind) / run.name
-    return src if written_with(src / "manifest.json", run.key, field="settings_key") else None
+    if not written_with(src / "manifest.json", run.key, field="settings_key"):
+        return None
+    want = read_json(src / "manifest.json").get("weights_sha256")
+    if want is not None and weights_sha256(src / "model.safetensors") != want:
+        raise ValueError(f"kept run {src}: model.safetensors is not the file its manifest.json records "
+                         f"(weights_sha256 {want[:16]}...); restore the folder from git, or run `make rl-full` again.")
+    return src
 
 
 def _kept_weights(src: Path) -> dict:
@@ -260,9 +276,24 @@ def keep_runs(scfg: ScaleConfig, out_dir, kept_dir: Path | None = None, extra: d
             save_file(weights, tmp / "model.safetensors")
             atomic_write_json(tmp / "metrics.json", m)
             atomic_write_json(tmp / "manifest.json", {
-                "run": r.name, "settings_key": r.key, "wall_time_s": m["wall_time_s"], "device": m.get("device"),
-                "stacked_runs": m.get("stacked_runs"), "trained_on": m.get("trained_on"), "kept_on": machine_info(),
-                **manifest(), **(extra or {})})
+                "run": r.name, "settings_key": r.key, "weights_sha256": weights_sha256(tmp / "model.safetensors"),
+                "wall_time_s": m["wall_time_s"], "device": m.get("device"), "stacked_runs": m.get("stacked_runs"),
+                "trained_on": m.get("trained_on"), "kept_on": machine_info(), **manifest(), **(extra or {})})
+
+
+def record_weight_digests(kept_dir: Path) -> int:
+    """Write ``weights_sha256`` into the manifest of every kept run under ``kept_dir`` (one setting's folder) that
+    was kept without it; its settings key and everything else stay as they are. A manifest that has a digest must
+    match its weights (else ``ValueError``). Returns the number of manifests written."""
+    written = 0
+    for man in sorted(Path(kept_dir).glob("*/*/manifest.json")):
+        m, got = read_json(man), weights_sha256(man.parent / "model.safetensors")
+        if m.get("weights_sha256") is None:
+            atomic_write_json(man, {**m, "weights_sha256": got})
+            written += 1
+        elif m["weights_sha256"] != got:
+            raise ValueError(f"{man.parent}: model.safetensors does not match its manifest's weights_sha256")
+    return written
 
 
 def kept_status(scfg: ScaleConfig, kept_dir: Path | None = None) -> dict:
@@ -274,6 +305,78 @@ def kept_status(scfg: ScaleConfig, kept_dir: Path | None = None) -> dict:
         f = kept_dir / _sub(r.kind) / r.name / "manifest.json"
         out[r.name] = "missing" if not f.exists() else ("ok" if written_with(f, r.key, field="settings_key") else "stale")
     return out
+
+
+FINGERPRINT_SCALE = ScaleConfig("smoke", seeds=(155, 714), baseline_episodes=40, soo_episodes=20, num_envs=20,
+                                eval_episodes=1, workers=1, cpu_stack=4,
+                                overrides=dict(episode_length=25, hidden_dim=16, batch_size=64, buffer_length=10_000,
+                                               steps_per_update=50, n_exploration_eps=40, save_interval=1000,
+                                               soo_batch=64))
+"""The protocol :func:`training_fingerprint` trains: every agent kind for two seeds, so that each stage trains in
+stacks of two runs of one kind (the stacked update the kept runs were trained with), with a few updates each."""
+FINGERPRINT_REL = 1e-4
+"""Relative tolerance of :func:`fingerprint_differences`: far above float64 noise (with torch held to AVX-512, to
+AVX2 or to no vector kernels, ``ATEN_CPU_CAPABILITY``, the numbers agreed to 3e-11), far below any change of what
+training computes."""
+
+
+def training_fingerprint() -> dict:
+    """What the training code computes, in a few numbers: :data:`FINGERPRINT_SCALE`'s protocol (16 runs, about 2 s)
+    trained from nothing through :func:`run_all`, in float64 with one torch thread, and per run (``{run name: {...}}``)
+    its last training-log row (returns, trap rate, losses) and the sum of squares of each policy's and critic's
+    parameters. The environment, the rewards, the MADDPG update (stacked), the fine-tuning's start from the
+    baseline and each auxiliary term all take part, so a change to any of them moves the numbers; float64 keeps them
+    the same on another CPU. Compared with the record by :func:`fingerprint_differences`."""
+    scfg = FINGERPRINT_SCALE
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with tempfile.TemporaryDirectory(prefix="rl_fingerprint_") as d, torch_threads(1), \
+                contextlib.redirect_stdout(io.StringIO()):  # not the stacks' timing lines
+            metrics = run_all(protocol_runs(scfg), d, scfg.tag, workers=1, kept_dir=None, cpu_stack=scfg.cpu_stack)
+            out = {}
+            for r in protocol_runs(scfg):
+                last = metrics[(r.kind, r.seed)]["history"][-1]
+                model = load_agent(d, scfg.tag, r.kind, r.seed)
+                nets = {f"{part}{a}": getattr(model, part)[a] for part in ("policies", "critics")
+                        for a in range(len(model.policies))}
+                sq = {f"{n}_sq": sum(float((p.detach().double() ** 2).sum()) for p in net.parameters())
+                      for n, net in nets.items()}
+                out[r.name] = {**{k: float(v) for k, v in last.items() if k not in ("episode", "noise")}, **sq}
+    finally:
+        torch.set_default_dtype(old)
+    return out
+
+
+def fingerprint_differences(got: dict, recorded: dict, rel: float = FINGERPRINT_REL) -> list[str]:
+    """The numbers of two :func:`training_fingerprint` results that differ (relative ``rel``, absolute 1e-9 near
+    zero), or that one has and the other has not."""
+    import math
+
+    bad = []
+    for run in sorted(set(got) | set(recorded)):
+        a, b = got.get(run, {}), recorded.get(run, {})
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b or not math.isclose(a[k], b[k], rel_tol=rel, abs_tol=1e-9):
+                bad.append(f"{run} {k}: {a.get(k)} (recorded {b.get(k)})")
+    return bad
+
+
+def recorded_fingerprint(path: Path = TRAINING_FINGERPRINT) -> dict:
+    """The recorded fingerprint: ``{"training_version", "values", ...}`` (``soo.rl.runs.TRAINING_FINGERPRINT``)."""
+    return read_json(path)
+
+
+def record_training_fingerprint(path: Path = TRAINING_FINGERPRINT) -> dict:
+    """Train :func:`training_fingerprint` and record it with the current ``TRAINING_VERSION`` in ``path``."""
+    values = {run: {k: float(f"{v:.12g}") for k, v in vals.items()} for run, vals in training_fingerprint().items()}
+    rec = {"training_version": TRAINING_VERSION,
+           "how": "soo.rl.experiment.training_fingerprint(): FINGERPRINT_SCALE's protocol trained in float64 with one "
+                  "torch thread; per run its last training-log row and each network's sum of squared parameters",
+           "versions": {k: v for k, v in manifest()["versions"].items() if k in ("python", "torch", "numpy")},
+           "values": values}
+    atomic_write_json(path, rec)
+    return rec
 
 
 NOTEBOOK_OF = {**{m: "rl_baselines" for m in MODES}, **{c: "rl_soo" for c in FINETUNE_KINDS}}
@@ -463,7 +566,13 @@ def main(argv=None) -> int:
     ap.add_argument("--cpu-stack", type=int, default=None, help="CPU: runs per stack (default: the scale's, 4)")
     ap.add_argument("--keep", action="store_true", help="write the runs into --kept-dir")
     ap.add_argument("--kept-dir", default=None, help="where --keep writes (default: book/data/rl_full/SETTING)")
+    ap.add_argument("--record-fingerprint", action="store_true",
+                    help="only record what the training code computes (soo.rl.runs.TRAINING_FINGERPRINT) and exit")
     args = ap.parse_args(argv)
+    if args.record_fingerprint:
+        rec = record_training_fingerprint()
+        print(f"recorded the fingerprint of TRAINING_VERSION {rec['training_version']} in {TRAINING_FINGERPRINT}")
+        return 0
     scfg = scale_config(args.scale, setting=args.setting,
                         **({} if args.cpu_stack is None else {"cpu_stack": args.cpu_stack}))
     out = Path(args.out_dir or tempfile.mkdtemp(prefix="rl_full_"))

@@ -22,7 +22,14 @@ from .maddpg import MADDPG
 
 TRAINING_VERSION = 3
 """Bump when a change alters what training computes (not only how fast): it is part of every run's
-settings key, so runs kept with the book (``book/data/rl_full``) made by older code are flagged stale."""
+settings key, so runs kept with the book (``book/data/rl_full``) made by older code are flagged stale. A change
+left unbumped is caught by :data:`TRAINING_FINGERPRINT`."""
+TRAINING_FINGERPRINT = Path(__file__).resolve().parents[1] / "data" / "rl_training_fingerprint.json"
+"""What this training code computes, recorded with the :data:`TRAINING_VERSION` it belongs to: a small training
+protocol's numbers (:func:`soo.rl.experiment.training_fingerprint`; environment, rewards, MADDPG, the stacked update
+and every auxiliary term take part). ``tests/test_rl_kept.py`` trains it again and fails when the numbers differ
+while the version is the recorded one: bump the version (the kept runs then read as stale) and re-record it
+(``python -m soo.rl.experiment --record-fingerprint``), or only re-record it where the change is numerical noise."""
 
 
 def save_policies(model: MADDPG, run_dir: Path) -> None:
