@@ -75,3 +75,44 @@ def test_bad_arguments_are_refused_before_any_compute(tmp_path):
 def test_the_kept_set_matches_the_code():
     """Every run kept in book/data/llm_full holds the settings key the current code computes for it."""
     assert F.stale_runs() == []
+
+
+def test_the_ladder_is_read_from_a_kept_set_and_judged_by_the_one_rule(kept):
+    """The SOO page's ladder from a (smoke) kept set: a row per rung that has runs, in the ladder's order from the
+    start model, the verdict against SOO by the paired bootstrap, and a bottom line that names SOO's per-order rates;
+    an empty kept set says it is not computed."""
+    from soo.llm import book
+
+    root, _ = kept
+    ladder = book.kept_ladder(root / "kept")
+    assert ladder["n_kept"] == 3 and ladder["n_expected"] == 1 + 6 * 5
+    t = book.ladder_table(ladder)
+    assert list(t.index) == ["Start (the organism)", C.CONDITIONS["generic"], C.CONDITIONS["soo_mse"]]
+    assert t.loc[C.CONDITIONS["generic"], "vs SOO (MSE)"] in {"lower than", "higher than", "not clearly different from"}
+    g = book.glue_llm_full(ladder)
+    assert g["llm_full_kept"] == "3 of 31" and "paper order" in g["llm_full_bottom"]
+    empty = book.glue_llm_full(book.kept_ladder(root / "nothing"))
+    assert empty["llm_full_bottom"].startswith("the paper's protocol is not computed yet: 0 of 31")
+
+
+def test_drop_shares():
+    import pandas as pd
+
+    from soo.llm import book
+
+    ps = pd.DataFrame({"condition": ["base", "soo_mse", "soo_mse", "lm", "generic"], "mean": [90, 10, 20, 30, 95]})
+    shares = book.drop_shares(ps)
+    assert shares == {"soo_mse": 1.0, "lm": 0.8, "generic": -5 / 75}
+    assert book.drop_shares(ps.replace({"mean": {10: 95, 20: 95}})) == {}  # SOO did not lower the rate
+
+
+def test_ladder_marks_are_the_data_files_numbers():
+    from soo.llm import book
+    from soo.llm import scenarios as S
+
+    marks = book.ladder_marks()
+    lad = S.replications()["marcobaumann/paper-soo-overlap"]["control_ladder"]
+    assert sorted(marks["marcobaumann/paper-soo-overlap (Mistral-7B, 5 seeds)"].values()) == sorted(
+        v["mean"] for v in lad.values())
+    paper = [r for r in S.paper_results()["llm_main_scenario"] if r["model"] == "mistralai/Mistral-7B-Instruct-v0.2"]
+    assert marks["paper (Mistral-7B)"] == {"base": paper[0]["baseline"], "soo_mse": paper[0]["soo_mean"]}

@@ -271,6 +271,7 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
                    soo_lr_sweep_max_rate=float(lr_sweep["mean"].max()))
     out.update(soo_layer=int(sc.soo.layer), soo_lr=f"{sc.soo.lr:g}", soo_epochs=int(sc.soo.epochs),
                soo_seeds=", ".join(map(str, sc.seeds)), soo_scale=sc.scale, soo_model=str(sc.model),
+               soo_seeds_text=f"{len(sc.seeds)} (seed{'s' * (len(sc.seeds) > 1)} {', '.join(map(str, sc.seeds))})",
                soo_start=nb.start_label, soo_tokens=int(sc.gen_tokens), soo_base_generate_paper=float(b["generate paper"]),
                soo_n_eval=int(sc.n_soo_eval), soo_n_generate=int(sc.n_generate))
     # verdicts for the prose: the one rule (scoring.paired_verdict), the paired two-level bootstrap of the difference
@@ -391,3 +392,107 @@ def glue_llm_generalization(nb: Notebook, runs) -> dict:
             out[f"gen_{v}_{cond}"] = float(pv.loc[v, cond])
     return {**out, "gen_scale": nb.cfg.scale, "gen_start": nb.start_label, "gen_n": int(nb.cfg.n_generalization),
             "gen_seeds": ", ".join(map(str, nb.cfg.generalization_seeds))}
+
+
+# ----------------------------------------------------------------------------- the paper protocol kept with the book
+def ladder_marks() -> dict:
+    """The other studies' rates on the ladder's rungs (% deceptive, greedy generation in the paper's order;
+    ``{study: {condition: rate}}``), read from ``soo/data/paper_results.json`` (the paper's Mistral-7B row: start
+    and SOO) and ``soo/data/replications.json`` (the control ladder of ``marcobaumann/paper-soo-overlap``)."""
+    paper = next(r for r in S.paper_results()["llm_main_scenario"]
+                 if r["source"] == "paper" and r["model"] == "mistralai/Mistral-7B-Instruct-v0.2")
+    lad = S.replications()["marcobaumann/paper-soo-overlap"]["control_ladder"]
+    rungs = {"untrained baseline": "base", "generic fine-tuning": "generic", "scenario exposure": "lm",
+             "full SOO": "soo_mse"}
+    baumann = {cond: lad[k]["mean"] for prefix, cond in rungs.items() for k in lad if k.startswith(prefix)}
+    return {"paper (Mistral-7B)": {"base": paper["baseline"], "soo_mse": paper["soo_mean"]},
+            "marcobaumann/paper-soo-overlap (Mistral-7B, 5 seeds)": baumann}
+
+
+def kept_ladder(kept_dir=None) -> dict:
+    """The kept paper-protocol runs (:mod:`soo.llm.full`) as the SOO page's ladder: ``per_seed`` (one row per run:
+    rung, seed, log-prob rate counterbalanced and per order, generation in the paper's order and counterbalanced,
+    unclear answers), ``items`` (:func:`soo.llm.scoring.item_table` of the log-prob records), ``items_gen`` (of the
+    generated answers), the runs kept and expected. Empty tables where nothing is kept."""
+    from . import full as F
+    from .config import LADDER
+
+    sc = F.full_config()
+    names = F.run_names(sc, LADDER)
+    kept_dir = kept_dir or F.KEPT_DIR
+    results = [F.kept_result(n, kept_dir) for n, _ in names if F.kept_manifest(n, kept_dir) is not None]
+    per_seed = pd.DataFrame([{**scoring.result_row(r), "condition": r["condition"]} for r in results])
+    return {"per_seed": per_seed, "results": results, "n_kept": len(results), "n_expected": len(names),
+            "items": scoring.item_table(results) if results else pd.DataFrame(),
+            "items_gen": scoring.item_table(results, "generate_records") if results else pd.DataFrame()}
+
+
+def ladder_table(ladder: dict) -> pd.DataFrame:
+    """One row per rung that has kept runs, in the ladder's order from the start model: seeds, the log-prob rate
+    with its two-level interval, the two orders, greedy generation (paper order; counterbalanced; unclear), the
+    paired verdict against SOO (MSE), and the share of the start model's rate that the rung removes relative to SOO's
+    drop (:func:`drop_shares`)."""
+    from .config import LADDER
+
+    ps = ladder["per_seed"]
+    if ps.empty:
+        return pd.DataFrame(columns=["rung"])
+    iv = stats.rate_intervals(ladder["items"])
+    shares = drop_shares(ps)
+    rows = []
+    for c in ["base", *LADDER]:
+        d = ps[ps.condition == c]
+        if d.empty:
+            continue
+        v = (scoring.paired_verdict(ladder["items"], c, "soo_mse")["verdict"]
+             if c != "soo_mse" and "soo_mse" in set(ps.condition) else "")
+        rows.append({"rung": "Start (the organism)" if c == "base" else CONDITIONS[c], "seeds": len(d),
+                     "log-prob % [95 %]": f"{100 * iv.loc[c, 'rate']:.1f} [{100 * iv.loc[c, 'lo']:.0f}–{100 * iv.loc[c, 'hi']:.0f}]",
+                     "paper / mirrored %": f"{d['paper order'].mean():.0f} / {d['mirrored'].mean():.0f}",
+                     "generation, paper order %": f"{d['generate paper'].mean():.1f}",
+                     "generation, both orders %": f"{d['generate mean'].mean():.1f}",
+                     "unclear %": f"{d['generate unclear'].mean():.1f}",
+                     "vs SOO (MSE)": v, "share of SOO's drop": "" if c == "base" else f"{shares.get(c, np.nan):.0%}"})
+    return pd.DataFrame(rows).set_index("rung")
+
+
+def drop_shares(per_seed: pd.DataFrame, column: str = "mean") -> dict:
+    """For each rung, the fraction of SOO (MSE)'s drop from the start model that the rung's own drop reaches:
+    ``(start - rung) / (start - SOO)`` on the mean over seeds of ``column`` (log-prob, counterbalanced). 1 means the
+    rung does all SOO does; 0, nothing. Empty where SOO or the start model is missing or SOO did not lower the rate."""
+    means = per_seed.groupby("condition")[column].mean()
+    if "base" not in means or "soo_mse" not in means or means["base"] <= means["soo_mse"]:
+        return {}
+    drop = means["base"] - means["soo_mse"]
+    return {c: float((means["base"] - m) / drop) for c, m in means.items() if c != "base"}
+
+
+def glue_llm_full(ladder: dict) -> dict:
+    """``{glue name: value}`` of the SOO page's kept paper protocol: how many runs are kept, the ladder table, and
+    the bottom line in words (``llm_full_bottom``): SOO's rate with its interval and per order, and the rungs it does
+    not differ from, by the one verdict rule; or that the set is not computed yet."""
+    out = {"llm_full_kept": f"{ladder['n_kept']} of {ladder['n_expected']}",
+           "llm_full_table": ladder_table(ladder)}
+    ps = ladder["per_seed"]
+    have = set(ps.condition) if not ps.empty else set()
+    if not {"base", "soo_mse"} <= have:
+        out["llm_full_bottom"] = (f"the paper's protocol is not computed yet: {out['llm_full_kept']} of its runs are "
+                                  "kept (make llm-full computes them), so this page's verdicts are the quick rerun's "
+                                  "below")
+        return out
+    iv = stats.rate_intervals(ladder["items"])
+    soo = ps[ps.condition == "soo_mse"]
+    equal = [CONDITIONS[c] for c in have - {"base", "soo_mse"}
+             if scoring.paired_verdict(ladder["items"], "soo_mse", c)["verdict"] == "not clearly different from"]
+    vs_base = scoring.paired_verdict(ladder["items"], "soo_mse", "base")["verdict"]
+    out["llm_full_bottom"] = (
+        f"at the paper's protocol ({len(soo)} seeds, {ladder['n_kept']} of {ladder['n_expected']} runs kept), SOO (MSE) "
+        f"left {100 * iv.loc['soo_mse', 'rate']:.1f} % [{100 * iv.loc['soo_mse', 'lo']:.0f}–"
+        f"{100 * iv.loc['soo_mse', 'hi']:.0f}] deceptive answers by log-prob, {vs_base} the organism's "
+        f"{100 * iv.loc['base', 'rate']:.1f} %; paper order {soo['paper order'].mean():.0f} %, mirrored "
+        f"{soo['mirrored'].mean():.0f} %: "
+        + scoring.order_pattern(soo["paper order"].mean(), soo["mirrored"].mean(),
+                                ps[ps.condition == "base"]["paper order"].mean(),
+                                ps[ps.condition == "base"]["mirrored"].mean())
+        + (f"; it is not clearly different from {', '.join(equal)}" if equal else "; it differs from every other rung"))
+    return out

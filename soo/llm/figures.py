@@ -176,3 +176,33 @@ def plot_training_curves(curves: dict, ax=None, ylabel="Training loss (epoch mea
     ax.legend(fontsize="small")
     return ax
 
+
+
+def plot_ladder(per_seed: pd.DataFrame, marks: dict, ladder, value: str = "generate paper", ax=None):
+    """The control ladder: one column per rung from the start model up (``ladder``: the rungs' condition names in
+    order), each seed's rate as a dot and their mean as a bar; ``marks`` (``{study: {condition: rate}}``) are other
+    studies' rates on the same rungs, drawn as open markers beside ours. ``value``: a column of ``per_seed``
+    (default: greedy generation in the paper's order, the measure the paper and the replications report). With no
+    runs of ours, only the marks are drawn."""
+    ax = _ax(ax, (8.5, 4))
+    rungs = ["base", *ladder]
+    x = np.arange(len(rungs))
+    if not per_seed.empty:
+        for i, c in enumerate(rungs):
+            v = per_seed.loc[per_seed.condition == c, value].to_numpy(float)
+            if v.size:
+                ax.bar(i, v.mean(), width=0.6, color=PALETTE[CONDITION_ORDER.index(c) % len(PALETTE)], alpha=0.55)
+                ax.scatter(i + np.linspace(-0.15, 0.15, v.size), v, color="black", s=12, zorder=3)
+    for j, (study, rates) in enumerate(marks.items()):
+        pts = [(rungs.index(c), r) for c, r in rates.items() if c in rungs]
+        ax.scatter([p[0] + 0.33 for p in pts], [p[1] for p in pts], marker="os^"[j % 3], facecolors="none",
+                   edgecolors=PALETTE[(j + 4) % len(PALETTE)], s=45, lw=1.5, label=study, zorder=4)
+    import textwrap
+
+    ax.set_xticks(x, [textwrap.fill(CONDITION_NAMES[c], 12) for c in rungs], fontsize="small")
+    ax.set_ylim(0, 105)
+    ax.set_ylabel(RATE_LABEL)
+    if per_seed.empty:
+        ax.text(0.5, 0.55, "ours: not computed yet (make llm-full)", transform=ax.transAxes, ha="center", color="0.3")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    return ax

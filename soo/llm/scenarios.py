@@ -393,6 +393,12 @@ def paper_results() -> dict:
     return read_json(DATA_DIR / "paper_results.json")
 
 
+def replications() -> dict:
+    """Numbers reported by independent replications, with their sources (``replications.json``)."""
+    return _load("replications.json")
+
+
+@lru_cache(maxsize=None)
 def mt_bench_questions() -> tuple[dict, ...]:
     """The 80 MT-Bench questions (``question_id``, ``category``, ``turns``), FastChat's file."""
     return _jsonl("mt_bench_questions.jsonl")
