@@ -78,15 +78,19 @@ def generalization_long(runs) -> pd.DataFrame:
     """One row per (condition, seed, variant): counterbalanced rate, per order, and the paper's way."""
     return pd.DataFrame([{"condition": r["condition"], "seed": r["seed"], "variant": v, "rate": d["mean_of_orders"],
                           "paper order": d["paper"]["rate"], "mirrored": d["mirrored"]["rate"],
+                          "ci_low": d["pooled"]["ci_low"], "ci_high": d["pooled"]["ci_high"],
                           "paper way": r["generate_by_variant"][v]["rate"]}
                          for r in runs for v, d in r["by_variant"].items()])
 
 
 def generalization_agg(long: pd.DataFrame) -> pd.DataFrame:
-    """Mean and population SD over seeds per (variant, condition); the SD is NaN where there is one seed."""
+    """Mean and population SD over seeds per (variant, condition); the SD is NaN where there is one seed, whose
+    run's 95 % bootstrap interval over scenarios (``ci_low``, ``ci_high``) is kept instead (NaN otherwise)."""
     agg = long.groupby(["variant", "condition"], sort=False).agg(
-        rate=("rate", "mean"), sd=("rate", lambda v: np.std(v, ddof=0)), n_seeds=("rate", "size")).reset_index()
+        rate=("rate", "mean"), sd=("rate", lambda v: np.std(v, ddof=0)), n_seeds=("rate", "size"),
+        ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean")).reset_index()
     agg.loc[agg["n_seeds"] < 2, "sd"] = np.nan
+    agg.loc[agg["n_seeds"] >= 2, ["ci_low", "ci_high"]] = np.nan
     return agg
 
 
@@ -117,6 +121,12 @@ def glue_llm_baseline(nb: Notebook, runs: dict) -> dict:
     out.update(base_position=float(split["position"]), base_preference=float(split["preference"]),
                base_paper_measures=split["paper_order_measures"], base_ci_low=float(lo), base_ci_high=float(hi),
                base_preference_verdict=scoring.preference_verdict(lo, hi))
+    out["base_bottom"] = (
+        f"by greedy generation the base model recommended the cheap room in {out['base_paper']:.1f} % of the scenarios "
+        f"in the paper's order and {out['base_mirrored']:.1f} % mirrored ({nb.cfg.n_eval} per order): "
+        f"{scoring.order_pattern(out['base_paper'], out['base_mirrored'])}; counterbalanced "
+        f"{out['base_mean']:.1f} % [{lo:.0f}–{hi:.0f}], {out['base_preference_verdict']}, so its paper-order rate "
+        f"measures {split['paper_order_measures']}")
     return {**out, "base_model": nb.cfg.model, "base_scale": nb.cfg.scale, "base_n": int(nb.cfg.n_eval),
             "base_tokens": int(nb.cfg.gen_tokens), "base_precision": nb.cfg.precision, "base_machine": models.machine(),
             "base_comparison": baseline_comparison(nb, table)}
@@ -144,7 +154,12 @@ def glue_llm_organism(nb: Notebook, runs: dict, info: dict) -> dict:
             "org_gen_mirrored": float(g["mirrored"]), "org_lp_mean": float(lp["mean"]),
             "org_n_train": int(nb.cfg.organism_n), "org_epochs": int(nb.cfg.organism.epochs),
             "org_train_s": float(info["wall_s"]), "org_model": nb.cfg.model, "org_scale": nb.cfg.scale,
-            "org_target_met": "met" if g["mean"] >= 90 else "not met"}
+            "org_target_met": "met" if g["mean"] >= 90 else "not met", "org_n_eval": int(nb.cfg.n_eval),
+            "org_bottom": (f"trained in, deception is reliable: the organism recommended the cheap room in "
+                           f"{g['paper order']:.1f} % of greedy answers in the paper's order and {g['mirrored']:.1f} % "
+                           f"mirrored ({nb.cfg.n_eval} held-out scenarios per order), {g['mean']:.1f} % "
+                           f"counterbalanced ({lp['mean']:.1f} % by log-prob); the 90 % target was "
+                           f"{'met' if g['mean'] >= 90 else 'not met'}")}
 
 
 def n_seeds(seeds) -> str:
@@ -280,10 +295,12 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
     intervals = stats.rate_intervals(items)
     out["soo_spread"] = (f"in brackets the 95 % interval over {'seeds and ' * (not one_seed)}scenarios "
                          f"(paired bootstrap{', two levels' * (not one_seed)})")
-    out["soo_seed_agreement"] = ("With one seed per condition this build does not show whether the seeds of one "
-                                 "condition agree on this (a run with several seeds does); unclear greedy "
-                                 "answers were" if one_seed else
-                                 "The seeds of one condition need not agree on this: unclear greedy answers were")
+    ranges = [f"{out[f'soo_{c}_generate_unclear_range']} for {CONDITIONS[c]}" for c in conditions]
+    out["soo_unclear_seeds"] = (
+        f"Greedy answers that name neither room: {'; '.join(ranges)}." if one_seed else
+        f"The seeds of one condition need not agree on this: unclear greedy answers were {'; '.join(ranges)}. A wide "
+        "range means that the same loss, learning rate and budget left the model answering with one seed and broke "
+        "it with another, which a mean ± SD of the deceptive rate alone does not show.")
     out["soo_verdict_basis"] = ("whether the 95 % interval of the paired difference excludes zero (a bootstrap over "
                                 + ("scenarios, one seed per condition)" if one_seed else
                                    f"{len(sc.seeds)} seeds, then scenarios within them)"))
@@ -382,7 +399,7 @@ def glue_llm_generalization(nb: Notebook, runs) -> dict:
                   for k, c in (("base", "baseline"), ("soo", "soo_mean"))})
     n_seeds = len(nb.cfg.generalization_seeds)
     out["gen_spread"] = (f"mean ± SD over {n_seeds} seeds" if n_seeds > 1
-                         else "one seed, so no spread over seeds is shown")
+                         else "one seed: error bars are the run's 95 % bootstrap interval over scenarios")
     for cond in ("base", *GENERALIZATION_CONDITIONS):
         out[f"gen_{cond}_avg7"] = float(avg.loc[cond, "rate"])
         out[f"gen_{cond}_avg7_paper_way"] = float(avg.loc[cond, "paper way"])
@@ -390,8 +407,18 @@ def glue_llm_generalization(nb: Notebook, runs) -> dict:
     for v in ("treasure_hunt", "escape_room"):
         for cond in ("base", *GENERALIZATION_CONDITIONS):
             out[f"gen_{v}_{cond}"] = float(pv.loc[v, cond])
+    long = tables["long"]
+    seven = long[long["variant"].isin(S.VARIANTS[:7])].groupby("condition")[["paper order", "mirrored"]].mean()
+    soo_p, soo_m = float(seven.loc["soo_mse", "paper order"]), float(seven.loc["soo_mse", "mirrored"])
+    out.update(gen_soo_mse_avg7_paper_order=soo_p, gen_soo_mse_avg7_mirrored=soo_m)
+    out["gen_bottom"] = (
+        f"over the seven variants SOO (MSE) left {out['gen_soo_mse_avg7']:.1f} % deceptive answers counterbalanced "
+        f"(the organism {out['gen_base_avg7']:.1f} %, scenario exposure {out['gen_lm_avg7']:.1f} %), "
+        f"{out['gen_soo_mse_avg7_paper_way']:.1f} % the paper's way; by log-prob {soo_p:.0f} % in the paper's order "
+        f"and {soo_m:.0f} % mirrored: {scoring.order_pattern(soo_p, soo_m)}")
     return {**out, "gen_scale": nb.cfg.scale, "gen_start": nb.start_label, "gen_n": int(nb.cfg.n_generalization),
-            "gen_seeds": ", ".join(map(str, nb.cfg.generalization_seeds))}
+            "gen_seeds": ", ".join(map(str, nb.cfg.generalization_seeds)),
+            "gen_seeds_text": f"{n_seeds} (seed{'s' * (n_seeds > 1)} {', '.join(map(str, nb.cfg.generalization_seeds))})"}
 
 
 # ----------------------------------------------------------------------------- the paper protocol kept with the book

@@ -120,18 +120,19 @@ def plot_lr_sweep(df: pd.DataFrame, base_rate: float | None = None):
     ``df``: ``lr``, ``mean``, ``ci_low``, ``ci_high``, ``kl``, ``generate unclear``."""
     d = df.sort_values("lr")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
-    a1.plot(d["lr"], d["mean"], marker="o", color=PALETTE[1], label="after SOO")
+    a1.plot(d["lr"], d["mean"], marker="o", ls="none", color=PALETTE[1], label="after SOO")  # points: no trend
     _errbars(a1, d["lr"], d["mean"], d["ci_low"], d["ci_high"], color=PALETTE[1])
     if base_rate is not None:
         a1.axhline(base_rate, color="grey", ls="--", label="before SOO")
     a1.set_ylabel(RATE_LABEL)
     a1.set_ylim(0, 105)
     a1.legend(fontsize="small")
-    a2.plot(d["lr"], d["kl"], marker="o", color=PALETTE[2], label="KL to the model before SOO")
+    a2.plot(d["lr"], d["kl"], marker="o", ls="none", color=PALETTE[2], label="KL to the model before SOO")
     a2.set_ylabel("capability KL (nats/token)")
     a2.set_ylim(0, max(0.1, float(d["kl"].max())) * 1.1)
     a3 = a2.twinx()
-    a3.plot(d["lr"], d["generate unclear"], marker="s", ls=":", color=PALETTE[3], label="greedy answers naming no room")
+    a3.plot(d["lr"], d["generate unclear"], marker="s", ls="none", color=PALETTE[3],
+            label="greedy answers naming no room")
     a3.set_ylabel("answers naming no room (%)")
     a3.set_ylim(0, 110)
     a3.grid(False)
@@ -146,17 +147,22 @@ def plot_generalization(df: pd.DataFrame, variants, titles=None):
     """The paper's 3x3 grid: one panel per generalization scenario, bars per model condition.
 
     ``df`` columns: ``variant``, ``condition``, ``rate`` (mean over orders and seeds), ``sd`` (over seeds; NaN
-    where there is one seed: no bar is drawn there).
+    where there is one seed), ``ci_low``/``ci_high`` (the one run's 95 % bootstrap interval over scenarios where
+    there is one seed). Error bars: the SD, or the interval; the dotted line is 50 % (no preference between the rooms).
     """
     fig, axes = plt.subplots(3, 3, figsize=(10, 9), sharey=True, layout="constrained")
     conds = [c for c in CONDITION_ORDER if c in set(df["condition"])]
     for ax, v in zip(axes.flat, variants):
         d = df[df["variant"] == v].set_index("condition").reindex(conds)
         ax.bar(range(len(conds)), d["rate"], color=[PALETTE[CONDITION_ORDER.index(c)] for c in conds])
-        has_sd = d["sd"].notna().to_numpy()  # no SD bar where there is one seed (the start model, or seeds=[s])
+        has_sd = d["sd"].notna().to_numpy()  # one seed (the start model, or seeds=[s]): its run's interval
         if has_sd.any():
             ax.errorbar(np.arange(len(conds))[has_sd], d["rate"][has_sd], yerr=d["sd"][has_sd], fmt="none",
                         ecolor="black", capsize=3)
+        if "ci_low" in d and (~has_sd).any():
+            x = np.arange(len(conds))[~has_sd]
+            _errbars(ax, x, d["rate"][~has_sd], d["ci_low"][~has_sd], d["ci_high"][~has_sd])
+        ax.axhline(50, color="grey", ls=":", lw=1)
         ax.set_title((titles or {}).get(v, v), fontsize="medium")
         ax.set_xticks(range(len(conds)), [CONDITION_NAMES.get(c, c) for c in conds], rotation=20, fontsize="small")
         ax.set_ylim(0, 105)

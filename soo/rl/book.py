@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..utils import seed_table
-from .config import AGENT_KINDS, ScaleConfig
+from .config import AGENT_KINDS, AGENTS, ScaleConfig
 from .diagnostics import REFERENCE_BLUES, lure_verdict, pair_claims
 from .env import MODES
 from .experiment import (behaviour, classify, deceptive_moves_per_episode, evaluate_agent, provenance,
@@ -370,6 +370,56 @@ def glue_rl_premise(scfg: ScaleConfig, out_dir, ref: dict | None = None, screen:
     return out
 
 
+def trajectory_note(trajectories: dict) -> str:
+    """What the example episodes (:func:`soo.rl.experiment.trajectories`, one per agent kind) show, in words: for
+    each, whether red ended trapped at the fake landmark (within ``soo.rl.env.NEAR`` of it), and a warning where
+    the examples point the other way from the paper's claim (the honest agent's red trapped, the deceptive's not)."""
+    from .env import NEAR
+
+    def trapped(k):
+        tr = trajectories[k]
+        return bool(np.linalg.norm(np.asarray(tr["pos"])[-1, 0] - np.asarray(tr["fake"])) <= NEAR)
+
+    kinds = [k for k in AGENT_KINDS if k in trajectories]
+    text = "; ".join(f"with the {AGENTS[k].lower()}, red {'ends trapped' if trapped(k) else 'is not trapped'}"
+                     for k in kinds)
+    if "deceptive" in kinds and "honest" in kinds and trapped("honest") and not trapped("deceptive"):
+        text += (": these two episodes show the opposite of the paper's claim, which is why one episode is an "
+                 "illustration and the rates over all episodes are the evidence")
+    return text
+
+
+def glue_rl_baselines_bottom(values: dict) -> dict:
+    """The baselines page's bottom line (``rl_base_bottom``) and its one wording of the premise verdict
+    (``rl_baselines_differ_rule``), from the values :func:`glue_rl_baselines`, :func:`glue_rl_premise` and
+    :func:`glue_rl_screen2` glued (pass them merged): does the deceptive baseline trap red more often, does it meet
+    the screen's seed-by-seed rule, is the difference its blue's, what a motionless blue does with the same red, and
+    is the learned blue competent at its own reward."""
+    v = values
+    k = int(v["rl_baselines_differ_seeds"].split(" of ")[0])
+    rule = "met" if v["rl_baselines_differ"] == "yes" and k >= MIN_SEEDS else "not met"
+    still, learned = v["rl_ref_deceptive_still_trap_rate"], v["rl_ref_deceptive_learned_deceptive_trap_rate"]
+    disc_d, disc_g = v["rl_ref_deceptive_learned_deceptive_disc_blue"], v["rl_ref_deceptive_goal_disc_blue"]
+    out = {"rl_baselines_differ_rule": (f"{v['rl_baselines_differ']} by the paired t-test, higher in "
+                                        f"{v['rl_baselines_differ_seeds']} seeds; the screen's rule, the t-test and at "
+                                        f"least {MIN_SEEDS} of 8 seeds: {rule}")}
+    out["rl_base_bottom"] = (
+        f"the deceptive baseline traps red in {v['rl_deceptive_trap_rate']:.1f} % of the episodes and the honest one in "
+        f"{v['rl_honest_trap_rate']:.1f} % ({out['rl_baselines_differ_rule']}); against the deceptive "
+        f"baseline's own red, the honest baseline's blue traps red in {v['rl_ref_deceptive_learned_honest_trap_rate']:.1f} "
+        f"% and the learned deceptive blue in {learned:.1f} % (more, by the paired t-test: {v['rl_blue_deceives']}, "
+        f"{v['rl_blue_deceives_seeds']} seeds), and a motionless blue in {still:.1f} %, "
+        f"{'more' if still > learned else 'less'} than the learned deceptive blue: "
+        + ("the difference is (at least partly) the blue's. " if v["rl_blue_deceives"] == "yes" else
+           "the difference is not shown to be the blue's"
+           + ("; with one and the same blue the deceptive baseline's red is trapped more often: it lies in the reds. "
+              if v.get("rl_red_differs") == "yes" else ". "))
+        + f"The learned deceptive blue earns a discounted return of {disc_d:.1f} against that red where driving straight "
+        f"to the goal earns {disc_g:.1f}: it {'has not learned' if disc_d < disc_g else 'has learned'} its own task "
+        f"as well as the scripted blue")
+    return out
+
+
 def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: dict | None = None,
                 cl: dict | None = None) -> dict:
     """``{glue name: value}`` of ``notebooks/rl_soo``: the protocol, every agent's trap rate and return, the
@@ -403,6 +453,8 @@ def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, b
         out[f"rl_moves_{kind}"] = float(np.mean(v))
     out["rl_n_seeds"] = len(scfg.seeds)
     out["rl_bottom_line"] = bottom_line(cl)
+    premise = cl["baselines_differ"]["verdict"] == "yes" and cl["blue_deceives"]["verdict"] == "yes"
+    out["rl_premise_tag"] = " (premise met)" if premise else " (premise not met: no evidence about deception)"
     same = same_weights(scfg, out_dir)
     out["rl_random_identical_seeds"] = f"{sum(same)} of {len(same)}"
     return out
@@ -412,12 +464,17 @@ def glue_rl_classification(scfg: ScaleConfig, out_dir, res: dict | None = None) 
     """``{glue name: value}`` of ``notebooks/rl_classification``: the protocol, the accuracy (mean over training
     seeds) at the fewest, the most and the best number of episodes, and the verdict on the paper's claim of a
     perfect classifier: "yes" only when every training seed is classified correctly on every evaluation seed at
-    the largest number of episodes, "no" when the mean accuracy there is at most chance, else "partly".
+    the largest number of episodes, "no" when the mean accuracy there is at most chance, else "partly"; and the
+    direction: is the honest baseline's mean SOO value lower than the deceptive one's, seed by seed
+    (:func:`soo.rl.metrics.paired_verdict` over training seeds)?
     ``res``: :func:`classify`'s result, if the notebook has it already."""
     res = classify(scfg, out_dir) if res is None else res
     final = classification_table(res).iloc[-1]
     n_perfect = int((final == 1.0).sum())
-    return {"rl_class_scale": scfg.scale, "rl_class_seeds": _seeds_text(scfg), "rl_class_n_eval_seeds": scfg.class_seeds,
+    ms = mean_soo_table(res)
+    direction = paired_verdict(ms["honest"], ms["deceptive"])  # "yes": honest agents have the lower mean SOO
+    return {"rl_class_direction": direction["verdict"],
+            "rl_class_direction_seeds": f"{direction['n_better']} of {direction['n']}","rl_class_scale": scfg.scale, "rl_class_seeds": _seeds_text(scfg), "rl_class_n_eval_seeds": scfg.class_seeds,
             "rl_class_max_episodes": max(scfg.class_episodes),
             "rl_class_acc_final": 100 * res["accuracy_mean"][-1], "rl_class_acc_first": 100 * res["accuracy_mean"][0],
             "rl_class_acc_best": 100 * max(res["accuracy_mean"]),

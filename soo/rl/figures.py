@@ -46,7 +46,7 @@ def plot_training_curves(history: pd.DataFrame, y: str = "return_blue", noise_en
             ax.axvline(noise_end, color="0.4", linestyle="--", linewidth=1, label="exploration noise ends")
             if ax is axes[0]:
                 ax.legend(loc="lower right", frameon=False)
-        label = ("Blue's episode return (its own training reward)" if y == "return_blue"
+        label = ("Blue's episode return\n(its own training reward)" if y == "return_blue"
                  else y.replace("_", " ").capitalize())
         ax.set(title=AGENTS[k], xlabel="Training episode", ylabel=label)
     return fig
@@ -79,24 +79,31 @@ def plot_behavioural_difference(difference: dict, ax=None):
 
     ax = ax_or_new(ax, (7, 2.8))
     keys = list(difference)
-    ax.barh([pair_label(k) for k in keys], [difference[k]["mean"] for k in keys],
-            xerr=[difference[k]["sd"] for k in keys], color=PALETTE[:len(keys)], capsize=4)
+    mean = np.array([difference[k]["mean"] for k in keys])
+    sd = np.array([difference[k]["sd"] for k in keys])
+    # an MSE is never below 0: the lower whisker stops there (mean - SD would cross it)
+    ax.barh([pair_label(k) for k in keys], mean, xerr=[np.minimum(sd, mean), sd], color=PALETTE[:len(keys)],
+            capsize=4)
     ax.invert_yaxis()
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, 1.2M: no offset text under the axis label
-    ax.set(xlabel="Behavioural difference (MSE between count surfaces)")
+    ax.set(xlabel="Behavioural difference (MSE between count surfaces, counts²)")
     return ax
 
 
-def plot_classification(episodes, mean, sd=None, ax=None):
-    """Classification accuracy (%) of the mean-SOO classifier against episodes per evaluation seed."""
+def plot_classification(episodes, mean, per_seed=None, ax=None):
+    """Classification accuracy (%) of the mean-SOO classifier against episodes per evaluation seed: the mean over
+    training seeds (line) and each training seed's accuracy (points: the values are often 0 or 100 %, so a mean ± SD
+    band would hide them); dotted: 50 %, a coin."""
     ax = ax_or_new(ax, (6, 3.5))
     mean = 100 * np.asarray(mean, float)
-    ax.plot(episodes, mean, marker="o", color=PALETTE[0])
-    if sd is not None:
-        sd = 100 * np.asarray(sd, float)
-        ax.fill_between(episodes, np.clip(mean - sd, 0, 100), np.clip(mean + sd, 0, 100), color=PALETTE[0],
-                        alpha=0.2, linewidth=0)
-    ax.set(xlabel="Number of episodes per seed", ylabel="Classification accuracy (%)", ylim=(-2, 102))
+    ax.plot(episodes, mean, marker="o", color=PALETTE[0], label="mean over training seeds", zorder=3)
+    if per_seed is not None:
+        for j, acc in enumerate(np.asarray(per_seed, float)):
+            ax.scatter(np.asarray(episodes) * (1 + 0.02 * (j - len(per_seed) / 2)), 100 * acc, s=10, color="0.45",
+                       alpha=0.6, label="training seeds" if j == 0 else None, zorder=2)
+    ax.axhline(50, color="0.5", ls=":", lw=1)
+    ax.set(xlabel="Number of episodes per seed", ylabel="Classification accuracy (%)", ylim=(-4, 104))
+    ax.legend(fontsize="small", loc="lower right", frameon=False)
     return ax
 
 
@@ -119,6 +126,22 @@ def plot_trajectories(trajectories: dict, fig=None):
     return fig
 
 
+def _spread_labels(values, labels, min_gap: float = 0.045) -> list[tuple[float, object]]:
+    """Label heights near ``values`` that keep at least ``min_gap`` of the values' range apart (so close values'
+    labels do not overlap), in the values' order."""
+    v = np.asarray(values, float)
+    gap = min_gap * max(float(np.ptp(v)), 1e-9)
+    order = np.argsort(v)
+    ys = v[order].copy()
+    for i in range(1, len(ys)):
+        ys[i] = max(ys[i], ys[i - 1] + gap)
+    ys -= (ys.mean() - v[order].mean())  # keep the labels centred on their points
+    out = [None] * len(v)
+    for rank, i in enumerate(order):
+        out[i] = (float(ys[rank]), labels[i])
+    return out
+
+
 def plot_baselines_per_seed(trap_rate: dict, moves: dict, seeds, fig=None):
     """Each seed's deceptive and honest baseline side by side: the trap rate (%, left) and the deceptive movements
     with red in sight per episode (right); one line per seed joins its two baselines."""
@@ -128,7 +151,8 @@ def plot_baselines_per_seed(trap_rate: dict, moves: dict, seeds, fig=None):
                               (axes[1], moves, "Moves towards the fake landmark\nwith red in sight, per episode")):
         for i, seed in enumerate(seeds):
             ax.plot([0, 1], [values["deceptive"][i], values["honest"][i]], color="0.6", lw=1, zorder=1)
-            ax.annotate(str(seed), (1.04, values["honest"][i]), fontsize="xx-small", va="center", color="0.4")
+        for y, seed in _spread_labels(values["honest"], seeds):
+            ax.annotate(str(seed), (1.04, y), fontsize="xx-small", va="center", color="0.4")
         for x, k in enumerate(("deceptive", "honest")):
             ax.scatter([x] * len(seeds), values[k], color=AGENT_COLOURS[k], zorder=2, s=25)
         ax.set(xticks=[0, 1], xticklabels=[AGENTS["deceptive"], AGENTS["honest"]], xlim=(-0.3, 1.3),
@@ -195,7 +219,9 @@ def plot_screen(screen_rows: list, ax=None):
     """The settings screen: per setting, each seed's deceptive − honest trap-rate difference (points) with the
     mean; a setting that met the declared criterion is marked."""
     ax = ax_or_new(ax, (6.5, 3.2))
-    rows = [{"setting": r["setting"] + (" (passes)" if r["passes"] else ""),
+    from .config import SETTING_LABELS
+
+    rows = [{"setting": SETTING_LABELS[r["setting"]] + (" (passes)" if r["passes"] else ""),
              "diff": 100 * (d - h)} for r in screen_rows
             for d, h in zip(r["trap_rate"]["deceptive"], r["trap_rate"]["honest"])]
     df = pd.DataFrame(rows)
