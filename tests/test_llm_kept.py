@@ -32,6 +32,12 @@ def test_a_kept_run_holds_per_item_records_and_a_manifest(kept):
     assert man["precision"] == "fp32" and man["condition"] == "soo_mse" and man["seed"] == 0
     assert "<start model>" == man["settings_key"]["config"]["model"]  # no machine folder in a kept key
     assert str(root) not in json.dumps(man["settings_key"])
+    import torch
+    from safetensors.torch import load_file
+
+    ad = load_file(k / "soo_mse__seed0" / "adapter" / "adapter_model.safetensors")
+    assert ad and all(v.dtype == torch.float16 for v in ad.values())
+    assert (k / "soo_mse__seed0" / "adapter" / "adapter_config.json").exists() and not (k / "base" / "adapter").exists()
     prot = read_json(k / "protocol.json")
     assert prot["runs_computed"] == 3 and prot["wall_time_s"] > 0 and prot["machine"]["cpu_count"] >= 1
 

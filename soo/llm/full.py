@@ -7,7 +7,7 @@ once: the organism at ``full``, the start model's row, and every rung of the con
 greedy generation (75 new tokens; answers stop once their first-mention label is decided, except a fixed sample of
 ``n_whole`` per order kept whole), Perspectives 250 in both orders, latent SOO and the offline capability check.
 Every finished run is copied into ``book/data/llm_full/<run>/``: its ``result.json`` (the per-item records: label,
-log-probs, the response text) and a ``manifest.json`` (the settings key, code version, precision, machine, wall
+log-probs, the response text), its LoRA adapter (in fp16) and a ``manifest.json`` (the settings key, code version, precision, machine, wall
 time); ``protocol.json`` holds the whole command's time. The book reads these files; ``tests/test_llm_kept.py``
 fails when a kept run no longer matches the code's settings.
 
@@ -119,12 +119,35 @@ def _restore(run_dir: Path, name: str, kept_dir: Path, key: dict) -> bool:
     return True
 
 
+ADAPTER_DTYPE = "float16"
+"""The kept adapters' weights (half the bytes of fp32; the mechanism checks read activations, not digits)."""
+
+
+def keep_adapter(src: Path, dst: Path) -> None:
+    """A SOO run's LoRA adapter (``adapter/`` of :meth:`soo.llm.train.TrainResult.save`) copied into the kept set
+    with its weights in :data:`ADAPTER_DTYPE`, for the forward-pass checks on kept runs."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from ..utils import atomic_directory
+
+    with atomic_directory(dst) as tmp:
+        for f in src.iterdir():
+            if f.name == "adapter_model.safetensors":
+                save_file({k: v.to(getattr(torch, ADAPTER_DTYPE)) for k, v in load_file(f).items()}, tmp / f.name)
+            elif f.is_file():
+                (tmp / f.name).write_bytes(f.read_bytes())
+
+
 def keep(run_dir: Path, name: str, key: dict, kept_dir: Path, extra: dict) -> None:
-    """Copy one finished run into the kept set: ``result.json``, then ``manifest.json`` (written last)."""
+    """Copy one finished run into the kept set: ``result.json``, its adapter (a SOO run), then ``manifest.json``
+    (written last: its presence marks a kept run)."""
     dst = kept_dir / name
     dst.mkdir(parents=True, exist_ok=True)
     stored = read_json(_work_file(run_dir, name))
     atomic_write_json(dst / "result.json", {**stored, "_key": portable_key(key)})
+    if (run_dir / name / "adapter").is_dir():
+        keep_adapter(run_dir / name / "adapter", dst / "adapter")
     atomic_write_json(dst / "manifest.json", {"run": name, "settings_key": portable_key(key),
                                               "machine": machine_info(), **manifest(**extra)})
 
