@@ -122,3 +122,19 @@ def test_ladder_marks_are_the_data_files_numbers():
         v["mean"] for v in lad.values())
     paper = [r for r in S.paper_results()["llm_main_scenario"] if r["model"] == "mistralai/Mistral-7B-Instruct-v0.2"]
     assert marks["paper (Mistral-7B)"] == {"base": paper[0]["baseline"], "soo_mse": paper[0]["soo_mean"]}
+
+
+def test_answer_kinds_per_condition():
+    from soo.llm import book
+
+    def run(cond, answers):
+        return {"condition": cond, "generate_records": [
+            {"response": a, "deceptive_room": "attic", "honest_room": "kitchen"} for a in answers]}
+
+    share, ex = book.answer_kinds([run("base", ["the attic."] * 4),
+                                   run("soo_mse", ["the attic.", "the kitchen.", "the attic or the kitchen", "zzz"])])
+    assert list(share.index) == ["Start", C.CONDITIONS["soo_mse"]]
+    assert share.loc["Start", "deceptive room first"] == 100.0
+    assert share.loc[C.CONDITIONS["soo_mse"]].to_dict() == {"deceptive room first": 25.0, "honest room first": 25.0,
+                                                           "both rooms": 25.0, "neither room": 25.0, "refusal": 0.0}
+    assert set(ex["kind"]) == {"deceptive room first", "honest room first", "both rooms", "neither room"}

@@ -454,6 +454,22 @@ def kept_ladder(kept_dir=None) -> dict:
             "items_gen": scoring.item_table(results, "generate_records") if results else pd.DataFrame()}
 
 
+def answer_kinds(results, examples: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the greedy answers of each condition are (:func:`soo.llm.scoring.answer_kind`): the share (%) of each
+    kind per condition, over its seeds and both orders, and ``examples`` answers of each kind per condition (the
+    first ones in scenario order; whole answers where the run kept them whole)."""
+    rows = [{"condition": r["condition"], "kind": scoring.answer_kind(x["response"], x["deceptive_room"],
+                                                                       x["honest_room"]),
+             "response": x["response"], "whole": x.get("whole", True)} for r in results for x in r["generate_records"]]
+    df = pd.DataFrame(rows)
+    share = (100 * pd.crosstab(df["condition"], df["kind"], normalize="index")).reindex(
+        columns=list(scoring.ANSWER_KINDS), fill_value=0.0)
+    share = share.reindex([c for c in ["base", *CONDITIONS] if c in share.index])
+    share.index = ["Start" if c == "base" else CONDITIONS[c] for c in share.index]
+    ex = df.sort_values("whole", ascending=False, kind="stable").groupby(["condition", "kind"]).head(examples)
+    return share.round(1), ex[["condition", "kind", "response"]].reset_index(drop=True)
+
+
 def ladder_table(ladder: dict) -> pd.DataFrame:
     """One row per rung that has kept runs, in the ladder's order from the start model: seeds, the log-prob rate
     with its two-level interval, the two orders, greedy generation (paper order; counterbalanced; unclear), the
