@@ -160,3 +160,31 @@ def test_capability_equals_per_example_computation(name):
     assert got["kl"] == pytest.approx(kl_sum / n, rel=1e-3, abs=1e-6)
     assert got["perplexity"] == pytest.approx(float(np.exp(nll_sum / n)), rel=1e-4)
     assert got["kl"] > 1e-4
+
+
+def test_site_collapse_sees_a_collapsed_site_and_the_name_gap():
+    """On a tiny model: a site whose output is replaced by a constant has spread 0 and both gaps 0; the real site has
+    a positive spread and gaps; identical prompts in a pair give a zero gap (checked with a planted constant site)."""
+    import torch
+
+    from soo.llm import models
+    from soo.llm import scenarios as S
+    from soo.llm.evaluate import site_collapse
+    from soo.llm.models import ActivationSite
+
+    model, tok = models.load("tiny-random-llama")
+    site = ActivationSite(1, "self_attn.o_proj")
+    prompts = [s.prompt for s in S.burglar(6)]
+    soo_p, names = S.soo_pairs()[:6], S.name_control_pairs()[:6]
+    real = site_collapse(model, tok, site, prompts, soo_p, names, batch_size=4)
+    assert real["spread"] > 0.01 and real["self_other_gap"] > 0 and real["name_gap"] > 0
+    same = site_collapse(model, tok, site, prompts, [S.PromptPair(p.self_prompt, p.self_prompt, p.item, 1)
+                                                     for p in soo_p], names, batch_size=4)
+    assert same["self_other_gap"] == 0.0
+    mod = models.module_at(model, 1, "self_attn.o_proj")
+    h = mod.register_forward_hook(lambda m, a, out: torch.ones_like(out))
+    try:
+        flat = site_collapse(model, tok, site, prompts, soo_p, names, batch_size=4)
+    finally:
+        h.remove()
+    assert flat["spread"] < 1e-6 and flat["self_other_gap"] == 0.0 and flat["name_gap"] == 0.0

@@ -21,6 +21,7 @@ from . import models
 from . import scenarios as S
 from .. import stats
 from ..style import book_table
+from ..utils import read_json
 from . import scoring
 from .config import CONDITIONS
 from .experiment import CONTROLS, GENERALIZATION_CONDITIONS, Notebook
@@ -447,8 +448,12 @@ def kept_ladder(kept_dir=None) -> dict:
     sc = F.full_config()
     names = F.run_names(sc, LADDER)
     kept_dir = kept_dir or F.KEPT_DIR
-    results = [F.kept_result(n, kept_dir) for n, _ in names if F.kept_manifest(n, kept_dir) is not None]
-    per_seed = pd.DataFrame([{**scoring.result_row(r), "condition": r["condition"]} for r in results])
+    kept = [n for n, _ in names if F.kept_manifest(n, kept_dir) is not None]
+    results = [F.kept_result(n, kept_dir) for n in kept]
+    mech = [read_json(kept_dir / n / "mechanism.json") if (kept_dir / n / "mechanism.json").exists() else {}
+            for n in kept]
+    per_seed = pd.DataFrame([{**scoring.result_row(r), "condition": r["condition"], **m}
+                             for r, m in zip(results, mech)])
     return {"per_seed": per_seed, "results": results, "n_kept": len(results), "n_expected": len(names),
             "items": scoring.item_table(results) if results else pd.DataFrame(),
             "items_gen": scoring.item_table(results, "generate_records") if results else pd.DataFrame()}
@@ -495,7 +500,10 @@ def ladder_table(ladder: dict) -> pd.DataFrame:
                      "generation, paper order %": f"{d['generate paper'].mean():.1f}",
                      "generation, both orders %": f"{d['generate mean'].mean():.1f}",
                      "unclear %": f"{d['generate unclear'].mean():.1f}",
-                     "vs SOO (MSE)": v, "share of SOO's drop": "" if c == "base" else f"{shares.get(c, np.nan):.0%}"})
+                     "vs SOO (MSE)": v, "share of SOO's drop": "" if c == "base" else f"{shares.get(c, np.nan):.0%}",
+                     **({"site spread": f"{d['spread'].mean():.3f}",
+                         "self/other gap": f"{d['self_other_gap'].mean():.3g}",
+                         "name gap": f"{d['name_gap'].mean():.3g}"} if "spread" in d else {})})
     return pd.DataFrame(rows).set_index("rung")
 
 

@@ -527,3 +527,45 @@ class StartOutputs:
                 del dec.forward
             else:
                 dec.forward = own
+
+
+@torch.no_grad()
+def site_collapse(model, tok, site, prompts: Sequence[str], soo_pairs, name_pairs, *, batch_size: int = 16,
+                  pooling: str = "full") -> dict:
+    """The mechanism check of a SOO site (``site``: :class:`soo.llm.models.ActivationSite`), forward passes only:
+
+    * ``spread``: the relative RMS spread of the site's output at the last prompt token over ``prompts`` (the
+      evaluation prompts, raw text): ``sqrt(mean_i |a_i - mean a|^2) / sqrt(mean_i |a_i|^2)``; near 0 when the site
+      answers every prompt alike (a collapsed site);
+    * ``self_other_gap``: the SOO loss (:func:`soo.losses.soo_mse` with ``pooling``) between the self and the other
+      prompt of each of ``soo_pairs``, the quantity SOO training lowers;
+    * ``name_gap``: the same between the two prompts of each of ``name_pairs`` (two others that differ only in the
+      name, :func:`soo.llm.scenarios.name_control_pairs`). If SOO lowers the name gap as much as the self/other gap,
+      what it learned is not specific to self and other.
+    """
+    from ..losses import soo_mse
+    from .models import activations
+    from .train import tokenize_pairs
+
+    def gap(pairs):
+        total, n = 0.0, 0
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            es, eo = tokenize_pairs(tok, [p.self_prompt for p in chunk], [p.other_prompt for p in chunk])
+            a_s, a_o = activations(model, es, [site])[site], activations(model, eo, [site])[site]
+            total += float(soo_mse(a_s.float(), a_o.float(), es["attention_mask"], eo["attention_mask"],
+                                   pooling=pooling)) * len(chunk)
+            n += len(chunk)
+        return total / n
+
+    last = []
+    side, tok.padding_side = tok.padding_side, "left"  # the last position is each prompt's last token
+    try:
+        for i in range(0, len(prompts), batch_size):
+            enc = tok(list(prompts[i:i + batch_size]), return_tensors="pt", padding=True)
+            last.append(activations(model, enc, [site])[site][:, -1].float())
+    finally:
+        tok.padding_side = side
+    a = torch.cat(last)  # (N, D)
+    spread = float((a - a.mean(0)).pow(2).sum(1).mean().sqrt() / a.pow(2).sum(1).mean().sqrt())
+    return {"spread": spread, "self_other_gap": gap(list(soo_pairs)), "name_gap": gap(list(name_pairs))}

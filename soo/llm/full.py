@@ -7,7 +7,8 @@ once: the organism at ``full``, the start model's row, and every rung of the con
 greedy generation (75 new tokens; answers stop once their first-mention label is decided, except a fixed sample of
 ``n_whole`` per order kept whole), Perspectives 250 in both orders, latent SOO and the offline capability check.
 Every finished run is copied into ``book/data/llm_full/<run>/``: its ``result.json`` (the per-item records: label,
-log-probs, the response text), its LoRA adapter (in fp16) and a ``manifest.json`` (the settings key, code version, precision, machine, wall
+log-probs, the response text), its LoRA adapter (in fp16), the forward-pass checks at the SOO site
+(``mechanism.json``: :func:`mechanism`) and a ``manifest.json`` (the settings key, code version, precision, machine, wall
 time); ``protocol.json`` holds the whole command's time. The book reads these files; ``tests/test_llm_kept.py``
 fails when a kept run no longer matches the code's settings.
 
@@ -139,6 +140,31 @@ def keep_adapter(src: Path, dst: Path) -> None:
                 (tmp / f.name).write_bytes(f.read_bytes())
 
 
+MECHANISM_PROMPTS = 50
+"""Burglar prompts per order whose site output :func:`mechanism` compares (its spread over prompts)."""
+
+
+def mechanism(start, sc: LLMConfig, adapter_dir: Path | None) -> dict:
+    """The forward-pass checks of one run at the SOO site (:func:`soo.llm.evaluate.site_collapse`): the start model
+    alone (``adapter_dir`` None) or with a run's adapter. Prompts: the first :data:`MECHANISM_PROMPTS` burglar
+    scenarios per order; pairs: the SOO pairs and the name-control pairs of the protocol."""
+    from . import evaluate as E
+    from . import scenarios as S
+    from .experiment import burglar_both_orders
+
+    model, tok = E.load(sc, start)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir)
+    model.eval()
+    prompts = [s.prompt for s in burglar_both_orders(sc, n=min(MECHANISM_PROMPTS, sc.n_soo_eval))]
+    with models.autocast(sc.bf16):
+        return E.site_collapse(model, tok, sc.soo.site, prompts, S.soo_pairs(sc.soo.pairs)[:sc.n_pairs],
+                               S.name_control_pairs(sc.soo.pairs)[:sc.n_pairs], batch_size=sc.batch_size,
+                               pooling=sc.soo.pooling)
+
+
 def keep(run_dir: Path, name: str, key: dict, kept_dir: Path, extra: dict) -> None:
     """Copy one finished run into the kept set: ``result.json``, its adapter (a SOO run), then ``manifest.json``
     (written last: its presence marks a kept run)."""
@@ -148,6 +174,8 @@ def keep(run_dir: Path, name: str, key: dict, kept_dir: Path, extra: dict) -> No
     atomic_write_json(dst / "result.json", {**stored, "_key": portable_key(key)})
     if (run_dir / name / "adapter").is_dir():
         keep_adapter(run_dir / name / "adapter", dst / "adapter")
+    if "mechanism" in extra:
+        atomic_write_json(dst / "mechanism.json", extra.pop("mechanism"))
     atomic_write_json(dst / "manifest.json", {"run": name, "settings_key": portable_key(key),
                                               "machine": machine_info(), **manifest(**extra)})
 
@@ -188,8 +216,10 @@ def main(argv=None) -> int:
 
     def finish(name: str, run: SooRun | None, seconds: float) -> None:
         key = X._run_key(sc, start) if run is None else X._soo_spec(start, sc, run_dir, run)[3]
+        adapter = None if run is None else run_dir / name / "adapter"
         extra = {"condition": "base" if run is None else run.condition, "seed": None if run is None else run.seed,
-                 "precision": sc.precision, "scale": sc.scale, "wall_s": seconds}
+                 "precision": sc.precision, "scale": sc.scale, "wall_s": seconds,
+                 "mechanism": mechanism(start, sc, adapter)}
         keep(run_dir, name, key, kept_dir, extra)
         print(f"kept {name} ({seconds:.0f} s)", flush=True)
 
