@@ -4,7 +4,7 @@ import pytest
 
 import pandas as pd
 
-from soo.llm.scoring import bootstrap_ci, classify, rate, seed_summary, summarize
+from soo.llm.scoring import classify, rate, seed_summary, summarize
 from soo.llm.scenarios import paper_results
 
 
@@ -76,16 +76,17 @@ def test_rate_and_summarize():
         summarize(["deceptive", "maybe"])
 
 
-def test_bootstrap_ci_contains_rate_and_is_deterministic():
-    flags = np.r_[np.ones(184), np.zeros(66)]  # 73.6 %
-    lo, hi = bootstrap_ci(flags, seed=3)
-    assert lo < 73.6 < hi and hi - lo < 15
-    assert bootstrap_ci(flags, seed=3) == (lo, hi)
-    assert bootstrap_ci(flags, n_boot=50, level=0.5, seed=4) != bootstrap_ci(flags, n_boot=50, level=0.5, seed=5)
-    assert bootstrap_ci(np.ones(10)) == (100.0, 100.0)
-    with pytest.raises(ValueError, match="level"):
-        bootstrap_ci(flags, level=95)
+def test_summarize_gives_the_wilson_interval():
+    """One rate shown alone gets its Wilson interval (scipy's, in percent); 0 and n successes stay inside [0, 100]."""
+    from scipy.stats import binomtest
 
+    for k, n in ((7, 20), (0, 10), (10, 10)):
+        s = summarize(["deceptive"] * k + ["honest"] * (n - k))
+        ci = binomtest(k, n).proportion_ci(method="wilson")
+        assert abs(s["ci_low"] - 100 * ci.low) < 1e-9 and abs(s["ci_high"] - 100 * ci.high) < 1e-9
+        assert 0 <= s["ci_low"] <= s["rate"] <= s["ci_high"] <= 100
+    with pytest.raises(ValueError, match="empty"):
+        summarize([])
 
 def test_seed_summary_is_population_sd():
     per_seed = pd.DataFrame({"condition": ["soo_mse"] * 5 + ["lm"] * 2,

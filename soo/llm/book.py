@@ -329,13 +329,16 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
         f"{out[f'soo_{main}_pattern']}. "
         + (f"It is not clearly different from {', '.join(equal)}" if equal
            else "It differs from every control that ran") + f" ({out['soo_verdict_basis']}).")
-    # Perspectives after SOO against the start model: is the self-other distinction kept?
+    # Perspectives after SOO against the start model: is the self-other distinction kept? The one rule on the
+    # per-scenario answers where the runs kept them; else (results from before they were kept) Wilson intervals
     p_soo, p_base = summary.loc[main, "perspectives mean"], float(base["perspectives_accuracy"])
-    if one_seed:  # a share of the 2 x n_perspectives scenarios: its bootstrap interval
-        n = 2 * sc.n_perspectives
-        persp = scoring.verdict_intervals(scoring.proportion_ci(p_soo, n), scoring.proportion_ci(p_base, n))
+    with_records = [base] + [r for r in runs["main"] if r["condition"] == main]
+    if all("perspectives_records" in r for r in with_records):
+        persp_items = scoring.item_table(with_records, "perspectives_records", positive="honest")
+        persp = scoring.paired_verdict(persp_items, main, "base")["verdict"]
     else:
-        persp = scoring.verdict(p_soo, summary.loc[main, "perspectives sd"], p_base, 0.0)
+        n = 2 * sc.n_perspectives * len(sc.seeds)
+        persp = scoring.verdict_intervals(scoring.proportion_ci(p_soo, n), scoring.proportion_ci(p_base, n))
     out["soo_persp_verdict"] = persp
     out["soo_persp_rate"] = (f"{p_soo:.1f} %" if one_seed
                              else f"{scoring.mean_sd_text(p_soo, summary.loc[main, 'perspectives sd'])} %")

@@ -227,7 +227,8 @@ def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base=None, on_start=
         elif cap:
             capab = E.capability(model, tok, cap["questions"], cap["answers"], base=base)
     return {"deception": scoring.summarize_orders(recs), "records": recs, "generate": scoring.summarize_orders(gen),
-            "generate_records": gen, "perspectives_accuracy": scoring.perspectives_accuracy(persp), "latent_soo": latent,
+            "generate_records": gen, "perspectives_accuracy": scoring.perspectives_accuracy(persp),
+            "perspectives_records": persp, "latent_soo": latent,
             "capability": capab, "eval_s": time.perf_counter() - t0}
 
 

@@ -129,35 +129,25 @@ def rate(labels: Sequence[str], positive: str = "deceptive") -> float:
     return 100.0 * sum(lab == positive for lab in labels) / len(labels)
 
 
-def bootstrap_ci(flags, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap interval of the mean of 0/1 ``flags``, in percent."""
-    x = np.asarray(flags, dtype=float).ravel()
-    if x.size == 0:
-        raise ValueError("flags is empty; bootstrap_ci needs at least one value.")
-    if not 0 < level < 1:
-        raise ValueError(f"level={level!r} is not valid; choose a value strictly between 0 and 1.")
-    if n_boot < 1:
-        raise ValueError(f"n_boot={n_boot!r} is not valid; choose a positive integer.")
-    rng = np.random.default_rng(seed)
-    means = np.concatenate([x[rng.integers(0, x.size, size=(min(1000, n_boot - i), x.size))].mean(axis=1)
-                            for i in range(0, n_boot, 1000)])
-    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
-    return float(100 * lo), float(100 * hi)
+def summarize(labels: Sequence[str], positive: str = "deceptive") -> dict:
+    """Counts, the ``positive`` rate and its 95 % Wilson interval (:func:`soo.stats.wilson_interval`; rates in
+    percent): one rate of one run, shown alone. Comparisons go through :func:`paired_verdict`."""
+    from .. import stats
 
-
-def summarize(labels: Sequence[str], positive: str = "deceptive", **bootstrap_kwargs) -> dict:
-    """Counts, the ``positive`` rate and its bootstrap interval (rates in percent)."""
     check_choice("positive", positive, LABELS)
     bad = set(labels) - set(LABELS)
     if bad:
         raise ValueError(f"labels contains {sorted(bad)}; each label must be one of {LABELS}.")
-    flags = [lab == positive for lab in labels]
-    lo, hi = bootstrap_ci(flags, **bootstrap_kwargs)
+    if len(labels) == 0:
+        raise ValueError("labels is empty; summarize needs at least one label.")
+    k = sum(lab == positive for lab in labels)
+    lo, hi = (100 * float(x) for x in stats.wilson_interval(k, len(labels)))
+    lo, hi = max(0.0, min(lo, 100.0 * k / len(labels))), min(100.0, max(hi, 100.0 * k / len(labels)))  # rounding
     return {"n": len(labels), **{f"n_{k}": sum(lab == k for lab in labels) for k in LABELS},
             "rate": rate(labels, positive), "ci_low": lo, "ci_high": hi}
 
 
-def summarize_orders(records: Sequence[dict], positive: str = "deceptive", **bootstrap_kwargs) -> dict:
+def summarize_orders(records: Sequence[dict], positive: str = "deceptive") -> dict:
     """Per-order summaries ("paper", "mirrored") and their mean (the counterbalanced rate).
 
     Also the rate of naming the first-mentioned room (position bias) where rooms were named."""
@@ -165,9 +155,9 @@ def summarize_orders(records: Sequence[dict], positive: str = "deceptive", **boo
     orders = sorted({r["order"] for r in records})
     for o in orders:
         labs = [r["label"] for r in records if r["order"] == o]
-        out[o] = summarize(labs, positive, **bootstrap_kwargs)
+        out[o] = summarize(labs, positive)
     labs = [r["label"] for r in records]
-    out["pooled"] = summarize(labs, positive, **bootstrap_kwargs)
+    out["pooled"] = summarize(labs, positive)
     out["mean_of_orders"] = float(np.mean([out[o]["rate"] for o in orders]))
     named = [r for r in records if r["label"] != "unclear"]
     if named:
@@ -225,10 +215,12 @@ def mean_sd_text(mean: float, sd: float, fmt: str = ".1f") -> str:
     return f"{mean:{fmt}}" if sd != sd else f"{mean:{fmt}} ± {sd:{fmt}}"
 
 
-def proportion_ci(percent: float, n: int, **bootstrap_kwargs) -> tuple[float, float]:
-    """The bootstrap interval (percent) of a share of ``n`` items given as a percentage (:func:`bootstrap_ci`)."""
+def proportion_ci(percent: float, n: int) -> tuple[float, float]:
+    """The 95 % Wilson interval (percent) of a share of ``n`` items given as a percentage."""
+    from .. import stats
+
     k = round(percent * n / 100)
-    return bootstrap_ci([1] * k + [0] * (n - k), **bootstrap_kwargs)
+    return tuple(100 * float(x) for x in stats.wilson_interval(k, n))
 
 
 def position_and_preference(paper: float, mirrored: float) -> dict:
