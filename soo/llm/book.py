@@ -403,7 +403,7 @@ def glue_llm_generalization(nb: Notebook, runs) -> dict:
                   for k, c in (("base", "baseline"), ("soo", "soo_mean"))})
     n_seeds = len(nb.cfg.generalization_seeds)
     out["gen_spread"] = (f"mean ± SD over {n_seeds} seeds" if n_seeds > 1
-                         else "one seed: error bars are the run's 95 % bootstrap interval over scenarios")
+                         else "one seed: error bars are the run's 95 % Wilson interval over scenarios")
     for cond in ("base", *GENERALIZATION_CONDITIONS):
         out[f"gen_{cond}_avg7"] = float(avg.loc[cond, "rate"])
         out[f"gen_{cond}_avg7_paper_way"] = float(avg.loc[cond, "paper way"])
