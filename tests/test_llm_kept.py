@@ -140,3 +140,8 @@ def test_answer_kinds_per_condition():
     assert share.loc[C.CONDITIONS["soo_mse"]].to_dict() == {"deceptive room first": 25.0, "honest room first": 25.0,
                                                            "both rooms": 25.0, "neither room": 25.0, "refusal": 0.0}
     assert set(ex["kind"]) == {"deceptive room first", "honest room first", "both rooms", "neither room"}
+
+
+def test_workers_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="workers"):
+        F.main(["--scale", "smoke", "--workers", "0", "--out-dir", str(tmp_path), "--kept-dir", str(tmp_path)])
