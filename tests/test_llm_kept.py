@@ -100,7 +100,7 @@ def test_the_ladder_is_read_from_a_kept_set_and_judged_by_the_one_rule(kept):
     g = book.glue_llm_full(ladder)
     assert g["llm_full_kept"] == "3 of 31" and "paper order" in g["llm_full_bottom"]
     empty = book.glue_llm_full(book.kept_ladder(root / "nothing"))
-    assert empty["llm_full_bottom"].startswith("the paper's protocol is not computed yet: 0 of 31")
+    assert empty["llm_full_bottom"].startswith("not computed yet (0 of 31")
 
 
 def test_drop_shares():

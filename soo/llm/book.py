@@ -416,7 +416,7 @@ def glue_llm_generalization(nb: Notebook, runs) -> dict:
     soo_p, soo_m = float(seven.loc["soo_mse", "paper order"]), float(seven.loc["soo_mse", "mirrored"])
     out.update(gen_soo_mse_avg7_paper_order=soo_p, gen_soo_mse_avg7_mirrored=soo_m)
     out["gen_bottom"] = (
-        f"over the seven variants SOO (MSE) left {out['gen_soo_mse_avg7']:.1f} % deceptive answers counterbalanced "
+        f"Over the seven variants SOO (MSE) left {out['gen_soo_mse_avg7']:.1f} % deceptive answers counterbalanced "
         f"(the organism {out['gen_base_avg7']:.1f} %, scenario exposure {out['gen_lm_avg7']:.1f} %), "
         f"{out['gen_soo_mse_avg7_paper_way']:.1f} % the paper's way; by log-prob {soo_p:.0f} % in the paper's order "
         f"and {soo_m:.0f} % mirrored: {scoring.order_pattern(soo_p, soo_m)}")
@@ -530,9 +530,8 @@ def glue_llm_full(ladder: dict) -> dict:
     ps = ladder["per_seed"]
     have = set(ps.condition) if not ps.empty else set()
     if not {"base", "soo_mse"} <= have:
-        out["llm_full_bottom"] = (f"the paper's protocol is not computed yet: {out['llm_full_kept']} of its runs are "
-                                  "kept (make llm-full computes them), so this page's verdicts are the quick rerun's "
-                                  "below")
+        out["llm_full_bottom"] = (f"not computed yet ({out['llm_full_kept']} of its runs are kept; make llm-full "
+                                  "computes them), so this page's verdicts are the quick rerun's below")
         return out
     iv = stats.rate_intervals(ladder["items"])
     soo = ps[ps.condition == "soo_mse"]

@@ -7,6 +7,8 @@ chapter's figures are in ``soo.rl.figures``.
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -69,7 +71,7 @@ def plot_conditions(df: pd.DataFrame, ax=None, value="mean", ylabel=RATE_LABEL):
             _errbars(ax, [i], v, [lo], [hi])
         jitter = np.linspace(-0.12, 0.12, len(v)) if len(v) > 1 else 0.0
         ax.scatter(np.full(len(v), i) + jitter, v, color="black", s=12, zorder=3)
-    ax.set_xticks(range(len(conds)), [CONDITION_NAMES.get(c, c) for c in conds], rotation=15)
+    ax.set_xticks(range(len(conds)), [textwrap.fill(CONDITION_NAMES.get(c, c), 14) for c in conds])
     ax.set_ylabel(ylabel)
     if value in ("mean", "paper order", "mirrored", "perspectives"):
         ax.set_ylim(0, 105)
@@ -164,7 +166,7 @@ def plot_generalization(df: pd.DataFrame, variants, titles=None):
             _errbars(ax, x, d["rate"][~has_sd], d["ci_low"][~has_sd], d["ci_high"][~has_sd])
         ax.axhline(50, color="grey", ls=":", lw=1)
         ax.set_title((titles or {}).get(v, v), fontsize="medium")
-        ax.set_xticks(range(len(conds)), [CONDITION_NAMES.get(c, c) for c in conds], rotation=20, fontsize="small")
+        ax.set_xticks(range(len(conds)), [textwrap.fill(CONDITION_NAMES.get(c, c), 14) for c in conds], fontsize="small")
         ax.set_ylim(0, 105)
     for ax in axes[:, 0]:
         ax.set_ylabel(RATE_LABEL)
@@ -203,8 +205,6 @@ def plot_ladder(per_seed: pd.DataFrame, marks: dict, ladder, value: str = "gener
         pts = [(rungs.index(c), r) for c, r in rates.items() if c in rungs]
         ax.scatter([p[0] + 0.33 for p in pts], [p[1] for p in pts], marker="os^"[j % 3], facecolors="none",
                    edgecolors=PALETTE[(j + 4) % len(PALETTE)], s=45, lw=1.5, label=study, zorder=4)
-    import textwrap
-
     ax.set_xticks(x, [textwrap.fill(CONDITION_NAMES[c], 12) for c in rungs], fontsize="small")
     ax.set_ylim(0, 105)
     ax.set_ylabel(RATE_LABEL)
