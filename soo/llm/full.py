@@ -13,7 +13,9 @@ time); ``protocol.json`` holds the whole command's time. The book reads these fi
 fails when a kept run no longer matches the code's settings.
 
 Resumable: a run already kept with the same settings is read back (copied into the work folder, never recomputed),
-and the runs are kept one batch of ``workers`` at a time, so the set can be built over several sittings. The sweeps
+and the runs are kept one batch of ``workers`` at a time, so the set can be built over several sittings. The organism
+itself (a merged model, 270 MB) is not kept: a sitting with a fresh work folder that still has runs to compute
+trains it again from its settings (which the kept runs' keys name); one with every run kept trains nothing. The sweeps
 and the generalization variants are not part of it (the book shows them at ``default``).
 
 ``python -m soo.llm.full [--device cuda] [--workers N] [--only soo_mse lm ...] [--seeds 0 1] [--out-dir DIR]``
