@@ -38,6 +38,8 @@ def test_a_kept_run_holds_per_item_records_and_a_manifest(kept):
     ad = load_file(k / "soo_mse__seed0" / "adapter" / "adapter_model.safetensors")
     assert ad and all(v.dtype == torch.float16 for v in ad.values())
     assert (k / "soo_mse__seed0" / "adapter" / "adapter_config.json").exists() and not (k / "base" / "adapter").exists()
+    digests = {F.kept_manifest(n, k)["organism_digest"] for n in ("base", "soo_mse__seed0", "generic__seed0")}
+    assert len(digests) == 1 and len(digests.pop()) == 16  # one organism, named by its weights
     mech = read_json(k / "soo_mse__seed0" / "mechanism.json")
     assert set(mech) == {"spread", "self_other_gap", "name_gap"} and read_json(k / "base" / "mechanism.json")
     prot = read_json(k / "protocol.json")

@@ -457,7 +457,9 @@ def kept_ladder(kept_dir=None) -> dict:
             for n in kept]
     per_seed = pd.DataFrame([{**scoring.result_row(r), "condition": r["condition"], **m}
                              for r, m in zip(results, mech)])
+    organisms = {(F.kept_manifest(n, kept_dir) or {}).get("organism_digest") for n in kept}
     return {"per_seed": per_seed, "results": results, "n_kept": len(results), "n_expected": len(names),
+            "n_organisms": len(organisms),
             "items": scoring.item_table(results) if results else pd.DataFrame(),
             "items_gen": scoring.item_table(results, "generate_records") if results else pd.DataFrame()}
 
@@ -527,6 +529,8 @@ def glue_llm_full(ladder: dict) -> dict:
     not differ from, by the one verdict rule; or that the set is not computed yet."""
     out = {"llm_full_kept": f"{ladder['n_kept']} of {ladder['n_expected']}",
            "llm_full_table": ladder_table(ladder)}
+    if ladder.get("n_organisms", 1) > 1:  # runs computed from organisms with different weights: say so first
+        out["llm_full_kept"] += f" (from {ladder['n_organisms']} organisms with different weights: not one set)"
     ps = ladder["per_seed"]
     have = set(ps.condition) if not ps.empty else set()
     if not {"base", "soo_mse"} <= have:

@@ -68,6 +68,20 @@ def organism_settings_key(sc: LLMConfig) -> object:
                       "counterbalance": True, "dtype": str(sc.dtype)})
 
 
+def organism_digest(start) -> str | None:
+    """sha256 (16 hex digits) of the start model's weights files: the kept runs of one set must share it (the same
+    settings trained on another machine can give other weights); None for a model that is not a folder."""
+    import hashlib
+
+    files = sorted(Path(str(start)).glob("*.safetensors")) if Path(str(start)).is_dir() else []
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def expected_key(sc: LLMConfig, run: SooRun | None) -> dict:
     """The portable key a kept run of ``run`` (None: the start model's row) must hold under the current code."""
     from . import experiment as X
@@ -215,12 +229,13 @@ def main(argv=None) -> int:
         return 0
     t0 = time.perf_counter()
     start = X.start_model(sc, out)  # the organism: trained, or read back from the work folder
+    organism = organism_digest(start)
 
     def finish(name: str, run: SooRun | None, seconds: float) -> None:
         key = X._run_key(sc, start) if run is None else X._soo_spec(start, sc, run_dir, run)[3]
         adapter = None if run is None else run_dir / name / "adapter"
         extra = {"condition": "base" if run is None else run.condition, "seed": None if run is None else run.seed,
-                 "precision": sc.precision, "scale": sc.scale, "wall_s": seconds,
+                 "precision": sc.precision, "scale": sc.scale, "wall_s": seconds, "organism_digest": organism,
                  "mechanism": mechanism(start, sc, adapter)}
         keep(run_dir, name, key, kept_dir, extra)
         print(f"kept {name} ({seconds:.0f} s)", flush=True)
