@@ -251,3 +251,25 @@ def test_paper_numbers_in_the_book_tables_are_the_records(smoke_book):
     for name in PAPER_SECTIONS:
         assert any(r.get("source") in ("paper", "repo") for r in tables[name]), f"{name} has no paper row"
     assert not paper_cells_not_in_the_record(tables, paper_results())
+
+
+def test_replication_rows_are_their_records():
+    """The replications' rows of the SOO table show the numbers of ``soo/data/replications.json`` at the fields they
+    name (read here by their own paths), with the repository as the source: a typed or swapped number fails."""
+    from soo.llm.book import replication_rows
+    from soo.llm.scenarios import replications
+
+    rep = replications()
+    bm = rep["marcobaumann/paper-soo-overlap"]["control_ladder"]
+    untrained = bm["untrained baseline"]
+    full = bm["full SOO (pairs + SOO loss)"]
+    dr = rep["DRAGNLabs/self-concept-experiments"]
+    expected = {"marcobaumann/paper-soo-overlap": ([untrained["mean"], untrained["sd"]], [full["mean"], full["sd"]]),
+                "DRAGNLabs/self-concept-experiments": ([dr["mistral_baseline"]["main_n250"]],
+                                                       [dr["mistral_L16_lasttok"]["mean"], dr["mistral_L16_lasttok"]["sd"]])}
+    rows = replication_rows()
+    assert {r["source"] for r in rows} == set(expected)
+    for r in rows:
+        for col, want in zip(("baseline", "soo"), expected[r["source"]]):
+            got = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", r[col])]
+            assert got == pytest.approx(want, abs=0.051), (r["source"], col)

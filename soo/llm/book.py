@@ -184,7 +184,25 @@ def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
              "baseline": f"{b['mean']:.1f}", "soo": scoring.mean_sd_text(m["mean mean"], m["mean sd"], ".2f"),
              "source": src}]
     cols = ["model", "measured as", "baseline", "soo", "source"]
-    return book_table(pd.concat([paper[cols], pd.DataFrame(ours)], ignore_index=True))
+    return book_table(pd.concat([paper[cols], pd.DataFrame(replication_rows()), pd.DataFrame(ours)],
+                                ignore_index=True))
+
+
+def replication_rows() -> list[dict]:
+    """The two replications' Mistral-7B rows for the SOO table (``soo/data/replications.json``; the source column
+    names the repository): the untrained model and SOO, mean ± SD over their 5 seeds where they give them."""
+    rep = S.replications()
+    bm, dr = rep["marcobaumann/paper-soo-overlap"], rep["DRAGNLabs/self-concept-experiments"]
+    lad = {k.split(" (")[0]: v for k, v in bm["control_ladder"].items()}
+    l16 = dr["mistral_L16_lasttok"]
+    return [{"model": "Mistral-7B-Instruct-v0.2", "measured as": "paper order, greedy generation, an LLM judge's label",
+             "baseline": f"{lad['untrained baseline']['mean']:.2f} ± {lad['untrained baseline']['sd']:.2f}",
+             "soo": f"{lad['full SOO']['mean']:.2f} ± {lad['full SOO']['sd']:.2f}",
+             "source": "marcobaumann/paper-soo-overlap"},
+            {"model": "Mistral-7B-Instruct-v0.2 (SOO at layer 16, last token)",
+             "measured as": "paper order, greedy generation, first mention",
+             "baseline": f"{dr['mistral_baseline']['main_n250']:.1f}",
+             "soo": f"{l16['mean']:.1f} ± {l16['sd']:.1f}", "source": "DRAGNLabs/self-concept-experiments"}]
 
 
 def capability_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
