@@ -138,3 +138,53 @@ def test_judge_without_a_key_may_use_plain_http_anywhere(no_network, monkeypatch
     assert [h for _, h in no_network] == [{"Content-Type": "application/json"}] * 2  # no key sent
     with pytest.raises(ValueError, match="api_key_env=''"):
         E.judge_mt_bench({81: "a"}, base_url="https://judge.example.org/v1", model="m", api_key_env="")
+
+
+@pytest.fixture()
+def no_proxy_env(monkeypatch):
+    """No proxy variable of this machine's environment takes part."""
+    for v in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(v, raising=False)
+        monkeypatch.delenv(v.lower(), raising=False)
+
+
+@pytest.mark.parametrize("var", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+def test_judge_refuses_to_send_a_key_through_a_proxy_over_plain_http(var, no_network, no_proxy_env, monkeypatch):
+    """A proxy in the environment would carry the key in clear text even to a loopback host: refused before any
+    request, unless ``$NO_PROXY`` names the host; https goes through the proxy encrypted, and no key is no secret.
+    Checked once against the check before it (the host alone): the key was sent through the proxy."""
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-secret")
+    monkeypatch.setenv(var, "http://proxy.example.org:3128")
+    with pytest.raises(ValueError, match=r"base_url=.*clear text over plain http through the proxy 'proxy.example.org'"):
+        E.judge_mt_bench({81: "a"}, base_url="http://127.0.0.1:8000/v1", model="m", api_key_env="MY_JUDGE_KEY")
+    assert no_network == []
+    E.judge_mt_bench({81: "a"}, base_url="https://judge.example.org/v1", model="m", api_key_env="MY_JUDGE_KEY")
+    E.judge_mt_bench({81: "a"}, base_url="http://127.0.0.1:8000/v1", model="m", api_key_env=None)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    E.judge_mt_bench({81: "a"}, base_url="http://127.0.0.1:8000/v1", model="m", api_key_env="MY_JUDGE_KEY")
+    assert [u for u, _ in no_network] == ["https://judge.example.org/v1/chat/completions",
+                                          "http://127.0.0.1:8000/v1/chat/completions",
+                                          "http://127.0.0.1:8000/v1/chat/completions"]
+
+
+@pytest.mark.parametrize("url, model, match", [("api.openai.com/v1", "gpt-4", "base_url"),
+                                               ("http://judge.example.org/v1", "gpt-4", "plain http"),
+                                               ("https://judge.example.org/v1", " ", "judge_model")])
+def test_mt_bench_judged_checks_the_judge_before_any_model_work(url, model, match, tmp_path, no_proxy_env,
+                                                                monkeypatch):
+    """A judge URL that cannot work (not a URL; a key over plain http to another host) or no judge model is refused
+    before the model is loaded and answers are generated (minutes on a real model), not after. Checked once against
+    ``mt_bench_judged`` as it was (the URL checked by the judge, after the answers): the model was loaded first."""
+    from soo.llm import experiment as X
+    from soo.llm.config import llm_config
+
+    def no_model_work(*a, **kw):
+        raise AssertionError("a model was loaded before the judge's URL was checked")
+
+    monkeypatch.setattr(X, "load", no_model_work)
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-secret")
+    sc = llm_config("smoke")
+    with pytest.raises(ValueError, match=match):
+        X.mt_bench_judged(sc.model, sc, tmp_path, "base", None, judge_url=url, judge_model=model,
+                          api_key_env="MY_JUDGE_KEY", max_new_tokens=4)
+    assert not (tmp_path / "mt_bench").exists()

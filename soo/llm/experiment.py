@@ -423,9 +423,13 @@ def mt_bench_judged(model_path, sc: LLMConfig, run_dir, condition: str, seed, *,
     """Greedy first-turn answers to the first ``sc.n_capability`` MT-Bench questions from the
     start model (``condition="base"``) or a trained (condition, seed) adapter, graded 1-10 by a
     user-supplied OpenAI-compatible judge (:func:`soo.llm.judge.judge_mt_bench`). Cached per
-    (model, judge): ``{"answers", "judged", "scores"}``."""
+    (model, judge): ``{"answers", "judged", "scores"}``. The judge's URL and key are checked first
+    (:func:`soo.llm.judge.check_judge_url`), before any model is loaded or any answer generated."""
     from . import judge
 
+    judge.check_judge_url(judge_url, api_key_env)
+    if not isinstance(judge_model, str) or not judge_model.strip():
+        raise ValueError(f"judge_model={judge_model!r}: name the judge model, e.g. 'gpt-4'")
     name = "base" if condition == "base" else SooRun(condition, seed).name  # checks the condition
 
     def compute():

@@ -52,15 +52,46 @@ def is_loopback(host: str | None) -> bool:
     return ip.is_loopback or bool(mapped and mapped.is_loopback)
 
 
+def http_proxy_for(url: str) -> str | None:
+    """The proxy ``requests`` would send ``url`` through, read from the environment as it reads it (``$HTTP_PROXY``,
+    ``$ALL_PROXY``, lower case too, less the hosts of ``$NO_PROXY``), or None."""
+    from requests.utils import get_environ_proxies, select_proxy
+
+    return select_proxy(url, get_environ_proxies(url))
+
+
 def check_key_transport(base_url: str, api_key_env: str | None, key: str | None) -> None:
     """A ``ValueError`` naming ``base_url`` when an API key would go over plain http to a host other than this
-    machine (anyone on the way could read it); https, a loopback host, or no key are fine."""
+    machine, or through a proxy (even to this machine: the proxy, and anyone on the way to it, could read it);
+    https, a loopback host reached directly, or no key are fine."""
     parts = urlsplit(base_url)
-    if key and parts.scheme == "http" and not is_loopback(parts.hostname):
+    if not key or parts.scheme != "http":
+        return
+    if not is_loopback(parts.hostname):
         raise ValueError(f"base_url={base_url!r}: the API key in ${api_key_env} would be sent in clear text over "
                          f"plain http to {parts.hostname!r}, which is not this machine. Use an https:// URL, a "
                          "server on localhost / 127.0.0.1 / [::1], or send no key (api_key_env=None, or unset "
                          f"${api_key_env}) for a server that needs none.")
+    proxy = http_proxy_for(base_url)
+    if proxy:
+        raise ValueError(f"base_url={base_url!r}: the API key in ${api_key_env} would be sent in clear text over "
+                         f"plain http through the proxy {urlsplit(proxy).hostname!r} ($HTTP_PROXY / $ALL_PROXY in "
+                         f"the environment). Add {parts.hostname!r} to $NO_PROXY, unset the proxy, or use https://.")
+
+
+def check_judge_url(base_url, api_key_env: str | None = "OPENAI_API_KEY") -> None:
+    """Everything about the judge's endpoint that can be checked without sending anything: an http(s) URL, the name of
+    the key's environment variable, and the key's way there (:func:`check_key_transport`). A ``ValueError`` naming
+    what is wrong; :func:`soo.llm.experiment.mt_bench_judged` calls it before it loads a model."""
+    import os
+
+    if not isinstance(base_url, str) or not re.match(r"^https?://\S+$", base_url):
+        raise ValueError(f"base_url={base_url!r} must be an http(s) URL of an OpenAI-compatible API, e.g. "
+                         "'https://api.openai.com/v1'")
+    if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env.strip()):
+        raise ValueError(f"api_key_env={api_key_env!r}: name the environment variable holding the API key, e.g. "
+                         "'OPENAI_API_KEY', or None to send no key")
+    check_key_transport(base_url, api_key_env, os.environ.get(api_key_env) if api_key_env else None)
 
 
 def judge_mt_bench(answers: dict, *, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY",
@@ -70,8 +101,9 @@ def judge_mt_bench(answers: dict, *, base_url: str, model: str, api_key_env: str
     ``answers``: ``{question_id: answer}``. ``base_url``: the endpoint's base, e.g.
     ``"https://api.openai.com/v1"`` or a local vLLM server; ``model``: the judge (the paper: GPT-4).
     The API key is read from the environment variable ``api_key_env`` (``None``: send no key; not needed by local
-    servers) and never stored; it is sent only over https or to a loopback host (localhost, 127.0.0.0/8, ::1):
-    plain http to another host with a key raises ``ValueError`` before any request. Greedy (temperature 0), as
+    servers) and never stored; it is sent only over https or to a loopback host (localhost, 127.0.0.0/8, ::1) reached
+    without a proxy: plain http to another host or through a proxy with a key raises ``ValueError`` before any
+    request (:func:`check_judge_url`). Greedy (temperature 0), as
     FastChat. One record per answer: question_id, category, score (``None`` when the reply holds no rating) and the
     judge's full reply.
     """
@@ -80,9 +112,7 @@ def judge_mt_bench(answers: dict, *, base_url: str, model: str, api_key_env: str
 
     import requests
 
-    if not isinstance(base_url, str) or not re.match(r"^https?://\S+$", base_url):
-        raise ValueError(f"base_url={base_url!r} must be an http(s) URL of an OpenAI-compatible API, e.g. "
-                         "'https://api.openai.com/v1'")
+    check_judge_url(base_url, api_key_env)
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model={model!r}: name the judge model, e.g. 'gpt-4'")
     from .scenarios import mt_bench_questions
@@ -92,11 +122,7 @@ def judge_mt_bench(answers: dict, *, base_url: str, model: str, api_key_env: str
     if unknown or not answers:
         raise ValueError(f"answers: question ids must be MT-Bench ids 81-160 (got unknown {unknown[:5]})"
                          if unknown else "answers is empty")
-    if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env.strip()):
-        raise ValueError(f"api_key_env={api_key_env!r}: name the environment variable holding the API key, e.g. "
-                         "'OPENAI_API_KEY', or None to send no key")
     key = os.environ.get(api_key_env) if api_key_env else None
-    check_key_transport(base_url, api_key_env, key)
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = f"Bearer {key}"
