@@ -27,7 +27,7 @@ GLUED = {
                                                                "return_noise_end", "return_last", "return_drop",
                                                                "return_drop_seeds")),
                      "rl_noise_end_episode", "rl_noise_window"},
-    "rl_soo": {"rl_soo_scale", "rl_soo_seeds", "rl_soo_episodes", "rl_n_seeds", "rl_bottom_line",
+    "rl_soo": {"rl_soo_scale", "rl_soo_seeds", "rl_soo_episodes", "rl_n_seeds", "rl_bottom_line", "rl_premise_tag",
                *(f"rl_{k}_{v}_ft" for k in AGENT_KINDS for v in ("trap_rate", "return_blue")),
                *(f"rl_diff_{p}{s}" for p in ("soo_vs_honest", "soo_vs_deceptive", "honest_vs_deceptive")
                  for s in ("", "_sd")),
@@ -40,7 +40,8 @@ GLUED = {
                *(f"rl_moves_{k}" for k in AGENT_KINDS), "rl_random_identical_seeds"},
     "rl_classification": {"rl_class_scale", "rl_class_seeds", "rl_class_n_eval_seeds", "rl_class_max_episodes",
                           "rl_class_acc_final", "rl_class_acc_first", "rl_class_acc_best", "rl_class_verdict",
-                          "rl_class_n_perfect", "rl_class_acc_final_sd", "rl_class_acc_min"},
+                          "rl_class_n_perfect", "rl_class_acc_final_sd", "rl_class_acc_min", "rl_class_direction",
+                          "rl_class_direction_seeds"},
 }
 SCREENED = ("official", "single_env", "gamma099", "gamma099_single_env")
 # the premise diagnostics glued beside glue_rl_baselines' values, and the pair lottery beside the classifier's
@@ -57,8 +58,16 @@ PREMISE = {
     *(f"rl_screen_{s}_{k}" for s in SCREENED for k in ("verdict", "seeds", "diff", "passes", "deceptive", "honest",
                                                         "min"))}
 LOTTERY = {"rl_lottery_n", *(f"rl_lottery_{c}" for c in soo.rl.book.PAIR_CLAIMS)}
-PAGE_GLUED = {**GLUED, "rl_baselines": GLUED["rl_baselines"] | PREMISE,
+# round 2 of the screen (its official row always: the kept runs), the page's bottom line and the example episodes,
+# glued by the notebook beside the premise diagnostics; the RL SOO page's example-episode note
+SCREEN2 = {"rl_screen2_table", "rl_screen2_bottom", "rl_screen2_done", "rl_screen2_chosen", "rl_screen2_min",
+           "rl_screen2_machine", *(f"rl_screen2_official_{k}" for k in ("premise", "blue", "disc_deceptive",
+                                                                        "disc_goal", "passes")),
+           "rl_base_bottom", "rl_baselines_differ_rule", "rl_traj_note"}
+PAGE_GLUED = {**GLUED, "rl_baselines": GLUED["rl_baselines"] | PREMISE | SCREEN2,
+              "rl_soo": GLUED["rl_soo"] | {"rl_soo_traj_note"},
               "rl_classification": GLUED["rl_classification"] | LOTTERY}
+assert set(PAGE_GLUED) == set(GLUED)
 VERDICTS = {"yes", "no", "not resolved", "partly"}
 
 

@@ -33,7 +33,7 @@ def test_training_curves_one_panel_per_agent():
                             for k in ("honest", "deceptive") for s in (1, 2) for e in (100, 200, 300)])
     fig = figures.plot_training_curves(history)
     assert _titles(fig) == ["Deceptive baseline", "Honest baseline"]
-    assert fig.axes[0].get_xlabel() == "Training episode" and fig.axes[0].get_ylabel() == "Blue's episode return (its own training reward)"
+    assert fig.axes[0].get_xlabel() == "Training episode" and fig.axes[0].get_ylabel() == "Blue's episode return\n(its own training reward)"
     dashed = lambda f: [ln for ln in f.axes[0].get_lines() if ln.get_linestyle() == "--"]  # noqa: E731
     assert dashed(fig) == []
     assert [ln.get_xdata()[0] for ln in dashed(figures.plot_training_curves(history, noise_end=200))] == [200]
@@ -59,8 +59,19 @@ def test_behavioural_difference_and_classification():
                                                      ("honest_vs_deceptive", 1.0))}
     ax = figures.plot_behavioural_difference(diff)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["SOO vs Honest", "SOO vs Deceptive", "Honest vs Deceptive"]
-    ax = figures.plot_classification([1, 10, 100], [0.5, 0.75, 1.0], [0.1, 0.1, 0.0])
-    assert list(ax.lines[0].get_ydata()) == [50, 75, 100] and ax.get_ylim() == (-2, 102)
+    assert [bar.get_width() for bar in ax.patches] == [3.0, 2.0, 1.0]
+    wide = {p: {"mean": 1.0, "sd": 3.0} for p in diff}  # SD above the mean: the whisker stops at 0 (an MSE is >= 0)
+    ax = figures.plot_behavioural_difference(wide)
+    from matplotlib.collections import LineCollection
+
+    xs = [x for c in ax.collections if isinstance(c, LineCollection) for seg in c.get_segments() for x in seg[:, 0]]
+    assert min(xs) == 0.0 and max(xs) == 4.0
+    seeds = [[0.0, 1.0, 1.0], [1.0, 0.5, 1.0]]
+    ax = figures.plot_classification([1, 10, 100], [0.5, 0.75, 1.0], seeds)
+    assert list(ax.lines[0].get_ydata()) == [50, 75, 100] and ax.get_ylim() == (-4, 104)
+    points = sorted(float(y) for c in ax.collections for y in c.get_offsets()[:, 1])
+    assert points == sorted(100 * v for s in seeds for v in s)  # every training seed's accuracy drawn
+    assert any(list(line.get_ydata()) == [50, 50] for line in ax.lines)  # the coin line
 
 
 def test_save_figure_writes_what_savefig_writes(tmp_path):
