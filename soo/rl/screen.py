@@ -231,32 +231,42 @@ def _check_declared(path: Path, declaration: dict) -> None:
                          "what was declared before it (write the declaration and commit it first).")
 
 
-def main_round2(args) -> int:
-    """Round 2: every declared setting (or ``--settings``), each row written as soon as it is done."""
-    sdir = Path(args.screen_dir)
-    _check_declared(sdir / "declaration_round2.json", DECLARATION_ROUND2)
-    out = Path(args.out_dir or tempfile.mkdtemp(prefix="rl_screen2_"))
-    res_path = sdir / "results_round2.json"
-    results = read_json(res_path) if res_path.exists() else {"declaration": DECLARATION_ROUND2, "rows": []}
-    for setting in args.settings or DECLARATION_ROUND2["settings"]:
-        row = {**screen_round2_setting(setting, out, workers=args.workers), "machine": machine_info(),
-               "workers": args.workers, **manifest()}
-        results = read_json(res_path) if res_path.exists() else results  # rows another run wrote meanwhile
+ROUNDS = {1: ("declaration.json", DECLARATION, "results.json", "screen_setting", "chosen",
+              ("setting", "verdict", "n_better", "mean_diff", "passes", "train_wall_s")),
+          2: ("declaration_round2.json", DECLARATION_ROUND2, "results_round2.json", "screen_round2_setting",
+              "chosen_round2", ("setting", "passes_i", "passes_ii", "passes", "train_wall_s"))}
+"""Per round: its declaration file and declaration, its results file, the function that screens one setting and
+the one that picks the setting (looked up by name when called), and what is printed of each row."""
+
+
+def run_round(number: int, settings, out_dir, workers: int, screen_dir) -> dict:
+    """Screen ``settings`` (None: every declared one) of round ``number``; each row is written to the round's
+    results file as soon as it is done (re-read first: another run may have written a row meanwhile). A setting
+    whose runs were all read back, not trained, keeps the training time and machine recorded before."""
+    decl_name, declaration, res_name, screen_fn, chosen_fn, shown = ROUNDS[number]
+    sdir = Path(screen_dir)
+    _check_declared(sdir / decl_name, declaration)
+    out = Path(out_dir or tempfile.mkdtemp(prefix=f"rl_screen{number}_"))
+    res_path = sdir / res_name
+    results = {"declaration": declaration, "rows": []}
+    for setting in settings or declaration["settings"]:
+        row = {**globals()[screen_fn](setting, out, workers=workers), "machine": machine_info(), "workers": workers,
+               **manifest()}
+        results = read_json(res_path) if res_path.exists() else results
         old = next((r for r in results["rows"] if r["setting"] == setting), None)
         if row["runs_trained"] == 0 and old is not None:
             row.update({k: old[k] for k in ("train_wall_s", "machine", "workers", "versions", "git_commit") if k in old})
         results["rows"] = [r for r in results["rows"] if r["setting"] != setting] + [row]
-        results["rows"].sort(key=lambda r: DECLARATION_ROUND2["settings"].index(r["setting"]))
-        results["chosen"] = chosen_round2(results)
+        results["rows"].sort(key=lambda r: declaration["settings"].index(r["setting"]))
+        results["chosen"] = globals()[chosen_fn](results)
         atomic_write_json(res_path, results)
-        print(json.dumps({k: row[k] for k in ("setting", "passes_i", "passes_ii", "passes", "train_wall_s")}),
-              flush=True)
-    print(f"chosen: {results['chosen']}")
-    return 0
+        print(json.dumps({k: row[k] for k in shown}), flush=True)
+    print(f"chosen: {results.get('chosen')}")
+    return results
 
 
 def main(argv=None) -> int:
-    """``make rl-screen``: screen the declared settings (all, or ``--settings``) and write the results."""
+    """``make rl-screen``: screen the declared settings of a round (all, or ``--settings``) and write the results."""
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--round", type=int, default=2, choices=(1, 2), help="1: the short screen; 2 (default): "
                     "the protocol's length and longer, criterion (i) and (ii)")
@@ -265,28 +275,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--screen-dir", default=str(SCREEN_DIR))
     args = ap.parse_args(argv)
-    if args.round == 2:
-        return main_round2(args)
     for s in args.settings or ():
-        check_choice("settings", s, tuple(DECLARATION["settings"]))
-    sdir = Path(args.screen_dir)
-    _check_declared(sdir / "declaration.json", DECLARATION)
-    out = Path(args.out_dir or tempfile.mkdtemp(prefix="rl_screen_"))
-    res_path = sdir / "results.json"
-    results = read_json(res_path) if res_path.exists() else {"declaration": DECLARATION, "rows": []}
-    for setting in args.settings or DECLARATION["settings"]:
-        row = {**screen_setting(setting, out, workers=args.workers), "machine": machine_info(),
-               "workers": args.workers, **manifest()}
-        old = next((r for r in results["rows"] if r["setting"] == setting), None)
-        if row["runs_trained"] == 0 and old is not None:  # read back, not trained: keep where and how long it trained
-            row.update({k: old[k] for k in ("train_wall_s", "machine", "workers", "versions", "git_commit") if k in old})
-        results["rows"] = [r for r in results["rows"] if r["setting"] != setting] + [row]
-        results["rows"].sort(key=lambda r: DECLARATION["settings"].index(r["setting"]))
-        results["chosen"] = chosen(results)
-        atomic_write_json(res_path, results)
-        print(json.dumps({k: row[k] for k in ("setting", "verdict", "n_better", "mean_diff", "passes",
-                                               "train_wall_s")}), flush=True)
-    print(f"chosen: {results['chosen']}")
+        check_choice("settings", s, tuple(ROUNDS[args.round][1]["settings"]))
+    run_round(args.round, args.settings, args.out_dir, args.workers, args.screen_dir)
     return 0
 
 
