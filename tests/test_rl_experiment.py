@@ -30,7 +30,7 @@ GLUED = {
     "rl_soo": {"rl_soo_scale", "rl_soo_seeds", "rl_soo_episodes", "rl_n_seeds", "rl_bottom_line", "rl_premise_tag",
                *(f"rl_{k}_{v}_ft" for k in AGENT_KINDS for v in ("trap_rate", "return_blue")),
                *(f"rl_diff_{p}{s}" for p in ("soo_vs_honest", "soo_vs_deceptive", "honest_vs_deceptive")
-                 for s in ("", "_sd")),
+                 for s in ("", "_sd", "_text")),
                *(f"rl_claim_{c}{s}" for c in ("reduces", "reduces_moves", "beyond_control", "like_honest", "capability",
                                                "baselines_differ", "blue_deceives", "beyond_training", "held_reduces",
                                                "held_beyond_training", "red_adapts")

@@ -370,6 +370,14 @@ def glue_rl_premise(scfg: ScaleConfig, out_dir, ref: dict | None = None, screen:
     return out
 
 
+def _eng(x: float) -> str:
+    """A large number in the behavioural-difference figure's style: 700k, 1.2M."""
+    for div, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
 def trajectory_note(trajectories: dict) -> str:
     """What the example episodes (:func:`soo.rl.experiment.trajectories`, one per agent kind) show, in words: for
     each, whether red ended trapped at the fake landmark (within ``soo.rl.env.NEAR`` of it), and a warning where
@@ -381,11 +389,10 @@ def trajectory_note(trajectories: dict) -> str:
         return bool(np.linalg.norm(np.asarray(tr["pos"])[-1, 0] - np.asarray(tr["fake"])) <= NEAR)
 
     kinds = [k for k in AGENT_KINDS if k in trajectories]
-    text = "; ".join(f"with the {AGENTS[k].lower()}, red {'ends trapped' if trapped(k) else 'is not trapped'}"
-                     for k in kinds)
+    text = "; ".join(f"{AGENTS[k]}: red {'ends trapped' if trapped(k) else 'is not trapped'}" for k in kinds)
     if "deceptive" in kinds and "honest" in kinds and trapped("honest") and not trapped("deceptive"):
-        text += (": these two episodes show the opposite of the paper's claim, which is why one episode is an "
-                 "illustration and the rates over all episodes are the evidence")
+        text += (" (the two baselines' episodes show the opposite of the paper's claim: one episode is an "
+                 "illustration, the rates over all episodes are the evidence)")
     return text
 
 
@@ -439,6 +446,7 @@ def glue_rl_soo(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, b
     for pair, d in diff.items():
         out[f"rl_diff_{pair}"] = d["mean"]
         out[f"rl_diff_{pair}_sd"] = d["sd"]
+        out[f"rl_diff_{pair}_text"] = f"{_eng(d['mean'])} ± {_eng(d['sd'])} counts² (mean ± SD over seeds)"
     for name in ("reduces", "reduces_moves", "beyond_control", "like_honest", "capability", "baselines_differ",
                  "blue_deceives", "beyond_training", "held_reduces", "held_beyond_training", "red_adapts"):
         c, unit = cl[name], (100 if name in TRAP_RATE_CLAIMS else 1)

@@ -126,7 +126,7 @@ def plot_trajectories(trajectories: dict, fig=None):
     return fig
 
 
-def _spread_labels(values, labels, min_gap: float = 0.045) -> list[tuple[float, object]]:
+def _spread_labels(values, labels, min_gap: float = 0.06) -> list[tuple[float, object]]:
     """Label heights near ``values`` that keep at least ``min_gap`` of the values' range apart (so close values'
     labels do not overlap), in the values' order."""
     v = np.asarray(values, float)
