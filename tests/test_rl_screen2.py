@@ -85,3 +85,4 @@ def test_round2_table_and_glue_on_partial_results():
     none = book.glue_rl_screen2({"rows": [_row("official", 0.5, 0.3, 0.5, 0.49, False)], "chosen": None})
     assert none["rl_screen2_bottom"].startswith("none of the 1 setting run so far")
     assert book.glue_rl_screen2(None)["rl_screen2_done"] == "0 of 5"
+    assert g["rl_screen2_single_env_premise"] == "not run yet" and g["rl_screen2_gamma099_passes"] == "passes"

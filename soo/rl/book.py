@@ -94,11 +94,16 @@ def glue_rl_screen2(res: dict | None) -> dict:
            "rl_screen2_done": f"{len(done)} of {len(declared)}",
            "rl_screen2_chosen": (res or {}).get("chosen") or "none",
            "rl_screen2_min": MIN_SEEDS}
-    for s in done:
-        r = rows[s]
+    for s in declared:  # every declared setting, "not run yet" where it has not run (the page names each)
+        r = rows.get(s)
+        if r is None:
+            out.update({f"rl_screen2_{s}_{k}": "not run yet" for k in ("premise", "blue", "disc_deceptive",
+                                                                       "disc_goal", "passes")})
+            continue
+        disc = r["disc_return_vs_deceptive_red"]
         out.update({f"rl_screen2_{s}_premise": _seed_word(r["premise"]), f"rl_screen2_{s}_blue": _seed_word(r["blue"]),
-                    f"rl_screen2_{s}_disc_deceptive": float(np.mean(r["disc_return_vs_deceptive_red"]["learned_deceptive"])),
-                    f"rl_screen2_{s}_disc_goal": float(np.mean(r["disc_return_vs_deceptive_red"]["goal"])),
+                    f"rl_screen2_{s}_disc_deceptive": f"{np.mean(disc['learned_deceptive']):.1f}",
+                    f"rl_screen2_{s}_disc_goal": f"{np.mean(disc['goal']):.1f}",
                     f"rl_screen2_{s}_passes": "passes" if r["passes"] else "fails"})
     machines = {f"{r['machine']['cpu']} ({r['machine']['cpu_count']} cores)" for s, r in rows.items() if r["runs_trained"]}
     out["rl_screen2_machine"] = "; ".join(sorted(machines)) or "none (every row read from kept runs)"
