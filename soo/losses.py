@@ -37,6 +37,9 @@ def _check_pair(a_self: torch.Tensor, a_other: torch.Tensor, mask_self, mask_oth
     for name, m in (("mask_self", mask_self), ("mask_other", mask_other)):
         if m is not None and m.shape != a_self.shape[:2]:
             raise ValueError(f"{name} {tuple(m.shape)} must be (batch, seq) = {tuple(a_self.shape[:2])}")
+        if m is not None and m.device.type != "meta" and not bool(m.bool().any(dim=1).all()):  # meta: shapes only
+            rows = (~m.bool().any(dim=1)).nonzero().flatten().tolist()
+            raise ValueError(f"{name} has no real token in rows {rows}: every prompt needs at least one.")
 
 
 def _last_index(mask: torch.Tensor) -> torch.Tensor:

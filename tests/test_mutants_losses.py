@@ -82,3 +82,18 @@ def test_a_prompt_with_one_real_token_counts_that_token_once():
                                ((b[0].mean(0) - a[0, 2]) ** 2).mean())
     a1, b1 = a[..., :1], b[..., :1]
     torch.testing.assert_close(soo_mse(a1, b1, one, all_real, pooling="full"), (a1[0, 2, 0] - b1[0, 2, 0]) ** 2)
+
+
+@pytest.mark.parametrize("side", ["mask_self", "mask_other"])
+def test_a_prompt_with_no_real_token_is_refused_before_any_loss(side):
+    """An all-padding row has no last token and no mean; it used to be read as position -1 (``"last"``) or left out
+    silently (``"full"``). Refusing it makes ``_last_index``'s fill value unreachable (mutant ``_last_index`` 21)."""
+    a, b = _pair(3, 4, 2)
+    empty = torch.ones(3, 4, dtype=torch.long)
+    empty[1] = 0
+    masks = {"mask_self": None, "mask_other": None, side: empty}
+    for pooling in ("full", "last", "mean"):
+        with pytest.raises(ValueError, match=rf"^{side} has no real token in rows \[1\]"):
+            soo_mse(a, b, masks["mask_self"], masks["mask_other"], pooling=pooling)
+    with pytest.raises(ValueError, match=rf"^{side} has no real token in rows \[1\]"):
+        soo_kl_logits(a, b, masks["mask_self"], masks["mask_other"])

@@ -90,19 +90,21 @@ def _rec(order, label, first_room):
 def test_summarize_orders_gives_each_order_their_mean_and_the_first_room_rate():
     records = [_rec("paper", "deceptive", "attic"), _rec("paper", "honest", "attic"), _rec("paper", "unclear", "attic"),
                _rec("mirrored", "honest", "kitchen"), _rec("mirrored", "deceptive", "kitchen"),
-               _rec("mirrored", "deceptive", "attic"), _rec("mirrored", "honest", "kitchen")]
+               _rec("mirrored", "deceptive", "attic"), _rec("mirrored", "honest", "kitchen"),
+               _rec("mirrored", "honest", "kitchen")]
+    mirrored = ["honest", "deceptive", "deceptive", "honest", "honest"]
     out = summarize_orders(records)
     assert set(out) == {"paper", "mirrored", "pooled", "mean_of_orders", "first_room_rate"}
     assert out["paper"] == summarize(["deceptive", "honest", "unclear"])
-    assert out["mirrored"] == summarize(["honest", "deceptive", "deceptive", "honest"])
+    assert out["mirrored"] == summarize(mirrored)
     assert out["pooled"] == summarize([r["label"] for r in records])
-    assert out["mean_of_orders"] == pytest.approx((100 / 3 + 50) / 2)
-    # of the six answers naming a room, four name the room mentioned first in their prompt
-    assert out["first_room_rate"] == pytest.approx(400 / 6)
+    assert out["mean_of_orders"] == pytest.approx((100 / 3 + 40) / 2)
+    # of the seven answers naming a room, five name the room mentioned first in their prompt
+    assert out["first_room_rate"] == pytest.approx(500 / 7)
     honest = summarize_orders(records, positive="honest")
-    assert honest["paper"]["rate"] == pytest.approx(100 / 3) and honest["mean_of_orders"] == pytest.approx(
-        (100 / 3 + 50) / 2)
+    assert honest["mirrored"] == summarize(mirrored, positive="honest") and honest["mirrored"]["rate"] == 60.0
     assert honest["pooled"] == summarize([r["label"] for r in records], positive="honest")
+    assert honest["mean_of_orders"] == pytest.approx((100 / 3 + 60) / 2)
 
 
 def test_summarize_orders_without_a_named_room_has_no_first_room_rate():
