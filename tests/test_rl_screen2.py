@@ -86,3 +86,29 @@ def test_round2_table_and_glue_on_partial_results():
     assert none["rl_screen2_bottom"].startswith("none of the 1 setting run so far")
     assert book.glue_rl_screen2(None)["rl_screen2_done"] == "0 of 5"
     assert g["rl_screen2_single_env_premise"] == "not run yet" and g["rl_screen2_gamma099_passes"] == "passes"
+
+
+def test_a_resumed_setting_reports_its_training_time_over_every_sitting(tmp_path):
+    """Runs resumed from an earlier sitting's checkpoints keep their own accumulated ``wall_time_s``; the row's time over
+    all sittings is those times per stack of runs, over the workers (checked once: ``train_wall_s`` alone, this
+    sitting's, would read 8 min for a setting that trained for 111), and the table shows it."""
+    from collections import namedtuple
+
+    R = namedtuple("R", "kind seed")
+    runs = [R(k, s) for k in ("deceptive", "honest") for s in (1, 2, 3, 4)]
+    dirs = {}
+    for r in runs:
+        d = dirs[r] = tmp_path / f"{r.kind}_{r.seed}"
+        d.mkdir()
+        (d / "metrics.json").write_text(json.dumps({"wall_time_s": 3000.0 if r.kind == "deceptive" else 1000.0,
+                                                     "stacked_runs": 2}))
+    got = screen.run_walls(runs, dirs, workers=2)
+    assert got["run_wall_s"]["deceptive_seed3"] == 3000.0 and got["run_wall_s"]["honest_seed1"] == 1000.0
+    # stacks of 2: two deceptive stacks of 3000 s and two honest of 1000 s, on 2 workers
+    assert got["train_wall_s_all_sittings"] == pytest.approx((2 * 3000 + 2 * 1000) / 2)
+    row = {"runs_trained": 0, "train_wall_s": 488.0, **got}
+    assert book._training_min(row) == "67"
+    assert book._training_min({"runs_trained": 0, "train_wall_s": 5.0}) == "kept runs"
+    assert book._training_min({"runs_trained": 16, "train_wall_s": 1764.0}) == "29"
+    (dirs[runs[0]] / "metrics.json").write_text(json.dumps({}))  # a run without its time: no total claimed
+    assert "train_wall_s_all_sittings" not in screen.run_walls(runs, dirs, workers=2)

@@ -204,13 +204,28 @@ def screen_round2_setting(setting: str, out_dir, workers: int = 2) -> dict:
     kept = kept_dir_of(setting)
     kept = kept if kept.exists() else None
     runs = baseline_runs(scfg)
-    trained = sum(not is_finished(agent_dir(out_dir, scfg.tag, r.kind, r.seed), r.cfg)
-                  and _kept_source(r, kept) is None for r in runs)
+    dirs = {r: agent_dir(out_dir, scfg.tag, r.kind, r.seed) for r in runs}
+    trained = sum(not is_finished(dirs[r], r.cfg) and _kept_source(r, kept) is None for r in runs)
+    resumed = sum(not is_finished(dirs[r], r.cfg) and (dirs[r] / "resume.pt").exists() for r in runs)
     t0 = time.perf_counter()
     run_all(runs, out_dir, scfg.tag, workers, kept_dir=kept, cpu_stack=scfg.cpu_stack)
     train_s = time.perf_counter() - t0
     row = round2_row(scfg, out_dir)
-    return {**row, "runs_trained": trained, "train_wall_s": train_s, "eval_wall_s": time.perf_counter() - t0 - train_s}
+    return {**row, "runs_trained": trained, "train_wall_s": train_s, "eval_wall_s": time.perf_counter() - t0 - train_s,
+            **({} if kept else run_walls(runs, dirs, workers))} | ({"runs_resumed": resumed} if resumed else {})
+
+
+def run_walls(runs, dirs, workers: int) -> dict:
+    """Each baseline's own training time (``wall_time_s`` of its metrics: every sitting that trained it, summed) and
+    ``train_wall_s_all_sittings``: those times over each stack of runs trained together, shared by the ``workers``
+    (the training time of one uninterrupted sitting; ``train_wall_s`` counts only the command's own sitting, which
+    is less where runs resumed from an earlier one's checkpoints)."""
+    metrics = {r: read_json(dirs[r] / "metrics.json") for r in runs}
+    walls = {f"{r.kind}_seed{r.seed}": m.get("wall_time_s") for r, m in metrics.items()}
+    if any(w is None for w in walls.values()):
+        return {"run_wall_s": walls}
+    stack_s = sum(m["wall_time_s"] / m.get("stacked_runs", 1) for m in metrics.values())
+    return {"run_wall_s": walls, "train_wall_s_all_sittings": stack_s / max(1, workers)}
 
 
 def chosen_round2(results: dict) -> str | None:
