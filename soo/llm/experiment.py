@@ -12,6 +12,7 @@ holds no scoring rule (:mod:`soo.llm.scoring`), no forward pass (:mod:`soo.llm.e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,14 @@ def score(model, tok, sc: LLMConfig, scenarios, method="logprob", whole=None):
                        whole=whole)
 
 
+def score_both(model, tok, sc: LLMConfig, scenarios, whole=None) -> dict:
+    """``{"logprob": records, "generate": records}`` of the same scenarios in one pass (:func:`soo.llm.evaluate.score_both`)."""
+    with models.autocast(sc.bf16):
+        lp, gen = E.score_both(model, tok, scenarios, max_new_tokens=sc.gen_tokens, batch_size=sc.batch_size,
+                               whole=whole)
+    return {"logprob": lp, "generate": gen}
+
+
 def whole_sample(sc: LLMConfig) -> list[int] | None:
     """Positions in :func:`burglar_both_orders` ``(sc, n=sc.n_generate)`` of the answers generated whole
     (``sc.n_whole`` per order, the same seeded sample in both orders and in every run); None: all."""
@@ -180,9 +189,10 @@ def organism_info(path) -> dict:
 
 def organism_runs(org, tok, sc: LLMConfig, run_dir, organism_path) -> dict:
     """The organism scored on the test scenarios in both orders: ``{"logprob": records, "generate": records}``."""
+    both = functools.cache(lambda: score_both(org, tok, sc, burglar_both_orders(sc)))  # once, if either is missing
     return {m: cached(Path(run_dir) / f"eval_{m}.json",
                       eval_key(sc, method=m, organism=organism_key(organism_path), gen_tokens=sc.gen_tokens),
-                      lambda: score(org, tok, sc, burglar_both_orders(sc), m))
+                      lambda m=m: both()[m])
             for m in ("logprob", "generate")}
 
 
@@ -214,8 +224,12 @@ def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base=None, on_start=
     model = eval_ready(model, sc)
     if isinstance(base, StartOutputs):
         base.model = model  # the same weights as evaluated (merged, or the 4-bit PEFT model as it is)
-    recs = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_soo_eval), "logprob")
-    gen = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate", whole=whole_sample(sc))
+    if sc.n_soo_eval == sc.n_generate:  # the paper's protocol: both methods on the same scenarios, in one pass
+        both = score_both(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), whole=whole_sample(sc))
+        recs, gen = both["logprob"], both["generate"]
+    else:
+        recs = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_soo_eval), "logprob")
+        gen = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate", whole=whole_sample(sc))
     persp = score(model, tok, sc, perspectives_both_orders(sc), "logprob")
     with models.autocast(sc.bf16):
         latent = E.latent_soo(model, tok, S.probe_pairs()[:sc.n_probe])
