@@ -147,3 +147,12 @@ def test_answer_kinds_per_condition():
 def test_workers_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="workers"):
         F.main(["--scale", "smoke", "--workers", "0", "--out-dir", str(tmp_path), "--kept-dir", str(tmp_path)])
+
+
+def test_runs_are_computed_seed_by_seed_in_ladder_order():
+    """A set built over several sittings holds whole ladders: every rung of seed 0 before any run of seed 1."""
+    from soo.llm.config import LADDER, SooRun
+
+    todo = [(f"{c}_{s}", SooRun(c, s)) for c in LADDER for s in (0, 1, 2)]  # condition-major, as run_names lists
+    got = [(r.seed, r.condition) for _, r in F.seed_major(todo, LADDER)]
+    assert got == [(s, c) for s in (0, 1, 2) for c in LADDER]

@@ -13,7 +13,8 @@ time); ``protocol.json`` holds the whole command's time. The book reads these fi
 fails when a kept run no longer matches the code's settings.
 
 Resumable: a run already kept with the same settings is read back (copied into the work folder, never recomputed),
-and the runs are kept one batch of ``workers`` at a time, so the set can be built over several sittings. The organism
+and the runs are kept one batch of ``workers`` at a time, seed by seed (:func:`seed_major`), so the set can be built
+over several sittings and holds whole ladders wherever it stops. The organism
 itself (a merged model, 270 MB) is not kept: a sitting with a fresh work folder that still has runs to compute
 trains it again from its settings (which the kept runs' keys name); one with every run kept trains nothing. The sweeps
 and the generalization variants are not part of it (the book shows them at ``default``).
@@ -196,6 +197,12 @@ def keep(run_dir: Path, name: str, key: dict, kept_dir: Path, extra: dict) -> No
                                               "machine": machine_info(), **manifest(**extra)})
 
 
+def seed_major(todo, conditions) -> list:
+    """``[(name, run)]`` in the order they are computed: seed by seed, each seed's rungs in ladder order, so that a
+    set built over several sittings holds whole ladders (every rung at the same seeds) wherever it stops."""
+    return sorted(todo, key=lambda t: (t[1].seed, list(conditions).index(t[1].condition)))
+
+
 def main(argv=None) -> int:
     """``make llm-full``: the paper's protocol on the embedded model, kept in ``book/data/llm_full``."""
     from . import experiment as X
@@ -252,6 +259,7 @@ def main(argv=None) -> int:
         key = X._soo_spec(start, sc, run_dir, run)[3]
         if not _restore(run_dir, name, kept_dir, key):
             todo.append((name, run))
+    todo = seed_major(todo, conditions)
     print(f"{len(todo)} of {len(names) - 1} runs to compute; the others are kept", flush=True)
     workers = 1 if args.device == "cuda" else (args.workers or sc.workers)
     for i in range(0, len(todo), workers):
