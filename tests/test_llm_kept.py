@@ -101,6 +101,10 @@ def test_the_ladder_is_read_from_a_kept_set_and_judged_by_the_one_rule(kept):
     assert t.loc[C.CONDITIONS["generic"], "vs SOO (MSE)"] in {"lower than", "higher than", "not clearly different from"}
     g = book.glue_llm_full(ladder)
     assert g["llm_full_kept"] == "3 of 31" and "paper order" in g["llm_full_bottom"]
+    soo = ladder["per_seed"][ladder["per_seed"].condition == "soo_mse"].iloc[0]
+    assert "(1 seed, 3 of 31 runs kept)" in g["llm_full_bottom"]
+    assert (f"By greedy generation (the paper's measure) SOO (MSE) left {soo['generate mean']:.1f} % counterbalanced, "
+            f"{soo['generate paper']:.1f} % in the paper's order") in g["llm_full_bottom"]
     empty = book.glue_llm_full(book.kept_ladder(root / "nothing"))
     assert empty["llm_full_bottom"].startswith("not computed yet (0 of 31")
 

@@ -561,7 +561,8 @@ def glue_llm_full(ladder: dict) -> dict:
              if scoring.paired_verdict(ladder["items"], "soo_mse", c)["verdict"] == "not clearly different from"]
     vs_base = scoring.paired_verdict(ladder["items"], "soo_mse", "base")["verdict"]
     out["llm_full_bottom"] = (
-        f"at the paper's protocol ({len(soo)} seeds, {ladder['n_kept']} of {ladder['n_expected']} runs kept), SOO (MSE) "
+        f"at the paper's protocol ({len(soo)} seed{'s' if len(soo) != 1 else ''}, {ladder['n_kept']} of "
+        f"{ladder['n_expected']} runs kept), SOO (MSE) "
         f"left {100 * iv.loc['soo_mse', 'rate']:.1f} % [{100 * iv.loc['soo_mse', 'lo']:.0f}–"
         f"{100 * iv.loc['soo_mse', 'hi']:.0f}] deceptive answers by log-prob, {vs_base} the organism's "
         f"{100 * iv.loc['base', 'rate']:.1f} %; paper order {soo['paper order'].mean():.0f} %, mirrored "
@@ -569,5 +570,8 @@ def glue_llm_full(ladder: dict) -> dict:
         + scoring.order_pattern(soo["paper order"].mean(), soo["mirrored"].mean(),
                                 ps[ps.condition == "base"]["paper order"].mean(),
                                 ps[ps.condition == "base"]["mirrored"].mean())
-        + (f"; it is not clearly different from {', '.join(equal)}" if equal else "; it differs from every other rung"))
+        + (f"; it is not clearly different from {', '.join(equal)}" if equal else "; it differs from every other rung")
+        + f". By greedy generation (the paper's measure) SOO (MSE) left {soo['generate mean'].mean():.1f} % "
+        f"counterbalanced, {soo['generate paper'].mean():.1f} % in the paper's order (the organism "
+        f"{ps[ps.condition == 'base']['generate paper'].mean():.1f} %)")
     return out
