@@ -67,7 +67,7 @@ def _row(setting, deceptive, honest, swap_d, swap_h, passes):
             "swap_trap_rate": {"learned_deceptive": [swap_d] * 8, "learned_honest": [swap_h] * 8},
             "disc_return_vs_deceptive_red": {"learned_deceptive": [90.0] * 8, "learned_honest": [100.0] * 8,
                                              "goal": [120.0] * 8},
-            "premise": v, "blue": v, "passes": passes, "runs_trained": 16, "train_wall_s": 600.0, "episodes": 40_000,
+            "premise": v, "blue": v, "passes": passes, "passes_i": passes, "passes_ii": passes, "runs_trained": 16, "train_wall_s": 600.0, "episodes": 40_000,
             "machine": {"cpu": "cpu", "cpu_count": 2}}
 
 
@@ -85,6 +85,13 @@ def test_round2_table_and_glue_on_partial_results():
     none = book.glue_rl_screen2({"rows": [_row("official", 0.5, 0.3, 0.5, 0.49, False)], "chosen": None})
     assert none["rl_screen2_bottom"].startswith("none of the 1 setting run so far")
     assert book.glue_rl_screen2(None)["rl_screen2_done"] == "0 of 5"
+    every = [_row(x, 0.5, 0.3, 0.5, 0.49, False) for x in screen.DECLARATION_ROUND2["settings"]]
+    every[0].update(passes_i=True)
+    every[1].update(episodes=80_000)
+    all_run = book.glue_rl_screen2({"rows": every, "chosen": None})["rl_screen2_bottom"]
+    assert all_run.startswith("none of the 5 declared settings met both parts of the criterion (part (i), ")
+    assert ": 1 of 5; part (ii)" in all_run and "against the same red: 0 of 5)" in all_run
+    assert all_run.endswith("failed at the protocol's length and at up to 80 000 episodes of baseline training")
     assert g["rl_screen2_single_env_premise"] == "not run yet" and g["rl_screen2_gamma099_passes"] == "passes"
 
 

@@ -91,11 +91,19 @@ def glue_rl_screen2(res: dict | None) -> dict:
     done = [s for s in declared if s in rows]
     passed = [SETTING_LABELS[s] for s in done if rows[s]["passes"]]
     pending = [SETTING_LABELS[s] for s in declared if s not in rows]
+    n_i, n_ii = (sum(bool(rows[s][k]) for s in done) for k in ("passes_i", "passes_ii"))
     if passed:
         bottom = f"{'; '.join(passed)} met both parts of the criterion"
+    elif not pending:
+        longest = f"{max(rows[s]['episodes'] for s in done):,}".replace(",", " ")
+        bottom = (f"none of the {len(done)} declared settings met both parts of the criterion (part (i), the deceptive "
+                  f"baseline trapping more in at least {MIN_SEEDS} of 8 seeds: {n_i} of {len(done)}; part (ii), its blue "
+                  f"trapping more than the honest baseline's against the same red: {n_ii} of {len(done)}), so the "
+                  f"premise of the SOO claims failed at the protocol's length and at up to {longest} episodes of "
+                  "baseline training")
     else:
         bottom = (f"none of the {len(done)} setting{'s' * (len(done) != 1)} run so far met both parts of the "
-                  "criterion")
+                  f"criterion (part (i): {n_i}, part (ii): {n_ii})")
     if pending:
         bottom += f" ({len(pending)} of {len(declared)} declared settings not run yet: {'; '.join(pending)})"
     out = {"rl_screen2_table": screen2_table(res), "rl_screen2_bottom": bottom,
