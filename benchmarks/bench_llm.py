@@ -19,10 +19,15 @@
    scoring of the same 16 burglar prompts, once as the notebooks compute in fp32 and once as they compute in bf16
    (bf16 weights, bf16 autocast), interleaved over two rounds; prints the fastest time of each and the ratios
    bf16/fp32 (> 1: bf16 slower), with ``soo.llm.models.native_bf16()`` for this machine.
+4. ``--both``: what ``make llm-full`` scores each run with. The same ``--n`` burglar scenarios per order scored by
+   log-prob and by greedy generation (answers stopped once their label is decided, the first of each order kept
+   whole) apart (``score`` twice) and in one pass (``score_both``: log-probs read from generation's prompt cache),
+   interleaved over two rounds, in fp32; prints the fastest time of each, the ratio apart/one pass (target >= 1.5x),
+   whether the answers are identical and the labels equal, and the largest log-prob margin difference.
 
 Peak memory is the process's max RSS (``resource.getrusage``) and, on CUDA, the peak allocated GPU
 memory, printed after each phase. On CUDA every timing waits for the queued GPU work.
-Usage: ``python benchmarks/bench_llm.py [--n 64] [--n-loop 16] [--steps 2] [--batch-size 16] [--precision]``;
+Usage: ``python benchmarks/bench_llm.py [--n 64] [--n-loop 16] [--steps 2] [--batch-size 16] [--precision] [--both]``;
 results also go to ``results/bench/llm.json``.
 """
 from __future__ import annotations
@@ -182,6 +187,35 @@ def bench_precision(model, tok, max_new_tokens: int, rounds: int = 2) -> dict:
     return r
 
 
+def bench_both(model, tok, n: int, max_new_tokens: int, batch_size: int, rounds: int = 2) -> dict:
+    """``score`` twice (log-prob, then generation) against ``score_both`` on the same scenarios, as the protocol runs."""
+    import numpy as np
+
+    scen = burglar(n, suffix="i_would") + burglar(n, order="mirrored", suffix="i_would")
+    whole = [0, n]
+    kw = dict(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    apart = lambda: (E.score(model, tok, scen, method="logprob", batch_size=batch_size),
+                     E.score(model, tok, scen, method="generate", whole=whole, **kw))
+    one = lambda: E.score_both(model, tok, scen, whole=whole, **kw)
+    best, got = {}, {}
+    for _ in range(rounds):  # interleaved, so background load hits both alike
+        for name, fn in (("apart", apart), ("one_pass", one)):
+            got[name], t = timed(fn)
+            best[f"{name}_s"] = min(t, best.get(f"{name}_s", float("inf")))
+    margin = {k: np.array([r["logp_deceptive"] - r["logp_honest"] for r in v[0]]) for k, v in got.items()}
+    r = {"n": len(scen), **best, "ratio_apart_over_one_pass": best["apart_s"] / best["one_pass_s"],
+         "answers_identical": got["apart"][1] == got["one_pass"][1],
+         "logprob_labels_equal": [x["label"] for x in got["apart"][0]] == [x["label"] for x in got["one_pass"][0]],
+         "max_margin_diff": float(np.abs(margin["apart"] - margin["one_pass"]).max()),
+         "min_abs_margin": float(np.abs(margin["apart"]).min())}
+    print(f"[both] {len(scen)} prompts, fastest of {rounds}: apart {best['apart_s']:.1f} s, one pass "
+          f"{best['one_pass_s']:.1f} s, apart/one pass = {r['ratio_apart_over_one_pass']:.2f}x; answers identical: "
+          f"{r['answers_identical']}, log-prob labels equal: {r['logprob_labels_equal']}, largest margin difference "
+          f"{r['max_margin_diff']:.1e} (smallest margin {r['min_abs_margin']:.3f})")
+    print(f"  {peak_memory()}")
+    return r
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=64, help="scenarios for batched generation and log-prob (both orders)")
@@ -194,6 +228,8 @@ def main(argv=None):
                     "(the library's default, 16; larger batches pay off on a GPU)")
     ap.add_argument("--steps", type=int, default=2, help="timed training steps per setting")
     ap.add_argument("--precision", action="store_true", help="also time fp32 against bf16 (what precision='auto' picks)")
+    ap.add_argument("--both", action="store_true", help="also time log-prob and generation scored apart against "
+                    "score_both's one pass (fp32, as make llm-full)")
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--out", default=str(project_root() / "results" / "bench" / "llm.json"))
@@ -212,6 +248,8 @@ def main(argv=None):
         res["train"] = bench_train(model, tok, a.steps)
     if a.precision:
         res["precision"] = bench_precision(model, tok, a.max_new_tokens)
+    if a.both:
+        res["both"] = bench_both(model, tok, a.n, a.max_new_tokens, a.batch_size)
     res["device"] = device
     atomic_write_json(Path(a.out), manifest(config=vars(a), results=res))
     print(f"wrote {a.out}")
