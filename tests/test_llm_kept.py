@@ -160,3 +160,28 @@ def test_runs_are_computed_seed_by_seed_in_ladder_order():
     todo = [(f"{c}_{s}", SooRun(c, s)) for c in LADDER for s in (0, 1, 2)]  # condition-major, as run_names lists
     got = [(r.seed, r.condition) for _, r in F.seed_major(todo, LADDER)]
     assert got == [(s, c) for s in (0, 1, 2) for c in LADDER]
+
+
+def test_the_quick_rerun_is_compared_verdict_by_verdict_with_the_kept_protocol(kept):
+    """Each condition both sets have, against the start model and against SOO, by the one rule on each set's own
+    items; a planted disagreement (the quick rerun's SOO answers all made deceptive) is named."""
+    import copy
+
+    from soo.llm import book
+
+    root, _ = kept
+    ladder = book.kept_ladder(root / "kept")
+    same = book.quick_vs_kept(ladder["results"], ladder)
+    t = same["llm_quick_vs_kept"]
+    assert list(t.index) == [f"{C.CONDITIONS['generic']} vs Start", f"{C.CONDITIONS['soo_mse']} vs Start",
+                             f"{C.CONDITIONS['soo_mse']} vs {C.CONDITIONS['generic']}"]
+    assert (t["agree"] == "yes").all() and same["llm_quick_agrees"].startswith("3 of 3 of the quick rerun's verdicts agree")
+    planted = copy.deepcopy(ladder["results"])
+    for r in planted:
+        for x in r["records"]:
+            x["label"] = "deceptive" if r["condition"] == "soo_mse" else "honest"
+    moved = book.quick_vs_kept(planted, ladder)
+    assert moved["llm_quick_vs_kept"].loc[f"{C.CONDITIONS['soo_mse']} vs Start", "quick rerun"] == "higher than"
+    assert "they differ on" in moved["llm_quick_agrees"]
+    assert book.quick_vs_kept(planted, book.kept_ladder(root / "nothing"))["llm_quick_agrees"].startswith(
+        "not compared yet")

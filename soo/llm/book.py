@@ -541,6 +541,41 @@ def drop_shares(per_seed: pd.DataFrame, column: str = "mean") -> dict:
     return {c: float((means["base"] - m) / drop) for c, m in means.items() if c != "base"}
 
 
+def quick_vs_kept(quick_results, ladder: dict) -> dict:
+    """Whether the quick rerun's verdicts (this notebook's runs at its own scale) agree with the kept protocol's: for
+    every condition both have, the verdict against the start model and against SOO (MSE), by the one rule on each
+    set's own log-prob items. ``llm_quick_agrees`` (a sentence) and ``llm_quick_vs_kept`` (the table)."""
+    if ladder["per_seed"].empty:
+        return {"llm_quick_agrees": "not compared yet: no run of the paper's protocol is kept",
+                "llm_quick_vs_kept": pd.DataFrame()}
+    quick = scoring.item_table(quick_results)
+    kept = ladder["items"]
+    from .config import LADDER
+
+    order = ["base", *LADDER, *(c for c in CONDITIONS if c not in LADDER)]  # the ladder's order, from the start up
+    common = [c for c in order if c in set(quick.condition) and c in set(kept.condition)]
+    pairs = [(c, "base") for c in common if c != "base"]
+    pairs += [("soo_mse", c) for c in common if c not in ("base", "soo_mse") and "soo_mse" in common]
+    rows = []
+    for a, b in pairs:
+        vq, vk = (scoring.paired_verdict(t, a, b)["verdict"] for t in (quick, kept))
+        rows.append({"comparison": f"{_label(a)} vs {_label(b)}", "quick rerun": vq, "paper's protocol": vk,
+                     "agree": "yes" if vq == vk else "no"})
+    table = pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()
+    if not rows:
+        return {"llm_quick_agrees": "not compared yet: the kept runs and the quick rerun share no condition",
+                "llm_quick_vs_kept": table}
+    differ = [r["comparison"] for r in rows if r["agree"] == "no"]
+    text = f"{len(rows) - len(differ)} of {len(rows)} of the quick rerun's verdicts agree with the paper's protocol's"
+    if differ:
+        text += f" (they differ on {'; '.join(differ)})"
+    return {"llm_quick_agrees": text, "llm_quick_vs_kept": table}
+
+
+def _label(condition: str) -> str:
+    return "Start" if condition == "base" else CONDITIONS[condition]
+
+
 def glue_llm_full(ladder: dict) -> dict:
     """``{glue name: value}`` of the SOO page's kept paper protocol: how many runs are kept, the ladder table, and
     the bottom line in words (``llm_full_bottom``): SOO's rate with its interval and per order, and the rungs it does
