@@ -77,6 +77,7 @@ def test_round2_table_and_glue_on_partial_results():
            "chosen": "gamma099"}
     t = book.screen2_table(res)
     assert len(t) == 5 and (t["deceptive / honest trap %"] == "not run yet").sum() == 3
+    assert f"{SETTING_LABELS['official_long']} (80 000 episodes)" in t.index  # the label's own comma kept
     assert t.loc[t.index[0], "deceptive / honest trap %"] == "50.0 / 30.0"
     g = book.glue_rl_screen2(res)
     assert g["rl_screen2_done"] == "2 of 5" and g["rl_screen2_chosen"] == "gamma099"

@@ -55,7 +55,8 @@ def screen2_table(res: dict | None) -> pd.DataFrame:
     rows = {r["setting"]: r for r in (res or {}).get("rows", [])}
     out = []
     for s in DECLARATION_ROUND2["settings"]:
-        name = f"{SETTING_LABELS[s]} ({DECLARATION_ROUND2['baseline_episodes'][s]:,} episodes)".replace(",", " ")
+        episodes = f"{DECLARATION_ROUND2['baseline_episodes'][s]:,}".replace(",", " ")
+        name = f"{SETTING_LABELS[s]} ({episodes} episodes)"
         r = rows.get(s)
         if r is None:
             out.append({"setting": name, "deceptive / honest trap %": "not run yet"})
