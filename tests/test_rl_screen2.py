@@ -89,7 +89,13 @@ def test_round2_table_and_glue_on_partial_results():
     every = [_row(x, 0.5, 0.3, 0.5, 0.49, False) for x in screen.DECLARATION_ROUND2["settings"]]
     every[0].update(passes_i=True)
     every[1].update(episodes=80_000)
-    all_run = book.glue_rl_screen2({"rows": every, "chosen": None})["rl_screen2_bottom"]
+    all_glue = book.glue_rl_screen2({"rows": every, "chosen": None})
+    all_run = all_glue["rl_screen2_bottom"]
+    assert all_glue["rl_screen2_i_only"] == (
+        f"{SETTING_LABELS['official']}: the baselines differ (not resolved (4 of 8 seeds); 50.0 % against 30.0 %), but "
+        "against the deceptive baseline's red its blue traps 50.0 % and the honest baseline's blue 49.0 % "
+        "(not resolved (4 of 8 seeds))")
+    assert g["rl_screen2_i_only"] == "no setting met part (i) alone"
     assert all_run.startswith("none of the 5 declared settings met both parts of the criterion (part (i), ")
     assert ": 1 of 5; part (ii)" in all_run and "against the same red: 0 of 5)" in all_run
     assert all_run.endswith("failed at the protocol's length and at up to 80 000 episodes of baseline training")

@@ -122,6 +122,13 @@ def glue_rl_screen2(res: dict | None) -> dict:
                     f"rl_screen2_{s}_disc_deceptive": f"{np.mean(disc['learned_deceptive']):.1f}",
                     f"rl_screen2_{s}_disc_goal": f"{np.mean(disc['goal']):.1f}",
                     f"rl_screen2_{s}_passes": "passes" if r["passes"] else "fails"})
+    i_only = [s for s in done if rows[s]["passes_i"] and not rows[s]["passes_ii"]]
+    out["rl_screen2_i_only"] = "; ".join(
+        f"{SETTING_LABELS[s]}: the baselines differ ({_seed_word(rows[s]['premise'])}; "
+        f"{100 * np.mean(rows[s]['trap_rate']['deceptive']):.1f} % against {100 * np.mean(rows[s]['trap_rate']['honest']):.1f} %), "
+        f"but against the deceptive baseline's red its blue traps {100 * np.mean(rows[s]['swap_trap_rate']['learned_deceptive']):.1f} % "
+        f"and the honest baseline's blue {100 * np.mean(rows[s]['swap_trap_rate']['learned_honest']):.1f} % "
+        f"({_seed_word(rows[s]['blue'])})" for s in i_only) or "no setting met part (i) alone"
     machines = {f"{r['machine']['cpu']} ({r['machine']['cpu_count']} cores)" for s, r in rows.items() if r["runs_trained"]}
     out["rl_screen2_machine"] = "; ".join(sorted(machines)) or "none (every row read from kept runs)"
     return out
