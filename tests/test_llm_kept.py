@@ -43,7 +43,25 @@ def test_a_kept_run_holds_per_item_records_and_a_manifest(kept):
     mech = read_json(k / "soo_mse__seed0" / "mechanism.json")
     assert set(mech) == {"spread", "self_other_gap", "name_gap"} and read_json(k / "base" / "mechanism.json")
     prot = read_json(k / "protocol.json")
-    assert prot["runs_computed"] == 3 and prot["wall_time_s"] > 0 and prot["machine"]["cpu_count"] >= 1
+    assert len(prot["sittings"]) == 1 and prot["runs_computed_all_sittings"] == 3
+    last = prot["sittings"][-1]
+    assert last["finished"] and last["runs_computed"] == 3 and last["machine"]["cpu_count"] >= 1
+    assert prot["wall_time_s_all_sittings"] == last["wall_time_s"] > 0
+
+
+def test_protocol_json_keeps_every_sitting_and_a_stopped_one_so_far(tmp_path):
+    """A sitting writes its time after every kept batch: one stopped midway keeps what it did; the next adds its own."""
+    import time
+
+    names = [("base", None)]
+    first = F.Sitting(tmp_path / "protocol.json", ["--seeds", "0"], names, "fp32", 2, "cpu", time.perf_counter() - 10)
+    first.write(1)  # then the sitting is stopped
+    second = F.Sitting(tmp_path / "protocol.json", [], names, "fp32", 2, "cpu", time.perf_counter() - 5)
+    second.write(2, finished=True)
+    prot = read_json(tmp_path / "protocol.json")
+    assert [(x["runs_computed"], x["finished"]) for x in prot["sittings"]] == [(1, False), (2, True)]
+    assert prot["sittings"][0]["command"] == "python -m soo.llm.full --seeds 0"
+    assert prot["runs_computed_all_sittings"] == 3 and prot["wall_time_s_all_sittings"] >= 15
 
 
 def test_a_second_sitting_computes_nothing_even_without_its_work_folder(kept, capsys, monkeypatch):

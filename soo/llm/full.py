@@ -9,7 +9,7 @@ greedy generation (75 new tokens; answers stop once their first-mention label is
 Every finished run is copied into ``book/data/llm_full/<run>/``: its ``result.json`` (the per-item records: label,
 log-probs, the response text), its LoRA adapter (in fp16), the forward-pass checks at the SOO site
 (``mechanism.json``: :func:`mechanism`) and a ``manifest.json`` (the settings key, code version, precision, machine, wall
-time); ``protocol.json`` holds the whole command's time. The book reads these files; ``tests/test_llm_kept.py``
+time); ``protocol.json`` holds every sitting's time (:class:`Sitting`). The book reads these files; ``tests/test_llm_kept.py``
 fails when a kept run no longer matches the code's settings.
 
 Resumable: a run already kept with the same settings is read back (copied into the work folder, never recomputed),
@@ -197,6 +197,31 @@ def keep(run_dir: Path, name: str, key: dict, kept_dir: Path, extra: dict) -> No
                                               "machine": machine_info(), **manifest(**extra)})
 
 
+class Sitting:
+    """One sitting of ``make llm-full`` in ``protocol.json``: written after every kept batch (so a sitting that is
+    stopped keeps its time so far) and at the end. The file lists every sitting (``sittings``: command, wall time,
+    runs computed, whether it finished, workers, device, machine, code version) and their total wall time
+    (``wall_time_s_all_sittings``): the set's time when it was built over several."""
+
+    def __init__(self, path: Path, argv, names, precision: str, workers: int, device: str, t0: float):
+        self.path, self.t0, self.workers = Path(path), t0, workers
+        old = read_json(self.path) if self.path.exists() else {}
+        self.before = old.get("sittings", [])
+        self.head = {"runs": [n for n, _ in names], "precision": precision}
+        self.entry = {"command": "python -m soo.llm.full " + " ".join(argv if argv is not None else sys.argv[1:]),
+                      "workers": workers, "device": device, "machine": machine_info(), **manifest()}
+
+    def write(self, computed: int, finished: bool = False) -> float:
+        """Write the file with this sitting's time so far; returns it (seconds)."""
+        wall = time.perf_counter() - self.t0
+        sittings = self.before + [{**self.entry, "wall_time_s": wall, "runs_computed": computed,
+                                   "finished": finished}]
+        atomic_write_json(self.path, {**self.head, "sittings": sittings,
+                                      "wall_time_s_all_sittings": sum(x["wall_time_s"] for x in sittings),
+                                      "runs_computed_all_sittings": sum(x["runs_computed"] for x in sittings)})
+        return wall
+
+
 def seed_major(todo, conditions) -> list:
     """``[(name, run)]`` in the order they are computed: seed by seed, each seed's rungs in ladder order, so that a
     set built over several sittings holds whole ladders (every rung at the same seeds) wherever it stops."""
@@ -235,8 +260,11 @@ def main(argv=None) -> int:
         print(f"all {len(names)} runs are kept and current in {kept_dir}", flush=True)
         return 0
     t0 = time.perf_counter()
+    sitting = Sitting(kept_dir / "protocol.json", argv, names, sc.precision, 1 if args.device == "cuda" else
+                      (args.workers or sc.workers), args.device or "cpu", t0)
     start = X.start_model(sc, out)  # the organism: trained, or read back from the work folder
     organism = organism_digest(start)
+    sitting.write(0)
 
     def finish(name: str, run: SooRun | None, seconds: float) -> None:
         key = X._run_key(sc, start) if run is None else X._soo_spec(start, sc, run_dir, run)[3]
@@ -254,6 +282,7 @@ def main(argv=None) -> int:
         X.base_run(start, sc, run_dir)
         finish("base", None, time.perf_counter() - t)
         computed += 1
+        sitting.write(computed)
     todo = []
     for name, run in names[1:]:
         key = X._soo_spec(start, sc, run_dir, run)[3]
@@ -261,7 +290,7 @@ def main(argv=None) -> int:
             todo.append((name, run))
     todo = seed_major(todo, conditions)
     print(f"{len(todo)} of {len(names) - 1} runs to compute; the others are kept", flush=True)
-    workers = 1 if args.device == "cuda" else (args.workers or sc.workers)
+    workers = sitting.workers
     for i in range(0, len(todo), workers):
         batch = todo[i:i + workers]
         t = time.perf_counter()
@@ -269,13 +298,8 @@ def main(argv=None) -> int:
         for name, run in batch:  # each run's share of the batch's wall time
             finish(name, run, (time.perf_counter() - t) * min(len(batch), workers) / len(batch))
             computed += 1
-    total = time.perf_counter() - t0
-    atomic_write_json(kept_dir / "protocol.json", {
-        "command": "python -m soo.llm.full " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "wall_time_s": total, "runs_computed": computed,
-        "runs": [n for n, _ in names], "precision": sc.precision, "workers": workers,
-        "device": args.device or "cpu", "machine": machine_info(), **manifest(),
-        "previous": (read_json(kept_dir / "protocol.json") if (kept_dir / "protocol.json").exists() else None)})
+        sitting.write(computed)
+    total = sitting.write(computed, finished=True)
     print(json.dumps({"runs": len(names), "computed": computed, "wall_time_s": round(total)}))
     return 0
 
