@@ -171,13 +171,16 @@ def test_workers_must_be_positive(tmp_path):
         F.main(["--scale", "smoke", "--workers", "0", "--out-dir", str(tmp_path), "--kept-dir", str(tmp_path)])
 
 
-def test_runs_are_computed_seed_by_seed_in_ladder_order():
-    """A set built over several sittings holds whole ladders: every rung of seed 0 before any run of seed 1."""
+def test_runs_are_computed_seed_by_seed_soo_first_then_in_ladder_order():
+    """A set built over several sittings holds whole ladders: every rung of seed 0 before any run of seed 1, and
+    within a seed SOO (MSE) first (what every rung is compared with), then the ladder from the start model up."""
     from soo.llm.config import LADDER, SooRun
 
     todo = [(f"{c}_{s}", SooRun(c, s)) for c in LADDER for s in (0, 1, 2)]  # condition-major, as run_names lists
     got = [(r.seed, r.condition) for _, r in F.seed_major(todo, LADDER)]
-    assert got == [(s, c) for s in (0, 1, 2) for c in LADDER]
+    within = ["soo_mse"] + [c for c in LADDER if c != "soo_mse"]
+    assert got == [(s, c) for s in (0, 1, 2) for c in within]
+    assert within[1:3] == ["generic", "lm"]
 
 
 def test_the_quick_rerun_is_compared_verdict_by_verdict_with_the_kept_protocol(kept):

@@ -13,8 +13,8 @@ time); ``protocol.json`` holds every sitting's time (:class:`Sitting`). The book
 fails when a kept run no longer matches the code's settings.
 
 Resumable: a run already kept with the same settings is read back (copied into the work folder, never recomputed),
-and the runs are kept one batch of ``workers`` at a time, seed by seed (:func:`seed_major`), so the set can be built
-over several sittings and holds whole ladders wherever it stops. The organism
+and the runs are kept one batch of ``workers`` at a time, seed by seed (:func:`seed_major`: SOO first, then the other
+rungs), so the set can be built over several sittings and holds whole ladders wherever it stops. The organism
 itself (a merged model, 270 MB) is not kept: a sitting with a fresh work folder that still has runs to compute
 trains it again from its settings (which the kept runs' keys name); one with every run kept trains nothing. The sweeps
 and the generalization variants are not part of it (the book shows them at ``default``).
@@ -222,10 +222,16 @@ class Sitting:
         return wall
 
 
+FIRST = "soo_mse"
+"""The rung computed first at each seed: the paper's SOO, which every other rung is judged against."""
+
+
 def seed_major(todo, conditions) -> list:
-    """``[(name, run)]`` in the order they are computed: seed by seed, each seed's rungs in ladder order, so that a
-    set built over several sittings holds whole ladders (every rung at the same seeds) wherever it stops."""
-    return sorted(todo, key=lambda t: (t[1].seed, list(conditions).index(t[1].condition)))
+    """``[(name, run)]`` in the order they are computed: seed by seed, so that a set built over several sittings
+    holds whole ladders (every rung at the same seeds) wherever it stops; within a seed SOO (MSE) first (the page's
+    verdicts compare each rung with it), then the other rungs in ladder order from the start model up."""
+    conditions = list(conditions)
+    return sorted(todo, key=lambda t: (t[1].seed, t[1].condition != FIRST, conditions.index(t[1].condition)))
 
 
 def main(argv=None) -> int:
