@@ -62,7 +62,7 @@ LOTTERY = {"rl_lottery_n", *(f"rl_lottery_{c}" for c in soo.rl.book.PAIR_CLAIMS)
 # round 2 of the screen (its official row always: the kept runs), the page's bottom line and the example episodes,
 # glued by the notebook beside the premise diagnostics; the RL SOO page's example-episode note
 SCREEN2 = {"rl_screen2_table", "rl_screen2_bottom", "rl_screen2_done", "rl_screen2_chosen", "rl_screen2_min",
-           "rl_screen2_machine", *(f"rl_screen2_{s}_{k}" for s in soo.rl.screen.ROUND2_SETTINGS
+           "rl_screen2_i_only", "rl_screen2_machine", *(f"rl_screen2_{s}_{k}" for s in soo.rl.screen.ROUND2_SETTINGS
                                    for k in ("premise", "blue", "disc_deceptive", "disc_goal", "passes")),
            "rl_base_bottom", "rl_baselines_differ_rule", "rl_traj_note"}
 PAGE_GLUED = {**GLUED, "rl_baselines": GLUED["rl_baselines"] | PREMISE | SCREEN2,
