@@ -98,7 +98,7 @@ def glue_rl_screen2(res: dict | None) -> dict:
     elif not pending:
         longest = f"{max(rows[s]['episodes'] for s in done):,}".replace(",", " ")
         bottom = (f"none of the {len(done)} declared settings met both parts of the criterion (part (i), the deceptive "
-                  f"baseline trapping more in at least {MIN_SEEDS} of 8 seeds: {n_i} of {len(done)}; part (ii), its blue "
+                  f"baseline trapping more by the paired t-test and in at least {MIN_SEEDS} of 8 seeds: {n_i} of {len(done)}; part (ii), its blue "
                   f"trapping more than the honest baseline's against the same red: {n_ii} of {len(done)}), so the "
                   f"premise of the SOO claims failed at the protocol's length and at up to {longest} episodes of "
                   "baseline training")
