@@ -84,6 +84,16 @@ def _training_min(row: dict) -> str:
     return "kept runs" if row["runs_trained"] == 0 else f"{row['train_wall_s'] / 60:.0f}"
 
 
+def _i_only_words(r: dict) -> str:
+    """A round-2 row that met part (i) and not part (ii), in words: the baselines' trap rates, then the two blues'
+    against the deceptive baseline's red."""
+    pct = {k: 100 * float(np.mean(v)) for k, v in {**r["trap_rate"], **r["swap_trap_rate"]}.items()}
+    return (f"{SETTING_LABELS[r['setting']]}: the baselines differ ({_seed_word(r['premise'])}; {pct['deceptive']:.1f} % "
+            f"against {pct['honest']:.1f} %), but against the deceptive baseline's red its blue traps "
+            f"{pct['learned_deceptive']:.1f} % and the honest baseline's blue {pct['learned_honest']:.1f} % "
+            f"({_seed_word(r['blue'])})")
+
+
 def glue_rl_screen2(res: dict | None) -> dict:
     """``{glue name: value}`` of round 2 of the screen: its table (:func:`screen2_table`), how many declared
     settings have run, which passed, the chosen setting, and one sentence that says so (``rl_screen2_bottom``)."""
@@ -97,11 +107,11 @@ def glue_rl_screen2(res: dict | None) -> dict:
         bottom = f"{'; '.join(passed)} met both parts of the criterion"
     elif not pending:
         longest = f"{max(rows[s]['episodes'] for s in done):,}".replace(",", " ")
-        bottom = (f"none of the {len(done)} declared settings met both parts of the criterion (part (i), the deceptive "
-                  f"baseline trapping more by the paired t-test and in at least {MIN_SEEDS} of 8 seeds: {n_i} of {len(done)}; part (ii), its blue "
-                  f"trapping more than the honest baseline's against the same red: {n_ii} of {len(done)}), so the "
-                  f"premise of the SOO claims failed at the protocol's length and at up to {longest} episodes of "
-                  "baseline training")
+        bottom = (f"none of the {len(done)} declared settings met both parts of the criterion (part (i), the "
+                  f"deceptive baseline trapping more by the paired t-test and in at least {MIN_SEEDS} of 8 seeds: "
+                  f"{n_i} of {len(done)}; part (ii), its blue trapping more than the honest baseline's against the "
+                  f"same red: {n_ii} of {len(done)}), so the premise of the SOO claims failed at the protocol's length "
+                  f"and at up to {longest} episodes of baseline training")
     else:
         bottom = (f"none of the {len(done)} setting{'s' * (len(done) != 1)} run so far met both parts of the "
                   f"criterion (part (i): {n_i}, part (ii): {n_ii})")
@@ -123,12 +133,7 @@ def glue_rl_screen2(res: dict | None) -> dict:
                     f"rl_screen2_{s}_disc_goal": f"{np.mean(disc['goal']):.1f}",
                     f"rl_screen2_{s}_passes": "passes" if r["passes"] else "fails"})
     i_only = [s for s in done if rows[s]["passes_i"] and not rows[s]["passes_ii"]]
-    out["rl_screen2_i_only"] = "; ".join(
-        f"{SETTING_LABELS[s]}: the baselines differ ({_seed_word(rows[s]['premise'])}; "
-        f"{100 * np.mean(rows[s]['trap_rate']['deceptive']):.1f} % against {100 * np.mean(rows[s]['trap_rate']['honest']):.1f} %), "
-        f"but against the deceptive baseline's red its blue traps {100 * np.mean(rows[s]['swap_trap_rate']['learned_deceptive']):.1f} % "
-        f"and the honest baseline's blue {100 * np.mean(rows[s]['swap_trap_rate']['learned_honest']):.1f} % "
-        f"({_seed_word(rows[s]['blue'])})" for s in i_only) or "no setting met part (i) alone"
+    out["rl_screen2_i_only"] = "; ".join(_i_only_words(rows[s]) for s in i_only) or "no setting met part (i) alone"
     machines = {f"{r['machine']['cpu']} ({r['machine']['cpu_count']} cores)" for s, r in rows.items() if r["runs_trained"]}
     out["rl_screen2_machine"] = "; ".join(sorted(machines)) or "none (every row read from kept runs)"
     return out
