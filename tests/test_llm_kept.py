@@ -206,3 +206,26 @@ def test_the_quick_rerun_is_compared_verdict_by_verdict_with_the_kept_protocol(k
     assert "they differ on" in moved["llm_quick_agrees"]
     assert book.quick_vs_kept(planted, book.kept_ladder(root / "nothing"))["llm_quick_agrees"].startswith(
         "not compared yet")
+
+
+def test_the_ladder_figure_draws_both_orders_per_rung_and_the_marks_on_the_paper_bar(kept):
+    """Per rung with runs, a paper-order bar and a hatched mirrored bar at the seeds' means (a drop in one order only
+    shows as one bar falling); other studies' marks sit on the paper-order bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from soo.llm import book, figures
+
+    root, _ = kept
+    ps = book.kept_ladder(root / "kept")["per_seed"]
+    ax = figures.plot_ladder(ps, {"study": {"soo_mse": 17.0}}, C.LADDER)
+    bars = [(round(p.get_x() + p.get_width() / 2, 2), p.get_height(), bool(p.get_hatch())) for p in ax.patches]
+    rungs = ["base", *C.LADDER]
+    for c in ("base", "generic", "soo_mse"):
+        row = ps[ps.condition == c].iloc[0]
+        i = rungs.index(c)
+        assert (round(i - 0.19, 2), row["generate paper"], False) in bars
+        assert (round(i + 0.19, 2), row["generate mirrored"], True) in bars
+    assert len(bars) == 6
+    mark = [c for c in ax.collections if c.get_label() == "study"][0].get_offsets()[0]
+    assert tuple(mark) == (rungs.index("soo_mse") - 0.19, 17.0)

@@ -186,25 +186,33 @@ def plot_training_curves(curves: dict, ax=None, ylabel="Training loss (epoch mea
 
 
 
-def plot_ladder(per_seed: pd.DataFrame, marks: dict, ladder, value: str = "generate paper", ax=None):
+def plot_ladder(per_seed: pd.DataFrame, marks: dict, ladder, value: str = "generate paper",
+                mirrored: str | None = "generate mirrored", ax=None):
     """The control ladder: one column per rung from the start model up (``ladder``: the rungs' condition names in
-    order), each seed's rate as a dot and their mean as a bar; ``marks`` (``{study: {condition: rate}}``) are other
-    studies' rates on the same rungs, drawn as open markers beside ours. ``value``: a column of ``per_seed``
-    (default: greedy generation in the paper's order, the measure the paper and the replications report). With no
-    runs of ours, only the marks are drawn."""
+    order), each seed's rate as a dot and their mean as a bar; ``value``: a column of ``per_seed`` (default: greedy
+    generation in the paper's order, the measure the paper and the replications report), and beside it (hatched)
+    the same rate in the mirrored order (``mirrored``; None: not drawn), so that a rung that only moved which room
+    comes first reads as such. ``marks`` (``{study: {condition: rate}}``) are other studies' rates on the same rungs
+    (the paper's order), drawn as open markers on our paper-order bar. With no runs of ours, only the marks are drawn."""
     ax = _ax(ax, (8.5, 4))
     rungs = ["base", *ladder]
     x = np.arange(len(rungs))
+    cols = [(value, -0.19, None, "paper order")] + ([(mirrored, 0.19, "///", "mirrored order")] if mirrored else [])
+    w = 0.36 if mirrored else 0.6
     if not per_seed.empty:
-        for i, c in enumerate(rungs):
-            v = per_seed.loc[per_seed.condition == c, value].to_numpy(float)
-            if v.size:
-                ax.bar(i, v.mean(), width=0.6, color=PALETTE[CONDITION_ORDER.index(c) % len(PALETTE)], alpha=0.55)
-                ax.scatter(i + np.linspace(-0.15, 0.15, v.size), v, color="black", s=12, zorder=3)
+        for col, dx, hatch, label in cols:
+            for i, c in enumerate(rungs):
+                v = per_seed.loc[per_seed.condition == c, col].to_numpy(float)
+                if v.size:
+                    ax.bar(i + (dx if mirrored else 0), v.mean(), width=w, hatch=hatch, edgecolor="0.3" if hatch else None,
+                           color=PALETTE[CONDITION_ORDER.index(c) % len(PALETTE)], alpha=0.55 if not hatch else 0.3,
+                           label=f"ours, {label}" if i == 0 and mirrored else None)
+                    ax.scatter(i + (dx if mirrored else 0) + np.linspace(-w / 4, w / 4, v.size), v, color="black",
+                               s=10, zorder=3)
     for j, (study, rates) in enumerate(marks.items()):
         pts = [(rungs.index(c), r) for c, r in rates.items() if c in rungs]
-        ax.scatter([p[0] + 0.33 for p in pts], [p[1] for p in pts], marker="os^"[j % 3], facecolors="none",
-                   edgecolors=PALETTE[(j + 4) % len(PALETTE)], s=45, lw=1.5, label=study, zorder=4)
+        ax.scatter([p[0] + (-0.19 if mirrored else 0.33) for p in pts], [p[1] for p in pts], marker="os^"[j % 3],
+                   facecolors="none", edgecolors=PALETTE[(j + 4) % len(PALETTE)], s=45, lw=1.5, label=study, zorder=4)
     ax.set_xticks(x, [textwrap.fill(CONDITION_NAMES[c], 12) for c in rungs], fontsize="small")
     ax.set_ylim(0, 105)
     ax.set_ylabel(RATE_LABEL)

@@ -189,6 +189,7 @@ def result_row(res: dict) -> dict:
             "paper order": d["paper"]["rate"], "mirrored": d["mirrored"]["rate"], "mean": d["mean_of_orders"],
             "ci_low": d["pooled"]["ci_low"], "ci_high": d["pooled"]["ci_high"],
             "generate mean": res["generate"]["mean_of_orders"], "generate paper": res["generate"]["paper"]["rate"],
+            "generate mirrored": res["generate"]["mirrored"]["rate"],
             "generate unclear": 100.0 * res["generate"]["pooled"]["n_unclear"] / res["generate"]["pooled"]["n"],
             "perspectives": res["perspectives_accuracy"],
             "latent attn": float(np.mean([x["mse"] for x in res["latent_soo"] if x["block"] == "attention"])),
