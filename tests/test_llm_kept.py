@@ -229,3 +229,26 @@ def test_the_ladder_figure_draws_both_orders_per_rung_and_the_marks_on_the_paper
     assert len(bars) == 6
     mark = [c for c in ax.collections if c.get_label() == "study"][0].get_offsets()[0]
     assert tuple(mark) == (rungs.index("soo_mse") - 0.19, 17.0)
+
+
+def test_the_bottom_line_names_the_no_contrast_rungs_that_beat_soo(kept):
+    """A name-control rung whose answers are all honest is lower than SOO by the one rule: the bottom line says so."""
+    import copy
+
+    import pandas as pd
+
+    from soo.llm import book, scoring
+
+    root, _ = kept
+    results = [r for r in book.kept_ladder(root / "kept")["results"] if r["condition"] != "generic"]
+    names = copy.deepcopy(next(r for r in results if r["condition"] == "soo_mse"))
+    names["condition"] = "soo_mse_names"
+    for x in names["records"]:
+        x["label"] = "honest"
+    results.append(names)
+    ladder = {"per_seed": pd.DataFrame([scoring.result_row(r) for r in results]), "results": results,
+              "items": scoring.item_table(results), "n_kept": 3, "n_expected": 31, "n_organisms": 1}
+    soo_rate = book.stats.rate_intervals(ladder["items"]).loc["soo_mse", "rate"]
+    bottom = book.glue_llm_full(ladder)["llm_full_bottom"]
+    assert soo_rate > 0.1  # the smoke set's SOO run leaves deceptive answers to beat
+    assert "lower than SOO (MSE) itself: Name-control pairs, which have no self/other contrast" in bottom

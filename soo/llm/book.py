@@ -595,6 +595,8 @@ def glue_llm_full(ladder: dict) -> dict:
     equal = [CONDITIONS[c] for c in have - {"base", "soo_mse"}
              if scoring.paired_verdict(ladder["items"], "soo_mse", c)["verdict"] == "not clearly different from"]
     vs_base = scoring.paired_verdict(ladder["items"], "soo_mse", "base")["verdict"]
+    lower = [CONDITIONS[c] for c in ("soo_mse_shuffled", "soo_mse_names") if c in have
+             and scoring.paired_verdict(ladder["items"], c, "soo_mse")["verdict"] == "lower than"]
     out["llm_full_bottom"] = (
         f"at the paper's protocol ({len(soo)} seed{'s' if len(soo) != 1 else ''}, {ladder['n_kept']} of "
         f"{ladder['n_expected']} runs kept), SOO (MSE) "
@@ -606,6 +608,7 @@ def glue_llm_full(ladder: dict) -> dict:
                                 ps[ps.condition == "base"]["paper order"].mean(),
                                 ps[ps.condition == "base"]["mirrored"].mean())
         + (f"; it is not clearly different from {', '.join(equal)}" if equal else "; it differs from every other rung")
+        + (f"; lower than SOO (MSE) itself: {', '.join(lower)}, which have no self/other contrast" if lower else "")
         + f". By greedy generation (the paper's measure) SOO (MSE) left {soo['generate mean'].mean():.1f} % "
         f"counterbalanced, {soo['generate paper'].mean():.1f} % in the paper's order (the organism "
         f"{ps[ps.condition == 'base']['generate paper'].mean():.1f} %)")
