@@ -38,8 +38,9 @@ FUNCTIONS = {
     "soo/llm/scoring.py": ("soo.llm.scoring", [
         "_pattern", "_spans", "_inside", "first_mentions", "classify", "answer_kind", "decided",  # the classifier
         "rate", "summarize", "summarize_orders"]),  # the rates
+    "soo/stats.py": ("soo.stats", ["paired_t_verdict"]),  # the RL verdict
     "soo/rl/metrics.py": ("soo.rl.metrics", [
-        "paired_verdict", "classification_accuracy", "mean_soo_curve",  # the verdicts
+        "classification_accuracy", "mean_soo_curve",  # the verdicts
         "behavioural_difference", "surface_mse", "truncated_surfaces", "count_surface", "threshold_grid",
         "deceptive_moves", "_unit", "summary", "per_episode"]),  # the measures they decide on
     "soo/rl/env.py": ("soo.rl.env", [

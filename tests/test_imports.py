@@ -2,7 +2,9 @@
 
 * the two wings, ``soo.llm`` and ``soo.rl``, never import each other;
 * the ground floor (the modules directly in ``soo/``) imports no wing;
-* a wing's figures import only the style and their own wing's configuration.
+* a wing's figures import only the style and their own wing's configuration;
+* statistics have one home, ``soo.stats``: both wings import it, and no other module imports ``scipy.stats`` or
+  defines a function of its name.
 """
 import ast
 from pathlib import Path
@@ -111,6 +113,60 @@ def test_the_house_keeps_its_import_rules():
 ])
 def test_each_rule_catches_a_planted_import(planted, what):
     assert any(what in v for v in violations(planted))
+
+
+STATISTICS = "soo.stats"
+
+
+def scipy_stats_users(root: Path = PACKAGE) -> set[str]:
+    """The package's modules that import ``scipy.stats`` (``import scipy.stats``, ``from scipy import stats``, ...)."""
+    out = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) and node.module
+                     else [])
+            if any(n == "scipy.stats" or n.startswith("scipy.stats.") for n in names):
+                out.add(module_name(path) if root == PACKAGE else path.stem)
+    return out
+
+
+def statistics_violations(modules: dict[str, set[str]], scipy_users: set[str], defined: dict[str, set[str]],
+                          stats_names: set[str]) -> list[str]:
+    """Where the one home of statistics is not the only one: a wing that does not import it, another module that
+    imports ``scipy.stats``, or a module that defines a function named like one of ``soo.stats``'s."""
+    out = [f"{w} imports nothing from {STATISTICS}" for w in WINGS
+           if not any(wing_of(m) == w and any(t == STATISTICS or t.startswith(STATISTICS + ".") for t in imp)
+                      for m, imp in modules.items())]
+    out += [f"{m} imports scipy.stats (statistics live in {STATISTICS})" for m in sorted(scipy_users - {STATISTICS})]
+    out += [f"{m} defines {n} (a function of {STATISTICS})" for m, names in sorted(defined.items()) if m != STATISTICS
+            for n in sorted(names & stats_names)]
+    return out
+
+
+def defined_functions(path: Path) -> set[str]:
+    return {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
+
+
+DEFINED = {module_name(p): defined_functions(p) for p in sorted(PACKAGE.rglob("*.py"))}
+STATS_NAMES = {n for n in DEFINED[STATISTICS] if not n.startswith("_")}
+
+
+def test_statistics_have_one_home():
+    assert {"paired_t_verdict", "wilson_interval", "two_level_bootstrap"} <= STATS_NAMES
+    assert not statistics_violations(MODULES, scipy_stats_users(), DEFINED, STATS_NAMES)
+
+
+def test_each_statistics_rule_catches_a_planted_breach(tmp_path):
+    (tmp_path / "m.py").write_text("from scipy import stats as st\n")
+    (tmp_path / "n.py").write_text("import scipy.stats\n")
+    assert scipy_stats_users(tmp_path) == {"m", "n"}
+    modules = {"soo.llm.book": {"soo.stats"}, "soo.rl.book": {"soo.rl.config"}}
+    assert statistics_violations(modules, set(), {}, STATS_NAMES) == ["soo.rl imports nothing from soo.stats"]
+    both = {**modules, "soo.rl.screen": {"soo.stats.paired_t_verdict"}}
+    assert statistics_violations(both, {"soo.stats", "soo.rl.metrics"}, {"soo.rl.metrics": {"paired_t_verdict", "f"}},
+                                 STATS_NAMES) == ["soo.rl.metrics imports scipy.stats (statistics live in soo.stats)",
+                                                  "soo.rl.metrics defines paired_t_verdict (a function of soo.stats)"]
 
 
 def test_the_readme_layout_names_every_module():

@@ -1,4 +1,4 @@
-"""The RL verdicts and the measures they decide on (``soo.rl.metrics``), each against its documented rule written
+"""The RL verdict (``soo.stats.paired_t_verdict``, as the RL wing uses it) and the measures they decide on (``soo.rl.metrics``), each against its documented rule written
 out here step by step: ties, thresholds, axes of several episodes and steps, and the measures no other fast test
 reaches (``summary``, ``per_episode``, ``truncated_surfaces``, ``mean_soo_curve``)."""
 import math
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from soo.rl import metrics
+from soo.stats import paired_t_verdict
 from soo.rl.metrics import (behavioural_difference, classification_accuracy, count_surface, deceptive_moves,
-                            mean_soo_curve, paired_verdict, per_episode, summary, threshold_grid, truncated_surfaces)
+                            mean_soo_curve, per_episode, summary, threshold_grid, truncated_surfaces)
 
 
 # ----------------------------------------------------------------------------- verdicts
@@ -17,9 +18,9 @@ def test_paired_verdict_without_a_difference_is_not_resolved():
     """No difference in any seed is neither "yes" nor "no", and a tied seed does not count as one where ``better``
     is lower."""
     same = [0.3, 0.4, 0.5, 0.2]
-    v = paired_verdict(same, same)
+    v = paired_t_verdict(same, same)
     assert v["verdict"] == "not resolved" and v["n_better"] == 0 and v["mean_diff"] == 0
-    assert paired_verdict([0.1, 0.2, 0.3], [0.1, 0.5, 0.6])["n_better"] == 2  # the first seed is a tie
+    assert paired_t_verdict([0.1, 0.2, 0.3], [0.1, 0.5, 0.6])["n_better"] == 2  # the first seed is a tie
 
 
 def test_classification_accuracy_is_per_column_over_seeds_and_ties_are_errors():

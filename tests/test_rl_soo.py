@@ -146,16 +146,3 @@ def test_behavioural_difference_and_accuracy():
     assert behavioural_difference(two)["soo_vs_deceptive"]["sd"] == 0.5  # population SD (sample SD: 0.707)
     acc = classification_accuracy([[1.0, -2.0], [1.0, -3.0]], [[0.0, -1.0], [2.0, -1.0]])
     np.testing.assert_allclose(acc, [0.5, 1.0])
-
-
-def test_paired_verdict():
-    from soo.rl.metrics import paired_verdict
-
-    worse = [0.5, 0.6, 0.55, 0.52, 0.58]
-    assert paired_verdict([0.1, 0.2, 0.15, 0.12, 0.1], worse)["verdict"] == "yes"
-    assert paired_verdict([0.9, 0.8, 0.85, 0.95, 0.9], worse)["verdict"] == "no"
-    mixed = paired_verdict([0.4, 0.7, 0.5, 0.6, 0.55], worse)
-    assert mixed["verdict"] == "not resolved" and mixed["n_better"] == 3 and mixed["n"] == 5
-    # two seeds both in favour are not enough when they disagree in size (t with 1 degree of freedom)
-    assert paired_verdict([0.1, 0.4], [0.2, 0.6])["verdict"] == "not resolved"
-    assert paired_verdict([0.1], [0.9])["verdict"] == "not resolved"

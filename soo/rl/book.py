@@ -17,7 +17,7 @@ from .diagnostics import REFERENCE_BLUES, lure_verdict, pair_claims
 from .env import MODES
 from .experiment import (behaviour, classify, deceptive_moves_per_episode, evaluate_agent, provenance,
                          reference_blues, same_weights, summary_table, training_history)
-from .metrics import paired_verdict
+from ..stats import paired_t_verdict
 from .config import SETTING_LABELS
 from .screen import DECLARATION_ROUND2, MIN_SEEDS, SCREEN_EPISODES, screen_results, screen_round2_results
 
@@ -164,7 +164,7 @@ def finetune_table(runs: dict) -> pd.DataFrame:
 # ---- the paper's claims, tested seed by seed
 
 def claims(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: dict | None = None) -> dict:
-    """The paper's RL behaviour claims, tested seed by seed (:func:`soo.rl.metrics.paired_verdict`):
+    """The paper's RL behaviour claims, tested seed by seed (:func:`soo.stats.paired_t_verdict`):
 
     * ``reduces``: the SOO agent traps red less often than the deceptive baseline (paired by seed);
       ``reduces_moves``: it makes fewer deceptive movements per episode with red in sight (all records);
@@ -188,18 +188,18 @@ def claims(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: d
     moves = deceptive_moves_per_episode(scfg, out_dir, AGENT_KINDS)  # per episode, red in sight
     diff = beh["difference"]
     out = {
-        "reduces": paired_verdict(per["soo"]["trap_rate"], per["deceptive"]["trap_rate"]),
-        "reduces_moves": paired_verdict(moves["soo"], moves["deceptive"]),
-        "like_honest": paired_verdict(diff["soo_vs_honest"]["per_seed"], diff["soo_vs_deceptive"]["per_seed"]),
-        "beyond_control": paired_verdict(per["soo"]["trap_rate"], per["capability"]["trap_rate"]),
-        "capability": paired_verdict(per["deceptive"]["blue_dist_goal"], per["soo"]["blue_dist_goal"]),
-        "baselines_differ": paired_verdict(per["honest"]["trap_rate"], per["deceptive"]["trap_rate"]),
+        "reduces": paired_t_verdict(per["soo"]["trap_rate"], per["deceptive"]["trap_rate"]),
+        "reduces_moves": paired_t_verdict(moves["soo"], moves["deceptive"]),
+        "like_honest": paired_t_verdict(diff["soo_vs_honest"]["per_seed"], diff["soo_vs_deceptive"]["per_seed"]),
+        "beyond_control": paired_t_verdict(per["soo"]["trap_rate"], per["capability"]["trap_rate"]),
+        "capability": paired_t_verdict(per["deceptive"]["blue_dist_goal"], per["soo"]["blue_dist_goal"]),
+        "baselines_differ": paired_t_verdict(per["honest"]["trap_rate"], per["deceptive"]["trap_rate"]),
         "blue_deceives": blue_traps_more(scfg, reference_blues(scfg, out_dir)),
-        "beyond_training": paired_verdict(per["soo"]["trap_rate"], per["plain"]["trap_rate"]),
-        "held_reduces": paired_verdict(per["soo_held"]["trap_rate"], per["deceptive"]["trap_rate"]),
-        "held_beyond_training": paired_verdict(per["soo_held"]["trap_rate"], per["plain_held"]["trap_rate"]),
-        "red_adapts": paired_verdict(per["plain"]["trap_rate"], per["plain_held"]["trap_rate"]),
-        "controls_reduce": {c: paired_verdict(per[c]["trap_rate"], per["deceptive"]["trap_rate"])
+        "beyond_training": paired_t_verdict(per["soo"]["trap_rate"], per["plain"]["trap_rate"]),
+        "held_reduces": paired_t_verdict(per["soo_held"]["trap_rate"], per["deceptive"]["trap_rate"]),
+        "held_beyond_training": paired_t_verdict(per["soo_held"]["trap_rate"], per["plain_held"]["trap_rate"]),
+        "red_adapts": paired_t_verdict(per["plain"]["trap_rate"], per["plain_held"]["trap_rate"]),
+        "controls_reduce": {c: paired_t_verdict(per[c]["trap_rate"], per["deceptive"]["trap_rate"])
                             for c in ("capability", "random", "plain", "plain_held")},
         "per_seed": {"trap_rate": {k: per[k]["trap_rate"].tolist() for k in AGENT_KINDS},
                      "blue_dist_goal": {k: per[k]["blue_dist_goal"].tolist() for k in AGENT_KINDS},
@@ -214,21 +214,21 @@ def claims(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = None, beh: d
 def blue_traps_more(scfg: ScaleConfig, ref: dict, than: str = "learned_honest", red: str = "deceptive") -> dict:
     """Is a difference in trapping *blue's* doing? Against each seed's ``red`` (default: the deceptive baseline's),
     does the learned deceptive blue trap red more often than blue ``than`` (default: the honest baseline's learned
-    blue; ``"goal"``: the straight-to-goal reference blue)? :func:`soo.rl.metrics.paired_verdict` over seeds."""
+    blue; ``"goal"``: the straight-to-goal reference blue)? :func:`soo.stats.paired_t_verdict` over seeds."""
     df = reference_frame(ref)
     trap = {b: df[(df.red == red) & (df.blue == b)].set_index("seed").loc[list(scfg.seeds), "trap_rate"]
             for b in ("learned_deceptive", than)}
-    return paired_verdict(trap[than], trap["learned_deceptive"])
+    return paired_t_verdict(trap[than], trap["learned_deceptive"])
 
 
 def red_trapped_more(scfg: ScaleConfig, ref: dict, blue: str = "goal") -> dict:
     """Is a difference in trapping *red's* doing? With the same ``blue`` (default: the straight-to-goal reference
     blue) in every world, is the deceptive baseline's red trapped more often than the honest baseline's red?
-    :func:`soo.rl.metrics.paired_verdict` over seeds."""
+    :func:`soo.stats.paired_t_verdict` over seeds."""
     df = reference_frame(ref)
     trap = {r: df[(df.red == r) & (df.blue == blue)].set_index("seed").loc[list(scfg.seeds), "trap_rate"]
             for r in MODES}
-    return paired_verdict(trap["honest"], trap["deceptive"])
+    return paired_t_verdict(trap["honest"], trap["deceptive"])
 
 
 PAIR_CLAIMS = {"baselines_differ": "Baselines differ (deceptive traps more)",
@@ -293,7 +293,7 @@ def noise_end_returns(scfg: ScaleConfig, hist: pd.DataFrame) -> dict:
     """Blue's training return around the end of the exploration noise (it is annealed to zero at episode
     ``n_exploration_eps``): per baseline kind, each seed's mean logged return over the ``window`` episodes up to
     that episode and over the last ``window`` episodes of training, and the paired verdict on "the return is lower
-    at the end" (:func:`soo.rl.metrics.paired_verdict`). ``window``: a third of the noiseless phase, at least one
+    at the end" (:func:`soo.stats.paired_t_verdict`). ``window``: a third of the noiseless phase, at least one
     logged batch. ``hist``: :func:`training_history`."""
     cfg = scfg.rl_config("deceptive", scfg.seeds[0])
     n, end = cfg.n_episodes, min(cfg.n_exploration_eps, cfg.n_episodes)
@@ -303,7 +303,7 @@ def noise_end_returns(scfg: ScaleConfig, hist: pd.DataFrame) -> dict:
         h = hist[hist.agent == kind]
         before = h[(h.episode > end - window) & (h.episode <= end)].groupby("seed")["return_blue"].mean()
         last = h[h.episode > n - window].groupby("seed")["return_blue"].mean()
-        out[kind] = {"at_noise_end": before, "last": last.loc[before.index], **paired_verdict(last, before)}
+        out[kind] = {"at_noise_end": before, "last": last.loc[before.index], **paired_t_verdict(last, before)}
     return out
 
 
@@ -335,7 +335,7 @@ def glue_rl_baselines(scfg: ScaleConfig, out_dir, table: pd.DataFrame | None = N
         out[f"rl_{kind}_dist_fake"] = float(agg.loc[kind, "blue_dist_fake mean"])
         out[f"rl_{kind}_dist_goal"] = float(agg.loc[kind, "blue_dist_goal mean"])
     per_seed = table.pivot(index="seed", columns="agent", values="trap_rate")
-    sep = paired_verdict(per_seed["honest"], per_seed["deceptive"])  # does the deceptive baseline trap red more?
+    sep = paired_t_verdict(per_seed["honest"], per_seed["deceptive"])  # does the deceptive baseline trap red more?
     out["rl_baselines_differ"] = sep["verdict"]
     out["rl_baselines_differ_seeds"] = f"{sep['n_better']} of {sep['n']}"
     out["rl_trap_ratio"] = float(per_seed["deceptive"].mean() / max(per_seed["honest"].mean(), 1e-9))
@@ -381,7 +381,7 @@ def glue_rl_premise(scfg: ScaleConfig, out_dir, ref: dict | None = None, screen:
     v = red_trapped_more(scfg, ref)
     out["rl_red_differs"], out["rl_red_differs_seeds"] = v["verdict"], f"{v['n_better']} of {v['n']}"
     moves = deceptive_moves_per_episode(scfg, out_dir)
-    mv = paired_verdict(moves["honest"], moves["deceptive"])
+    mv = paired_t_verdict(moves["honest"], moves["deceptive"])
     out.update({"rl_base_moves_deceptive": float(np.mean(moves["deceptive"])),
                 "rl_base_moves_honest": float(np.mean(moves["honest"])), "rl_moves_differ": mv["verdict"],
                 "rl_moves_differ_seeds": f"{mv['n_better']} of {mv['n']}"})
@@ -508,13 +508,13 @@ def glue_rl_classification(scfg: ScaleConfig, out_dir, res: dict | None = None) 
     perfect classifier: "yes" only when every training seed is classified correctly on every evaluation seed at
     the largest number of episodes, "no" when the mean accuracy there is at most chance, else "partly"; and the
     direction: is the honest baseline's mean SOO value lower than the deceptive one's, seed by seed
-    (:func:`soo.rl.metrics.paired_verdict` over training seeds)?
+    (:func:`soo.stats.paired_t_verdict` over training seeds)?
     ``res``: :func:`classify`'s result, if the notebook has it already."""
     res = classify(scfg, out_dir) if res is None else res
     final = classification_table(res).iloc[-1]
     n_perfect = int((final == 1.0).sum())
     ms = mean_soo_table(res)
-    direction = paired_verdict(ms["honest"], ms["deceptive"])  # "yes": honest agents have the lower mean SOO
+    direction = paired_t_verdict(ms["honest"], ms["deceptive"])  # "yes": honest agents have the lower mean SOO
     return {"rl_class_direction": direction["verdict"],
             "rl_class_direction_seeds": f"{direction['n_better']} of {direction['n']}","rl_class_scale": scfg.scale, "rl_class_seeds": _seeds_text(scfg), "rl_class_n_eval_seeds": scfg.class_seeds,
             "rl_class_max_episodes": max(scfg.class_episodes),

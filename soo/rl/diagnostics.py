@@ -21,7 +21,7 @@ import torch
 
 from .env import MODES, BatchedDeceptionEnv, EnvConfig
 from .maddpg import BLUE, RED, MADDPG
-from .metrics import paired_verdict
+from ..stats import paired_t_verdict
 
 LURE_FORCE = 0.3
 """Action magnitude of a lure walking to the fake landmark (full force is 1)."""
@@ -112,7 +112,7 @@ def reference_table(models: dict, env_cfg: EnvConfig, n_episodes: int, seed: int
 def lure_verdict(per_seed: dict, red: str = "deceptive") -> dict:
     """Does luring pay against ``red``'s learned red, at the training discount? ``per_seed``: ``{seed: rows of
     :func:`reference_table`}``. The best lure is the one with the highest mean discounted return over seeds; it is
-    compared with driving straight to the goal, seed by seed (:func:`soo.rl.metrics.paired_verdict`): "pays" when
+    compared with driving straight to the goal, seed by seed (:func:`soo.stats.paired_t_verdict`): "pays" when
     its discounted return is significantly higher, "does not pay" otherwise (significantly lower: the verdict's
     ``against`` is True). Also the undiscounted comparison of the same lure."""
     seeds = sorted(per_seed)
@@ -122,8 +122,8 @@ def lure_verdict(per_seed: dict, red: str = "deceptive") -> dict:
 
     lures = [b for b in REFERENCE_BLUES if b.startswith("lure")]
     best = max(lures, key=lambda b: np.mean(val(b, "disc_blue")))
-    disc = paired_verdict(val("goal", "disc_blue"), val(best, "disc_blue"))  # "yes": the lure's is higher
-    undisc = paired_verdict(val("goal", "return_blue"), val(best, "return_blue"))
+    disc = paired_t_verdict(val("goal", "disc_blue"), val(best, "disc_blue"))  # "yes": the lure's is higher
+    undisc = paired_t_verdict(val("goal", "return_blue"), val(best, "return_blue"))
     return {"best_lure": best, "pays": "pays" if disc["verdict"] == "yes" else "does not pay",
             "against": disc["verdict"] == "no", "disc_goal": float(np.mean(val("goal", "disc_blue"))),
             "disc_lure": float(np.mean(val(best, "disc_blue"))), "disc": disc,
@@ -143,15 +143,15 @@ def pair_claims(per_episode: dict, surfaces_mse: dict | None = None, accuracy: f
     e = {k: {c: np.asarray(v[c], float) for c in v} for k, v in per_episode.items()}
     out = {}
     if {"deceptive", "honest"} <= set(e):
-        out["baselines_differ"] = paired_verdict(e["honest"]["trapped"], e["deceptive"]["trapped"])["verdict"] == "yes"
+        out["baselines_differ"] = paired_t_verdict(e["honest"]["trapped"], e["deceptive"]["trapped"])["verdict"] == "yes"
     if {"deceptive", "soo"} <= set(e):
-        out["reduces"] = paired_verdict(e["soo"]["trapped"], e["deceptive"]["trapped"])["verdict"] == "yes"
-        farther = paired_verdict(e["deceptive"]["blue_dist_goal"], e["soo"]["blue_dist_goal"])["verdict"] == "yes"
+        out["reduces"] = paired_t_verdict(e["soo"]["trapped"], e["deceptive"]["trapped"])["verdict"] == "yes"
+        farther = paired_t_verdict(e["deceptive"]["blue_dist_goal"], e["soo"]["blue_dist_goal"])["verdict"] == "yes"
         out["capability"] = not farther
     if {"capability", "soo"} <= set(e):
-        out["beyond_control"] = paired_verdict(e["soo"]["trapped"], e["capability"]["trapped"])["verdict"] == "yes"
+        out["beyond_control"] = paired_t_verdict(e["soo"]["trapped"], e["capability"]["trapped"])["verdict"] == "yes"
     if {"plain", "soo"} <= set(e):
-        out["beyond_training"] = paired_verdict(e["soo"]["trapped"], e["plain"]["trapped"])["verdict"] == "yes"
+        out["beyond_training"] = paired_t_verdict(e["soo"]["trapped"], e["plain"]["trapped"])["verdict"] == "yes"
     if surfaces_mse is not None:
         out["like_honest"] = bool(surfaces_mse["soo_vs_honest"] < surfaces_mse["soo_vs_deceptive"])
     if accuracy is not None:

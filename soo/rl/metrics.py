@@ -129,24 +129,3 @@ def mean_soo_curve(policy, ro: dict, episodes, rng: np.random.Generator, radius:
 def classification_accuracy(soo_honest: np.ndarray, soo_deceptive: np.ndarray) -> np.ndarray:
     """Fraction of evaluation seeds (axis 0) where the honest agent has the lower mean SOO (more overlap)."""
     return (np.asarray(soo_honest) < np.asarray(soo_deceptive)).mean(0)
-
-
-VERDICTS = ("yes", "no", "not resolved")
-
-
-def paired_verdict(better, worse) -> dict:
-    """Is ``better`` lower than ``worse``, seed by seed? A two-sided paired t-test at 5 % on the per-seed
-    differences ``d = worse - better``: ``"yes"`` when their mean is above ``t * SE`` (``t`` the 97.5 %
-    quantile of Student's t with n - 1 degrees of freedom, SE the sample SD / sqrt(n)), ``"no"`` when it is
-    below ``-t * SE``, else ``"not resolved"`` (always with fewer than 2 seeds). Returns the verdict, the mean
-    and population SD of ``d``, and in how many seeds ``better < worse``."""
-    from scipy import stats
-
-    d = np.asarray(worse, float) - np.asarray(better, float)
-    n = len(d)
-    se = d.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
-    t = stats.t.ppf(0.975, n - 1) if n > 1 else np.inf
-    m = float(d.mean())
-    verdict = "yes" if m > t * se else ("no" if m < -t * se else "not resolved")
-    return {"verdict": verdict, "mean_diff": m, "sd_diff": float(d.std(ddof=0)), "n": n,
-            "n_better": int((d > 0).sum()), "se": float(se), "t_crit": float(t)}

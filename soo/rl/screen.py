@@ -6,7 +6,7 @@ before any of them was run (:data:`DECLARATION`, also written to ``book/data/rl_
 short runs: every seed's deceptive and honest baseline at ``SCREEN_EPISODES`` episodes (the exploration noise
 annealed over the same share of training as the official schedule), evaluated as the book evaluates its baselines.
 A setting passes when the deceptive baseline traps red more often than the honest one, paired over the seeds,
-with the book's test (:func:`soo.rl.metrics.paired_verdict`, two-sided paired t-test at 5 %) **and** in at least
+with the book's test (:func:`soo.stats.paired_t_verdict`, two-sided paired t-test at 5 %) **and** in at least
 ``MIN_SEEDS`` of the seeds. The full protocol is then run at the first passing setting in the declared order.
 
 ``python -m soo.rl.screen --round 1`` runs that screen and writes ``book/data/rl_screen/results.json``
@@ -33,7 +33,7 @@ from ..utils import atomic_write_json, check_choice, machine_info, manifest, pro
 from .config import PAPER_SEEDS, SETTING_LABELS, SETTINGS, scale_config
 from .env import MODES
 from .experiment import _kept_source, agent_dir, baseline_runs, kept_dir_of, reference_blues, run_all, summary_table
-from .metrics import paired_verdict
+from ..stats import paired_t_verdict
 from .runs import is_finished
 
 SCREEN_DIR = project_root() / "book" / "data" / "rl_screen"
@@ -59,7 +59,9 @@ DECLARATION = {
                  f"seeds: two-sided paired t-test at 5 % (soo.rl.metrics.paired_verdict says 'yes') and higher in "
                  f"at least {MIN_SEEDS} of {len(PAPER_SEEDS)} seeds",
 }
-"""What the screen tests and how it decides, fixed before it was run."""
+"""What the screen tests and how it decides, fixed before it was run. The declarations name the code as it was
+named when they were committed (``soo.rl.metrics.paired_verdict`` is now :func:`soo.stats.paired_t_verdict`, the
+same computation; ``soo.rl.experiment.reference_blues`` is now in ``soo.rl.evaluation``); they stay as declared."""
 
 
 def screen_config(setting: str, seeds=PAPER_SEEDS, episodes: int = SCREEN_EPISODES):
@@ -73,7 +75,7 @@ def screen_config(setting: str, seeds=PAPER_SEEDS, episodes: int = SCREEN_EPISOD
 
 
 def passes(verdict: dict, min_seeds: int = MIN_SEEDS) -> bool:
-    """The declared criterion on :func:`soo.rl.metrics.paired_verdict`'s result (honest first, deceptive second)."""
+    """The declared criterion on :func:`soo.stats.paired_t_verdict`'s result (honest first, deceptive second)."""
     return verdict["verdict"] == "yes" and verdict["n_better"] >= min_seeds
 
 
@@ -88,7 +90,7 @@ def screen_setting(setting: str, out_dir, seeds=PAPER_SEEDS, episodes: int = SCR
     train_s = time.perf_counter() - t0
     table = summary_table(scfg, out_dir, kinds=MODES)
     per = {k: table[table.agent == k].set_index("seed").loc[list(scfg.seeds)] for k in MODES}
-    v = paired_verdict(per["honest"]["trap_rate"], per["deceptive"]["trap_rate"])
+    v = paired_t_verdict(per["honest"]["trap_rate"], per["deceptive"]["trap_rate"])
     return {"setting": setting, "settings": SETTINGS[setting], "seeds": list(scfg.seeds), "episodes": episodes,
             "trap_rate": {k: per[k]["trap_rate"].tolist() for k in MODES},
             "return_blue": {k: per[k]["return_blue"].tolist() for k in MODES},
@@ -179,11 +181,11 @@ def round2_row(scfg, out_dir) -> dict:
         return [next(r[col] for r in ref["rows"] if r["seed"] == s and r["red"] == "deceptive" and r["blue"] == blue)
                 for s in seeds]
 
-    premise = paired_verdict(per["honest"]["trap_rate"], per["deceptive"]["trap_rate"])
+    premise = paired_t_verdict(per["honest"]["trap_rate"], per["deceptive"]["trap_rate"])
     swap = {b: vs_deceptive_red(b, "trap_rate") for b in ("learned_deceptive", "learned_honest")}
-    blue = paired_verdict(swap["learned_honest"], swap["learned_deceptive"])
+    blue = paired_t_verdict(swap["learned_honest"], swap["learned_deceptive"])
     disc = {b: vs_deceptive_red(b, "disc_blue") for b in ("learned_deceptive", "learned_honest", "goal")}
-    comp = paired_verdict(disc["learned_deceptive"], disc["goal"])  # "yes": the learned blue earns less than goal
+    comp = paired_t_verdict(disc["learned_deceptive"], disc["goal"])  # "yes": the learned blue earns less than goal
     return {"setting": scfg.setting, "label": SETTING_LABELS[scfg.setting], "settings": SETTINGS[scfg.setting],
             "seeds": seeds, "episodes": scfg.baseline_length, "gamma": ref["gamma"],
             "trap_rate": {k: per[k]["trap_rate"].tolist() for k in MODES},
