@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from soo.rl.config import FINETUNE_KINDS, RLConfig  # noqa: E402
 from soo.rl.env import BatchedDeceptionEnv, DeceptionParallelEnv  # noqa: E402
 from soo.rl.maddpg import MADDPG, ReplayBuffer  # noqa: E402
-from soo.rl.stacked import StackedMADDPG, StackedReplayBuffer, train, train_stacked  # noqa: E402
+from soo.rl.stacked import StackedMADDPG, StackedReplayBuffer  # noqa: E402
+from soo.rl.training import train, train_stacked  # noqa: E402
 from soo.utils import atomic_write_json, manifest, project_root  # noqa: E402
 
 
@@ -182,7 +183,7 @@ def scaled_protocol(fraction=20, workers=2):
     the episodes: per stage, the stacks' training-loop seconds (from the runs' ``wall_time_s``, so process start-up
     is not extrapolated) summed and shared over the workers, scaled back to the full episode counts."""
     from soo.rl.config import scale_config
-    from soo.rl.experiment import baseline_runs, finetune_runs, run_all, stage_stacks
+    from soo.rl.runs import baseline_runs, finetune_runs, run_all, stage_stacks
 
     full = scale_config("full")
     scfg = scale_config("full", baseline_episodes=full.baseline_episodes // fraction,

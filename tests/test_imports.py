@@ -82,7 +82,7 @@ def test_the_walk_sees_the_package():
     ("soo.rl", True, "from ..utils import seed_everything", {"soo.utils", "soo.utils.seed_everything"}),
     ("soo", True, "from .utils import cached", {"soo.utils", "soo.utils.cached"}),
     ("soo.utils", False, "from .llm import train", {"soo.llm", "soo.llm.train"}),
-    ("soo.rl.soo", False, "import numpy as np\nfrom numpy import pi\nimport soo.llm.models", {"soo.llm.models"}),
+    ("soo.rl.overlap", False, "import numpy as np\nfrom numpy import pi\nimport soo.llm.models", {"soo.llm.models"}),
 ])
 def test_imports_of_resolves_relative_imports(tmp_path, module, init, source, expected):
     """Relative imports one and two levels up, from a module and from a package's ``__init__`` (whose ``.`` is the
@@ -98,7 +98,7 @@ def test_a_relative_import_across_the_wings_is_caught(tmp_path):
     path.write_text("from ..llm import train\n")
     assert any("soo.rl.experiment (wing soo.rl) imports soo.llm.train" in v
                for v in violations({"soo.rl.experiment": imports_of(path, "soo.rl.experiment")}))
-    assert {"soo.utils", "soo.rl.config", "soo.rl.stacked"} <= MODULES["soo.rl.experiment"]  # the real file's `..`, `.`
+    assert {"soo.utils", "soo.rl.config", "soo.rl.training"} <= MODULES["soo.rl.runs"]  # the real file's `..`, `.`
     assert "soo.rl.config" in MODULES["soo.rl"]  # the package's own __init__
 
 

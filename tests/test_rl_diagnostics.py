@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-import soo.rl.experiment as ex
 from soo.rl import diagnostics as dg
 from soo.rl import screen
 from soo.rl.config import RLConfig
 from soo.rl.env import BatchedDeceptionEnv, EnvConfig
 from soo.rl.maddpg import MADDPG
+from soo.utils import read_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -145,7 +145,7 @@ def test_the_declaration_on_disk_is_the_one_in_the_code():
     """The screen refuses to run unless what was declared (and committed) is what it runs."""
     import json
 
-    assert ex.read_json(screen.SCREEN_DIR / "declaration.json") == json.loads(json.dumps(screen.DECLARATION))
+    assert read_json(screen.SCREEN_DIR / "declaration.json") == json.loads(json.dumps(screen.DECLARATION))
 
 
 def test_screen_rerun_on_finished_runs_keeps_where_and_how_long_they_trained(tmp_path, monkeypatch):

@@ -24,9 +24,10 @@ import torch
 from soo.rl.config import RLConfig
 from soo.rl.env import BatchedDeceptionEnv, EnvConfig, StackedDeceptionEnv
 from soo.rl.maddpg import MADDPG, ReplayBuffer, train_reference
-from soo.rl.runs import load_policies
-from soo.rl.stacked import StackedMADDPG, StackedReplayBuffer, train, train_stacked
-from soo.rl.soo import make_aux_loss
+from soo.rl.training import load_policies
+from soo.rl.stacked import StackedMADDPG, StackedReplayBuffer
+from soo.rl.training import train, train_stacked
+from soo.rl.auxiliary import make_aux_loss
 
 SMALL = dict(n_episodes=200, episode_length=25, num_envs=50, batch_size=128, hidden_dim=32, save_interval=100,
              buffer_length=20_000, steps_per_update=50)

@@ -9,8 +9,11 @@ import torch
 
 import soo.rl.book
 import soo.rl.diagnostics
+import soo.rl.evaluation
 import soo.rl.experiment
+import soo.rl.runs
 import soo.rl.screen
+import soo.rl.verdicts
 from soo.rl.config import AGENT_KINDS, AGENTS, FINETUNE_KINDS, scale_config
 from soo.rl.env import MODES
 from soo.utils import project_root, read_json
@@ -58,7 +61,7 @@ PREMISE = {
     "rl_screen_bottom", "rl_screen_n_settings", "rl_screen_machine",
     *(f"rl_screen_{s}_{k}" for s in SCREENED for k in ("verdict", "seeds", "diff", "passes", "deceptive", "honest",
                                                         "min"))}
-LOTTERY = {"rl_lottery_n", *(f"rl_lottery_{c}" for c in soo.rl.book.PAIR_CLAIMS)}
+LOTTERY = {"rl_lottery_n", *(f"rl_lottery_{c}" for c in soo.rl.verdicts.PAIR_CLAIMS)}
 # round 2 of the screen (its official row always: the kept runs), the page's bottom line and the example episodes,
 # glued by the notebook beside the premise diagnostics; the RL SOO page's example-episode note
 SCREEN2 = {"rl_screen2_table", "rl_screen2_bottom", "rl_screen2_done", "rl_screen2_chosen", "rl_screen2_min",
@@ -98,7 +101,7 @@ def out(tmp_path_factory):
 
 def test_agent_kinds_in_one_place():
     assert tuple(AGENTS) == AGENT_KINDS == MODES + FINETUNE_KINDS
-    assert soo.rl.experiment.AGENT_KINDS is AGENT_KINDS
+    assert soo.rl.evaluation.AGENT_KINDS is AGENT_KINDS
 
 
 def test_book_pages_quote_only_glued_values():
@@ -122,8 +125,8 @@ def _check_types(values: dict):
 
 
 def test_glue_rl_baselines(out):
-    table = soo.rl.experiment.summary_table(TINY, out, kinds=MODES)
-    prov = soo.rl.experiment.provenance(TINY, out, kinds=MODES)
+    table = soo.rl.evaluation.summary_table(TINY, out, kinds=MODES)
+    prov = soo.rl.evaluation.provenance(TINY, out, kinds=MODES)
     values = soo.rl.book.glue_rl_baselines(TINY, out, table=table, prov=prov)
     assert set(values) == GLUED["rl_baselines"]
     _check_types(values)
@@ -137,10 +140,10 @@ def test_glue_rl_baselines(out):
 
 
 def test_glue_rl_soo(out):
-    table = soo.rl.experiment.summary_table(TINY, out)
-    beh = soo.rl.experiment.behaviour(TINY, out)
-    cl = soo.rl.book.claims(TINY, out, table=table, beh=beh)
-    assert cl == soo.rl.book.claims(TINY, out)
+    table = soo.rl.evaluation.summary_table(TINY, out)
+    beh = soo.rl.evaluation.behaviour(TINY, out)
+    cl = soo.rl.verdicts.claims(TINY, out, table=table, beh=beh)
+    assert cl == soo.rl.verdicts.claims(TINY, out)
     values = soo.rl.book.glue_rl_soo(TINY, out, table=table, beh=beh, cl=cl)
     assert set(values) == GLUED["rl_soo"]
     _check_types(values)
@@ -149,21 +152,21 @@ def test_glue_rl_soo(out):
     assert values["rl_bottom_line"].startswith("the deceptive baseline")
     holds = {**cl, "baselines_differ": {**cl["baselines_differ"], "verdict": "yes"},
              "blue_deceives": {**cl["blue_deceives"], "verdict": "yes"}}
-    assert "so the claims are tested" in soo.rl.book.bottom_line(holds)
+    assert "so the claims are tested" in soo.rl.verdicts.bottom_line(holds)
     reds = {**holds, "blue_deceives": {**cl["blue_deceives"], "verdict": "not resolved"}}
-    assert "not demonstrably through its blue" in soo.rl.book.bottom_line(reds)
-    assert "test neither" in soo.rl.book.bottom_line({**cl, "baselines_differ": {**cl["baselines_differ"],
+    assert "not demonstrably through its blue" in soo.rl.verdicts.bottom_line(reds)
+    assert "test neither" in soo.rl.verdicts.bottom_line({**cl, "baselines_differ": {**cl["baselines_differ"],
                                                                                         "verdict": "not resolved"}})
     assert values["rl_claim_reduces_diff"] == pytest.approx(100 * cl["reduces"]["mean_diff"])  # percentage points
     assert values["rl_claim_like_honest_diff"] == cl["like_honest"]["mean_diff"]
     assert values["rl_diff_soo_vs_honest"] == beh["difference"]["soo_vs_honest"]["mean"]
     # the random control is the capability-only training, and its runs stack like those: the same weights
     assert values["rl_random_identical_seeds"] == "2 of 2"
-    assert soo.rl.experiment.same_weights(TINY, out, "capability", "soo") == [False, False]
+    assert soo.rl.evaluation.same_weights(TINY, out, "capability", "soo") == [False, False]
 
 
 def test_glue_rl_classification(out):
-    res = soo.rl.experiment.classify(TINY, out)
+    res = soo.rl.evaluation.classify(TINY, out)
     values = soo.rl.book.glue_rl_classification(TINY, out, res=res)
     assert set(values) == GLUED["rl_classification"]
     _check_types(values)
@@ -178,7 +181,7 @@ def test_glue_rl_classification(out):
 
 def _retrain(d, kind, seed):
     """Pretend ``kind``'s run of ``seed`` was retrained with other settings (its metrics say so)."""
-    f = soo.rl.experiment.agent_dir(d, TINY.scale, kind, seed) / "metrics.json"
+    f = soo.rl.runs.agent_dir(d, TINY.scale, kind, seed) / "metrics.json"
     m = read_json(f)
     m["settings_key"] = "retrained"
     f.write_text(__import__("json").dumps(m))
@@ -187,42 +190,42 @@ def _retrain(d, kind, seed):
 def test_evaluation_is_cached_and_recomputed_for_a_retrained_agent(out, tmp_path):
     d = tmp_path / "out"
     shutil.copytree(out, d)
-    path = soo.rl.experiment.rl_dir(d, TINY.scale) / "eval" / "soo_seed155.json"
-    first = soo.rl.experiment.evaluate_agent(TINY, d, "soo", 155)
+    path = soo.rl.runs.rl_dir(d, TINY.scale) / "eval" / "soo_seed155.json"
+    first = soo.rl.evaluation.evaluate_agent(TINY, d, "soo", 155)
     stored = read_json(path)
     assert set(stored) == {"_key", "value"} and stored["value"] == first
     assert stored["_key"]["eval_episodes"] == 10 and stored["_key"]["trained"]["config"]["soo_condition"] == "soo"
     mtime = path.stat().st_mtime_ns
-    assert soo.rl.experiment.evaluate_agent(TINY, d, "soo", 155) == first and path.stat().st_mtime_ns == mtime
+    assert soo.rl.evaluation.evaluate_agent(TINY, d, "soo", 155) == first and path.stat().st_mtime_ns == mtime
     _retrain(d, "soo", 155)
-    again = soo.rl.experiment.evaluate_agent(TINY, d, "soo", 155)
+    again = soo.rl.evaluation.evaluate_agent(TINY, d, "soo", 155)
     assert read_json(path)["_key"]["trained"]["settings_key"] == "retrained"
     assert again == first  # the same policy on disk: the same numbers
-    other = soo.rl.experiment.evaluate_agent(scale_config("smoke", seeds=[155, 714], eval_episodes=5), d, "soo", 155)
+    other = soo.rl.evaluation.evaluate_agent(scale_config("smoke", seeds=[155, 714], eval_episodes=5), d, "soo", 155)
     assert other["eval_episodes"] == 5 and read_json(path)["_key"]["eval_episodes"] == 5
 
 
 def test_classification_is_recomputed_when_a_baseline_is_retrained(out, tmp_path):
     d = tmp_path / "out"
     shutil.copytree(out, d)
-    path = soo.rl.experiment.rl_dir(d, TINY.scale) / "eval" / "classification.json"
-    first = soo.rl.experiment.classify(TINY, d)
+    path = soo.rl.runs.rl_dir(d, TINY.scale) / "eval" / "classification.json"
+    first = soo.rl.evaluation.classify(TINY, d)
     key = read_json(path)["_key"]
     assert key["seeds"] == [155, 714] and key["episodes"] == [1, 3] and key["class_seeds"] == 2
     assert set(key["baselines"]) == {f"{m}_seed{s}" for s in (155, 714) for m in MODES}
     mtime = path.stat().st_mtime_ns
-    assert soo.rl.experiment.classify(TINY, d) == first and path.stat().st_mtime_ns == mtime
+    assert soo.rl.evaluation.classify(TINY, d) == first and path.stat().st_mtime_ns == mtime
     _retrain(d, "honest", 714)
-    again = soo.rl.experiment.classify(TINY, d)
+    again = soo.rl.evaluation.classify(TINY, d)
     assert read_json(path)["_key"]["baselines"]["honest_seed714"]["settings_key"] == "retrained"
     assert again["per_seed"] == first["per_seed"]
 
 
 def test_missing_agent_says_which_notebook_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="notebooks/rl_soo"):
-        soo.rl.experiment.evaluate_agent(TINY, tmp_path, "capability", 155)
+        soo.rl.evaluation.evaluate_agent(TINY, tmp_path, "capability", 155)
     with pytest.raises(FileNotFoundError, match="notebooks/rl_baselines"):
-        soo.rl.experiment.classify(TINY, tmp_path)
+        soo.rl.evaluation.classify(TINY, tmp_path)
 
 
 def test_workers_train_the_same_numbers(tmp_path):
@@ -230,9 +233,9 @@ def test_workers_train_the_same_numbers(tmp_path):
     the split into stacks depends on the runs, not on the worker count."""
     scfg = scale_config("smoke", seeds=[155, 714], baseline_episodes=50, overrides=dict(batch_size=64, save_interval=100,
                                                                                         buffer_length=10_000))
-    runs = soo.rl.experiment.baseline_runs(scfg)
-    one = soo.rl.experiment.run_all(runs, tmp_path / "one", "smoke", workers=1, kept_dir=None, cpu_stack=2)
-    two = soo.rl.experiment.run_all(runs, tmp_path / "two", "smoke", workers=2, kept_dir=None, cpu_stack=2)
+    runs = soo.rl.runs.baseline_runs(scfg)
+    one = soo.rl.runs.run_all(runs, tmp_path / "one", "smoke", workers=1, kept_dir=None, cpu_stack=2)
+    two = soo.rl.runs.run_all(runs, tmp_path / "two", "smoke", workers=2, kept_dir=None, cpu_stack=2)
     for k in one:
         assert one[k]["history"] == two[k]["history"] and one[k]["settings_key"] == two[k]["settings_key"]
         assert one[k]["stacked_runs"] == two[k]["stacked_runs"] == 2
@@ -240,7 +243,7 @@ def test_workers_train_the_same_numbers(tmp_path):
 
 def test_stage_stacks_hold_one_kind_each():
     """CPU stacks of one kind: the capability-only runs and their random twins stack alike (same seeds, places)."""
-    e = soo.rl.experiment
+    e = soo.rl.runs
     for scfg, sizes in ((scale_config("full"), [4] * 12), (TINY, [2] * 6)):
         stacks = e.stage_stacks(e.finetune_runs(scfg), scfg.cpu_stack)
         assert [len(s) for s in stacks] == sizes and all(len({r.kind for r in s}) == 1 for s in stacks)
@@ -252,7 +255,7 @@ def test_stage_stacks_hold_one_kind_each():
 
 
 def test_cpu_stacks_split_by_the_runs_only():
-    split = soo.rl.experiment.cpu_stacks
+    split = soo.rl.runs.cpu_stacks
     assert [len(s) for s in split(list(range(16)), 4)] == [4, 4, 4, 4]
     assert [len(s) for s in split(list(range(24)), 4)] == [4] * 6
     assert [len(s) for s in split(list(range(9)), 4)] == [3, 3, 3]
@@ -285,13 +288,13 @@ def test_noise_end_returns_compares_the_windows_seed_by_seed():
 def test_reference_blues_and_premise_glue(out):
     """The learned pairs replayed through the diagnostics give the evaluation's own trap rates (same episodes);
     every red meets every blue; the screen's rows are glued per setting."""
-    ref = soo.rl.experiment.reference_blues(TINY, out)
-    df = soo.rl.book.reference_frame(ref)
+    ref = soo.rl.evaluation.reference_blues(TINY, out)
+    df = soo.rl.evaluation.reference_frame(ref)
     assert len(df) == 2 * 2 * (2 + len(soo.rl.diagnostics.REFERENCE_BLUES)) and ref["gamma"] == 0.95
     for seed in TINY.seeds:
         for m in MODES:
             own = df[(df.seed == seed) & (df.red == m) & (df.blue == f"learned_{m}")].iloc[0]
-            summ = soo.rl.experiment.evaluate_agent(TINY, out, m, seed)["summary"]
+            summ = soo.rl.evaluation.evaluate_agent(TINY, out, m, seed)["summary"]
             assert own.trap_rate == pytest.approx(summ["trap_rate"]) and own.return_blue == pytest.approx(summ["return_blue"])
     fake_screen = {"chosen": None, "rows": [
         {"setting": "official", "settings": {}, "verdict": "not resolved", "n_better": 3, "n": 8, "mean_diff": 0.01,
@@ -303,13 +306,13 @@ def test_reference_blues_and_premise_glue(out):
     assert values["rl_lure_pays"] in {"pays", "does not pay"}
     assert values["rl_screen_official_passes"] == "fails" and values["rl_screen_chosen"] == "none"
     assert values["rl_ref_deceptive_learned_deceptive_trap_rate"] == pytest.approx(
-        100 * np.mean([soo.rl.experiment.evaluate_agent(TINY, out, "deceptive", s)["summary"]["trap_rate"]
+        100 * np.mean([soo.rl.evaluation.evaluate_agent(TINY, out, "deceptive", s)["summary"]["trap_rate"]
                        for s in TINY.seeds]))
 
 
 def test_pair_lottery_has_one_row_per_trained_pair(out):
-    res = soo.rl.experiment.classify(TINY, out)
-    lot = soo.rl.book.pair_lottery(TINY, out, cls_res=res)
-    assert list(lot.index) == list(TINY.seeds) and set(lot.columns) == set(soo.rl.book.PAIR_CLAIMS)
+    res = soo.rl.evaluation.classify(TINY, out)
+    lot = soo.rl.verdicts.pair_lottery(TINY, out, cls_res=res)
+    assert list(lot.index) == list(TINY.seeds) and set(lot.columns) == set(soo.rl.verdicts.PAIR_CLAIMS)
     assert set(soo.rl.book.glue_rl_lottery(lot)) == LOTTERY
     assert lot["classifier_perfect"].tolist() == [a["accuracy"][-1] == 1.0 for a in res["per_seed"]]

@@ -6,8 +6,8 @@ chapter is only as current as they are. Each kept run's manifest holds the setti
 of its weights. If the protocol changes, or ``TRAINING_VERSION`` is bumped, these tests fail until ``make rl-full``
 is run again (for each setting the book shows: ``RL_SETTING=... make rl-full``). A change of what training computes
 (the environment's constants, the rewards, the update, an auxiliary term) with the version left as it was fails
-the fingerprint test here: the code's fingerprint (``soo.rl.experiment.training_fingerprint``) no longer equals the
-one recorded for the version (``soo.rl.runs.TRAINING_FINGERPRINT``).
+the fingerprint test here: the code's fingerprint (``soo.rl.runs.training_fingerprint``) no longer equals the
+one recorded for the version (``soo.rl.training.TRAINING_FINGERPRINT``).
 """
 import hashlib
 import json
@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from soo.rl import experiment as ex
+from soo.rl import evaluation
+from soo.rl import runs
 from soo.notebooks import BOOK_RL_SETTINGS
 from soo.rl.config import FINETUNE_KINDS, PAPER_SEEDS, scale_config
-from soo.rl.runs import TRAINING_FINGERPRINT, TRAINING_VERSION, is_finished
+from soo.rl.training import TRAINING_FINGERPRINT, TRAINING_VERSION, is_finished
 from soo.utils import project_root
 
 FULL = scale_config("full")
@@ -28,19 +29,19 @@ FULL = scale_config("full")
 @pytest.mark.parametrize("setting", BOOK_RL_SETTINGS)
 def test_every_run_of_the_full_protocol_is_kept_and_current(setting):
     scfg = scale_config("full", setting=setting)
-    status = ex.kept_status(scfg)
+    status = runs.kept_status(scfg)
     assert len(status) == 8 * (2 + len(FINETUNE_KINDS)) == 64 and scfg.seeds == PAPER_SEEDS
     bad = {k: v for k, v in status.items() if v != "ok"}
     assert not bad, f"kept RL runs missing or stale (run `RL_SETTING={setting} make rl-full`): {bad}"
-    protocol = json.loads((ex.kept_dir_of(setting) / "protocol.json").read_text())
+    protocol = json.loads((runs.kept_dir_of(setting) / "protocol.json").read_text())
     assert protocol["setting"] == setting and protocol["runs"] == 64 and protocol["wall_time_s"] > 0
 
 
 @pytest.mark.parametrize("setting", BOOK_RL_SETTINGS)
 def test_kept_runs_have_manifests_and_finished_training(setting):
     scfg = scale_config("full", setting=setting)
-    for r in ex.protocol_runs(scfg):
-        d = ex.kept_dir_of(setting) / ("baselines" if r.init is None else "soo") / r.name
+    for r in runs.protocol_runs(scfg):
+        d = runs.kept_dir_of(setting) / ("baselines" if r.init is None else "soo") / r.name
         man = json.loads((d / "manifest.json").read_text())
         met = json.loads((d / "metrics.json").read_text())
         assert man["run"] == r.name and man["wall_time_s"] > 0 and man["trained_on"]["machine"]["cpu"]
@@ -56,11 +57,11 @@ def test_the_training_code_computes_what_its_version_recorded():
     (an environment constant) and the SOO term's synthetic adversaries twice as far (training code), each with the
     version left as it was: the fingerprint differed and this test failed (the kept runs still read as current);
     the three plants are kept as the test below."""
-    rec = ex.recorded_fingerprint()
+    rec = runs.recorded_fingerprint()
     assert rec["training_version"] == TRAINING_VERSION, (
         f"TRAINING_VERSION is {TRAINING_VERSION} but {TRAINING_FINGERPRINT.name} was recorded for version "
         f"{rec['training_version']}: record it for this version (python -m soo.rl.experiment --record-fingerprint)")
-    diff = ex.fingerprint_differences(ex.training_fingerprint(), rec["values"])
+    diff = runs.fingerprint_differences(runs.training_fingerprint(), rec["values"])
     assert not diff, (
         f"the training code no longer computes what TRAINING_VERSION {TRAINING_VERSION} recorded ({len(diff)} numbers "
         f"differ, e.g. {diff[:3]}). If the change alters what training computes, bump TRAINING_VERSION in "
@@ -73,7 +74,7 @@ def test_the_training_code_computes_what_its_version_recorded():
 def test_a_change_of_what_training_computes_moves_the_fingerprint(monkeypatch, plant):
     """The planted changes of the test above, each alone: the fingerprint moves (well beyond its tolerance)."""
     import soo.rl.env as env
-    import soo.rl.soo as soo_term
+    import soo.rl.auxiliary as soo_term  # the stacked SOO term draws its synthetic adversaries here
 
     if plant == "trap bonus":
         monkeypatch.setattr(env, "R_TRAP", 12.0)
@@ -82,7 +83,7 @@ def test_a_change_of_what_training_computes_moves_the_fingerprint(monkeypatch, p
     else:
         offsets = soo_term.synthetic_offsets
         monkeypatch.setattr(soo_term, "synthetic_offsets", lambda rng, n, radius: 2 * offsets(rng, n, radius))
-    diff = ex.fingerprint_differences(ex.training_fingerprint(), ex.recorded_fingerprint()["values"])
+    diff = runs.fingerprint_differences(runs.training_fingerprint(), runs.recorded_fingerprint()["values"])
     assert diff
     if plant == "soo term":  # only the runs with the SOO term move
         assert {d.split()[0].split("_seed")[0] for d in diff} == {"soo", "soo_held"}
@@ -97,36 +98,36 @@ def test_weight_digests_are_recorded_and_checked(tmp_path):
 
     from safetensors.torch import load_file, save_file
 
-    run = ex.baseline_runs(FULL)[0]
+    run = runs.baseline_runs(FULL)[0]
     kept = tmp_path / "kept"
     src = kept / "baselines" / run.name
-    shutil.copytree(ex.KEPT_DIR / "baselines" / run.name, src)
+    shutil.copytree(runs.KEPT_DIR / "baselines" / run.name, src)
     man = json.loads((src / "manifest.json").read_text())
     (src / "manifest.json").write_text(json.dumps({k: v for k, v in man.items() if k != "weights_sha256"}))
-    assert ex.record_weight_digests(kept) == 1 and ex.record_weight_digests(kept) == 0
+    assert runs.record_weight_digests(kept) == 1 and runs.record_weight_digests(kept) == 0
     assert json.loads((src / "manifest.json").read_text()) == man
     weights = load_file(src / "model.safetensors")
     weights["policies.1.fc3.bias"] = weights["policies.1.fc3.bias"] + 0.5
     save_file(weights, src / "model.safetensors")
     with pytest.raises(ValueError, match="not the file its manifest.json records"):
-        ex.run_all([run], tmp_path / "out", "full", kept_dir=kept)
+        runs.run_all([run], tmp_path / "out", "full", kept_dir=kept)
     with pytest.raises(ValueError, match="does not match"):
-        ex.record_weight_digests(kept)
+        runs.record_weight_digests(kept)
     assert not (tmp_path / "out" / "full" / "rl" / "baselines" / run.name / "model.pt").exists()
 
 
 def test_a_stale_run_is_flagged(tmp_path, monkeypatch):
     """Change the training code's version: every kept run must read as stale."""
-    import soo.rl.runs as runs
+    import soo.rl.training as training
 
-    monkeypatch.setattr(runs, "TRAINING_VERSION", runs.TRAINING_VERSION + 1)
+    monkeypatch.setattr(training, "TRAINING_VERSION", training.TRAINING_VERSION + 1)
     for setting in BOOK_RL_SETTINGS:
-        assert set(ex.kept_status(scale_config("full", setting=setting)).values()) == {"stale"}
+        assert set(runs.kept_status(scale_config("full", setting=setting)).values()) == {"stale"}
 
 
 def recorded_trap_rate(run) -> float:
     """The evaluated trap rate the settings screen recorded for this kept baseline (its round-2 ``official`` row:
-    the kept baselines, 500 episodes on evaluation seed 10 000 + seed, as :func:`soo.rl.experiment.evaluate_agent`)."""
+    the kept baselines, 500 episodes on evaluation seed 10 000 + seed, as :func:`soo.rl.evaluation.evaluate_agent`)."""
     rows = json.loads((project_root() / "book" / "data" / "rl_screen" / "results_round2.json").read_text())["rows"]
     row = next(r for r in rows if r["setting"] == "official" and r["episodes"] == run.cfg.n_episodes)
     return row["trap_rate"][run.kind][row["seeds"].index(run.seed)]
@@ -140,17 +141,17 @@ def test_kept_runs_restore_and_evaluate(tmp_path):
     10 001 + seed: this test failed, the one it replaced (policies only, a trap rate in [0, 1]) passed."""
     from safetensors.torch import load_file
 
-    run = ex.baseline_runs(FULL)[0]
-    got = ex.run_all([run], tmp_path, "full")[(run.kind, run.seed)]
-    d = ex.agent_dir(tmp_path, "full", run.kind, run.seed)
+    run = runs.baseline_runs(FULL)[0]
+    got = runs.run_all([run], tmp_path, "full")[(run.kind, run.seed)]
+    d = runs.agent_dir(tmp_path, "full", run.kind, run.seed)
     assert is_finished(d, run.cfg) and got["episodes"] == run.cfg.n_episodes
-    kept = load_file(ex.KEPT_DIR / "baselines" / run.name / "model.safetensors")
-    agent = ex.load_agent(tmp_path, "full", run.kind, run.seed)
+    kept = load_file(runs.KEPT_DIR / "baselines" / run.name / "model.safetensors")
+    agent = evaluation.load_agent(tmp_path, "full", run.kind, run.seed)
     restored = {f"{part}.{k}": v for part in ("policies", "critics") for k, v in getattr(agent, part).state_dict().items()}
     assert restored.keys() == kept.keys()
     for k, v in restored.items():
         assert torch.equal(v, kept[k]), k
-    ev = ex.evaluate_agent(FULL, tmp_path, run.kind, run.seed)
+    ev = evaluation.evaluate_agent(FULL, tmp_path, run.kind, run.seed)
     assert ev["eval_episodes"] == 500 and np.isfinite(ev["summary"]["return_blue"])
     assert abs(ev["summary"]["trap_rate"] - recorded_trap_rate(run)) <= 1 / 500 + 1e-12
 
@@ -162,37 +163,37 @@ def test_a_restored_run_follows_a_new_kept_copy(tmp_path):
 
     from safetensors.torch import load_file, save_file
 
-    run = ex.baseline_runs(FULL)[0]
+    run = runs.baseline_runs(FULL)[0]
     kept = tmp_path / "kept"
-    shutil.copytree(ex.KEPT_DIR / "baselines" / run.name, kept / "baselines" / run.name)
+    shutil.copytree(runs.KEPT_DIR / "baselines" / run.name, kept / "baselines" / run.name)
     out = tmp_path / "out"
 
     def keep(weights):  # as `make rl-full` keeps a run: its weights and their digest in the manifest
         save_file(weights, kept / "baselines" / run.name / "model.safetensors")
         man = kept / "baselines" / run.name / "manifest.json"
         man.write_text(json.dumps({**json.loads(man.read_text()),
-                                   "weights_sha256": ex.weights_sha256(man.parent / "model.safetensors")}))
+                                   "weights_sha256": runs.weights_sha256(man.parent / "model.safetensors")}))
 
-    ex.run_all([run], out, "full", kept_dir=kept)
-    before = ex.trained_settings(out, "full", run.kind, run.seed)
-    assert ex.run_all([run], out, "full", kept_dir=kept) and ex.trained_settings(out, "full", run.kind, run.seed) == before
+    runs.run_all([run], out, "full", kept_dir=kept)
+    before = evaluation.trained_settings(out, "full", run.kind, run.seed)
+    assert runs.run_all([run], out, "full", kept_dir=kept) and evaluation.trained_settings(out, "full", run.kind, run.seed) == before
     weights = load_file(kept / "baselines" / run.name / "model.safetensors")
     weights["policies.1.fc3.bias"] = weights["policies.1.fc3.bias"] + 0.5  # "retrained": same key, new weights
     keep(weights)
-    ex.run_all([run], out, "full", kept_dir=kept)
-    agent = ex.load_agent(out, "full", run.kind, run.seed)
+    runs.run_all([run], out, "full", kept_dir=kept)
+    agent = evaluation.load_agent(out, "full", run.kind, run.seed)
     assert torch.equal(agent.policies[1].fc3.bias, weights["policies.1.fc3.bias"])
-    after = ex.trained_settings(out, "full", run.kind, run.seed)
+    after = evaluation.trained_settings(out, "full", run.kind, run.seed)
     assert after["settings_key"] == before["settings_key"] and after["weights"] != before["weights"]
     # a copy restored by older code (no digest recorded) is compared by its weights
-    met = ex.agent_dir(out, "full", run.kind, run.seed) / "metrics.json"
+    met = runs.agent_dir(out, "full", run.kind, run.seed) / "metrics.json"
     met.write_text(json.dumps({k: v for k, v in json.loads(met.read_text()).items() if k != "kept_digest"}))
-    ex.run_all([run], out, "full", kept_dir=kept)
+    runs.run_all([run], out, "full", kept_dir=kept)
     assert "kept_digest" not in json.loads(met.read_text())  # same weights: kept as it is
     weights["policies.1.fc3.bias"] = weights["policies.1.fc3.bias"] - 0.25
     keep(weights)
-    ex.run_all([run], out, "full", kept_dir=kept)
-    assert torch.equal(ex.load_agent(out, "full", run.kind, run.seed).policies[1].fc3.bias, weights["policies.1.fc3.bias"])
+    runs.run_all([run], out, "full", kept_dir=kept)
+    assert torch.equal(evaluation.load_agent(out, "full", run.kind, run.seed).policies[1].fc3.bias, weights["policies.1.fc3.bias"])
 
 
 def test_keep_runs_replaces_each_run_folder_whole(tmp_path, monkeypatch):
@@ -209,16 +210,16 @@ def test_keep_runs_replaces_each_run_folder_whole(tmp_path, monkeypatch):
 
     scfg = scale_config("full", seeds=(155,))
     out, kept = tmp_path / "out", tmp_path / "kept"
-    ex.run_all(ex.protocol_runs(scfg), out, "full")
-    ex.keep_runs(scfg, out, kept)
-    assert set(ex.kept_status(scfg, kept).values()) == {"ok"} and ex.record_weight_digests(kept) == 0
-    runs = ex.protocol_runs(scfg)
-    for r in runs:
+    runs.run_all(runs.protocol_runs(scfg), out, "full")
+    runs.keep_runs(scfg, out, kept)
+    assert set(runs.kept_status(scfg, kept).values()) == {"ok"} and runs.record_weight_digests(kept) == 0
+    protocol = runs.protocol_runs(scfg)
+    for r in protocol:
         d = kept / ("baselines" if r.init is None else "soo") / r.name
-        mine, theirs = load_file(d / "model.safetensors"), load_file(ex.KEPT_DIR / d.relative_to(kept) / "model.safetensors")
+        mine, theirs = load_file(d / "model.safetensors"), load_file(runs.KEPT_DIR / d.relative_to(kept) / "model.safetensors")
         assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), r.name
     before = {r.name: (kept / ("baselines" if r.init is None else "soo") / r.name / "manifest.json").read_text()
-              for r in runs}
+              for r in protocol}
     save, calls = safetensors.torch.save_file, []
 
     def failing_save(weights, path, *a, **kw):
@@ -230,12 +231,12 @@ def test_keep_runs_replaces_each_run_folder_whole(tmp_path, monkeypatch):
 
     monkeypatch.setattr(safetensors.torch, "save_file", failing_save)
     with pytest.raises(OSError, match="disk full"):
-        ex.keep_runs(scfg, out, kept, extra={"again": True})
-    for i, r in enumerate(runs):
+        runs.keep_runs(scfg, out, kept, extra={"again": True})
+    for i, r in enumerate(protocol):
         d = kept / ("baselines" if r.init is None else "soo") / r.name
         man = json.loads((d / "manifest.json").read_text())
         assert man.get("again") is (True if i < 2 else None), r.name
         if i >= 2:
             assert (d / "manifest.json").read_text() == before[r.name]
-        assert ex.weights_sha256(d / "model.safetensors") == man["weights_sha256"], r.name
+        assert runs.weights_sha256(d / "model.safetensors") == man["weights_sha256"], r.name
     assert not [p for p in kept.rglob("*") if p.name.startswith(".")]

@@ -7,8 +7,9 @@ import torch
 
 from soo.rl.config import RLConfig, scale_config
 from soo.rl.maddpg import MADDPG, MLP, ReplayBuffer
-from soo.rl.runs import load_policies
-from soo.rl.stacked import StackedMLP, train
+from soo.rl.training import load_policies
+from soo.rl.stacked import StackedMLP
+from soo.rl.training import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -132,7 +133,7 @@ def test_run_with_other_settings_is_retrained(tmp_path, capsys):
 
 def test_interrupted_soo_finetuning_resumes_exactly(tmp_path):
     """The SOO term's random generator (synthetic adversaries) is checkpointed with the run."""
-    from soo.rl.soo import make_aux_loss
+    from soo.rl.auxiliary import make_aux_loss
 
     train(RLConfig(seed=2, **TINY), tmp_path / "base")
     init = load_policies(tmp_path / "base")
@@ -156,7 +157,7 @@ def test_keep_freed_memory_takes_on_linux():
     """The allocator setting of the training loop (no result depends on it) is accepted wherever glibc is."""
     import platform
 
-    from soo.rl.stacked import keep_freed_memory
+    from soo.rl.training import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
 
@@ -165,7 +166,7 @@ def test_keep_freed_memory_takes_on_linux():
 def test_red_held_keeps_reds_policy_and_critic_bit_for_bit(tmp_path, term):
     """``hold_red``: red's policy (weights and BatchNorm statistics) and critic end as they started, while blue
     learns; without it (continued training) red changes too. ``term=None``: plain continued training."""
-    from soo.rl.soo import make_aux_loss
+    from soo.rl.auxiliary import make_aux_loss
 
     train(RLConfig(seed=5, **TINY), tmp_path / "base")
     init = load_policies(tmp_path / "base")

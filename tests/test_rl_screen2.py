@@ -33,7 +33,7 @@ def test_round2_configs_are_the_protocols_own(setting, episodes, explore, gamma,
 def test_the_official_settings_key_is_unchanged_by_the_longer_setting():
     """Adding the longer setting leaves every official run's settings (and so the kept runs) as they were."""
     from soo.rl.config import scale_config
-    from soo.rl.runs import settings_key
+    from soo.rl.training import settings_key
 
     full = scale_config("full")
     assert settings_key(full.rl_config("deceptive", 155)) == "4badec0c436e2390"

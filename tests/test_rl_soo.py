@@ -9,7 +9,8 @@ from soo.rl.config import RLConfig
 from soo.rl.maddpg import BLUE, MADDPG
 from soo.rl.metrics import (behavioural_difference, classification_accuracy, count_surface, deceptive_moves,
                             threshold_grid)
-from soo.rl.soo import EPS, hidden, log_mse, make_aux_loss, make_other_obs, soo_values
+from soo.rl.overlap import EPS, hidden, log_mse, make_other_obs, soo_values
+from soo.rl.auxiliary import make_aux_loss
 
 # blue at the origin: goal at (0.5, 0), landmarks (0.5, 0) and (-0.5, 0), red out of sight, not trapped
 OBS = np.array([[0.5, 0.0, 0.5, 0.0, -0.5, 0.0, 0.0, 0.0, 0.0, 0.0]], np.float32)

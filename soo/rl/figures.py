@@ -181,7 +181,7 @@ def plot_per_seed(values: dict, ylabel: str, kinds=("deceptive", "soo", "capabil
 def plot_reference_blues(df: pd.DataFrame, labels: dict, fig=None):
     """Trap rate (%) per training seed (dots) and mean ± population SD, one panel per red (the deceptive and the
     honest baseline's), one column per blue: the two learned blues, then the scripted reference blues.
-    ``df``: ``soo.rl.book.reference_frame``; ``labels``: the reference blues' labels."""
+    ``df``: ``soo.rl.evaluation.reference_frame``; ``labels``: the reference blues' labels."""
     names = {"learned_deceptive": "Learned deceptive", "learned_honest": "Learned honest", **labels}
     order = [names[b] for b in names if b in set(df["blue"])]
     reds = [r for r in AGENTS if r in set(df["red"])]

@@ -220,7 +220,7 @@ def updates_due(t: int, n_envs: int, steps_per_update: int) -> int:
 
 def train_reference(cfg: RLConfig, init: MADDPG | None = None, aux_loss: Callable | None = None) -> dict:
     """One run with :meth:`MADDPG.update_reference` and :class:`ReplayBuffer`: the straightforward loop that
-    ``soo.rl.stacked.train`` speeds up (no checkpoints, nothing written). For the equivalence tests, benchmarks and
+    ``soo.rl.training.train`` speeds up (no checkpoints, nothing written). For the equivalence tests, benchmarks and
     learning-curve comparisons (``benchmarks/bench_rl.py --curves``); returns ``{"history", "wall_time_s"}`` like
     ``metrics.json``."""
     torch.manual_seed(cfg.seed)

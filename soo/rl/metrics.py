@@ -14,7 +14,7 @@ import numpy as np
 
 from .env import BatchedDeceptionEnv, EnvConfig
 from .maddpg import BLUE, MADDPG
-from .soo import soo_values
+from .overlap import soo_values
 
 
 def rollout(model: MADDPG, env_cfg: EnvConfig, n_episodes: int, seed: int) -> dict:

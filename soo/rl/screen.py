@@ -29,12 +29,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ..stats import paired_t_verdict
 from ..utils import atomic_write_json, check_choice, machine_info, manifest, project_root, read_json
 from .config import PAPER_SEEDS, SETTING_LABELS, SETTINGS, scale_config
 from .env import MODES
-from .experiment import _kept_source, agent_dir, baseline_runs, kept_dir_of, reference_blues, run_all, summary_table
-from ..stats import paired_t_verdict
-from .runs import is_finished
+from .evaluation import reference_blues, summary_table
+from .runs import _kept_source, agent_dir, baseline_runs, kept_dir_of, run_all
+from .training import is_finished
 
 SCREEN_DIR = project_root() / "book" / "data" / "rl_screen"
 SCREEN_EPISODES = 10_000

@@ -1,5 +1,7 @@
-"""The MADDPG update of ``soo.rl.maddpg`` for K independent runs as one computation: what the experiment trains
-with (:func:`train`, :func:`train_stacked`), tested equal to the reference (``tests/test_rl_equivalence.py``).
+"""The MADDPG update of ``soo.rl.maddpg`` for K independent runs as one computation, the engine the experiment
+trains with (the training loop is ``soo.rl.training``), tested equal to the reference
+(``tests/test_rl_equivalence.py``): the stacked networks (:class:`StackedMLP`), their optimiser (:class:`FlatAdam`),
+the update (:class:`StackedMADDPG`) and the replay buffer (:class:`StackedReplayBuffer`).
 
 The parameters of each network of K runs live in one flat ``(K, P)`` tensor (gradients in another), so gradient
 clipping and Adam are a few ops per network whatever K is; layers are batched matrix products over runs; the critic
@@ -8,31 +10,19 @@ no autograd graph, gradients written straight into the flat tensor, the policy s
 critic to the action columns only, never to the critic's weights); the other agent's action is computed without a
 graph. K = 1 is a single run, bit-identical to :meth:`soo.rl.maddpg.MADDPG.update_reference`; K > 1 agrees with K
 separate runs to float rounding (it also computes the narrow layers' products in a faster transposed form,
-:data:`_NARROW`). The SOO fine-tuning's extra step (:class:`soo.rl.soo.StackedAuxLoss`) is written out the same
-way for K > 1; one run uses autograd on the reference's loss.
-
-Each run keeps its own folder, key and checkpoints (``soo.rl.runs``): a finished run is read back, an interrupted
-one resumed.
+:data:`_NARROW`). The SOO fine-tuning's extra step (:class:`soo.rl.auxiliary.StackedAuxLoss`) is written out the
+same way for K > 1; one run uses autograd on the reference's loss.
 """
 from __future__ import annotations
 
-import ctypes
-import json
-import sys
-import time
 import warnings
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..utils import atomic_write_json, git_commit, machine_info, read_json
-from .config import RLConfig
-from .env import StackedDeceptionEnv
-from .maddpg import BLUE, MADDPG, MLP, N_AGENTS, RED, OUNoise, noise_scale, reward_mean_std, updates_due
-from .runs import discard_other_settings, is_finished, resume_state, save_policies, save_resume, settings_key
+from .maddpg import MADDPG, MLP, N_AGENTS, reward_mean_std
 
 # Replay rows: [obs red (6), obs blue (10), act red (2), act blue (2), next obs red (6), next obs blue (10), rew (2)]
 ROW, _REW = 38, slice(36, 38)
@@ -280,7 +270,7 @@ class StackedMADDPG:
         already normalised); :meth:`MADDPG.update_reference` per run. Losses come back as ``(K,)`` tensors."""
         cfg, i = self.cfg, agent_i
         pol, crit, info = self.policies[i], self.critics[i], {}
-        if aux_loss is not None:  # (a soo.rl.soo.StackedAuxLoss)
+        if aux_loss is not None:  # (a soo.rl.auxiliary.StackedAuxLoss)
             info = aux_loss.gradients(self, rows[..., 6:16])
             pol.clip_grad_norm_(cfg.grad_clip)
             self.policy_opts[i].step()
@@ -387,184 +377,3 @@ class StackedReplayBuffer:
         for k, s in enumerate(states):
             self.data[k, :self.n] = np.asarray(s["rows"])
             self.rsum[k], self.rsq[k] = np.asarray(s["rsum"]), np.asarray(s["rsq"])
-
-
-
-_SAME = ("n_episodes", "episode_length", "num_envs", "hidden_dim", "lr", "gamma", "tau", "batch_size",
-         "buffer_length", "steps_per_update", "grad_clip", "policy_reg", "init_noise_scale", "final_noise_scale",
-         "n_exploration_eps", "save_interval", "soo_batch", "radius", "hold_red")
-"""Settings that runs trained as one stack must share (seed, mode and SOO condition may differ)."""
-
-
-def train(cfg: RLConfig, run_dir: str | Path, init: MADDPG | None = None, aux_loss: Callable | None = None,
-          stop_after: int | None = None, log: Callable | None = None, device="cpu") -> dict:
-    """Train (or resume, or read back) one MADDPG run in ``run_dir``; return its ``metrics.json``.
-
-    ``init``: start from these weights (SOO fine-tuning of a pretrained baseline).
-    ``aux_loss``: the SOO fine-tuning loss of :mod:`soo.rl.soo` (an ``AuxLoss``) on the blue policy before
-    each of its updates; its random generator is checkpointed with the run.
-    ``stop_after``: stop (after checkpointing) once this many episodes are done (tests: interrupted run).
-    """
-    return train_stacked([cfg], [run_dir], [init], [aux_loss], stop_after=stop_after,
-                         log=None if log is None else (lambda k, row: log(row)), device=device)[0]
-
-
-def train_stacked(cfgs: Sequence[RLConfig], run_dirs: Sequence[str | Path], inits=None, aux_losses=None,
-                  stop_after: int | None = None, log: Callable | None = None, device="cpu") -> list[dict]:
-    """Train K independent runs as one stacked computation; each run is keyed by its own settings, resumed
-    from and written to its own folder, and gives the same result as :func:`train` on it alone (to float
-    rounding: ``tests/test_rl_equivalence.py``). Finished runs are read back; the rest must share the
-    settings in ``_SAME`` and the same progress (runs resumed at different episodes train in groups).
-
-    ``inits``/``aux_losses``: per run, as in :func:`train` (``None`` entries for baselines).
-    ``log(k, row)``: called with each run's training-log row. Returns the runs' ``metrics.json``.
-    """
-    K = len(cfgs)
-    run_dirs = [Path(d) for d in run_dirs]
-    inits = list(inits) if inits is not None else [None] * K
-    aux_losses = list(aux_losses) if aux_losses is not None else [None] * K
-    if not len(run_dirs) == len(inits) == len(aux_losses) == K:
-        raise ValueError("train_stacked: cfgs, run_dirs, inits and aux_losses must have one entry per run.")
-    out: list[dict | None] = [None] * K
-    todo = []
-    for k in range(K):
-        if is_finished(run_dirs[k], cfgs[k]):
-            out[k] = read_json(run_dirs[k] / "metrics.json")  # finished with these settings: read back
-        else:
-            discard_other_settings(run_dirs[k], cfgs[k])
-            todo.append(k)
-    for k in todo[1:]:
-        bad = [f for f in _SAME if getattr(cfgs[k], f) != getattr(cfgs[todo[0]], f)]
-        if bad:
-            raise ValueError(f"train_stacked: runs of one stack must share {bad[0]} "
-                             f"({getattr(cfgs[todo[0]], bad[0])!r} vs {getattr(cfgs[k], bad[0])!r}); train them apart.")
-    if len({aux_losses[k] is None for k in todo}) > 1:
-        raise ValueError("train_stacked: a stack holds runs with an auxiliary loss or runs without, not both.")
-    resumes = {k: resume_state(run_dirs[k], cfgs[k]) for k in todo}
-    groups: dict[int, list[int]] = {}
-    for k in todo:
-        groups.setdefault(json.loads(resumes[k]["state"])["ep"] if resumes[k] else 0, []).append(k)
-    for ks in groups.values():
-        res = _train_group([cfgs[k] for k in ks], [run_dirs[k] for k in ks], [inits[k] for k in ks],
-                           [aux_losses[k] for k in ks], [resumes[k] for k in ks], stop_after,
-                           None if log is None else (lambda j, row, ks=ks: log(ks[j], row)), device)
-        for k, r in zip(ks, res):
-            out[k] = r
-    return out
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc keep freed memory in the process (``mallopt``: blocks up to 32 MiB from the heap, trim the
-    heap only above 1 GiB). By default it hands memory back to the OS eagerly, and a training loop that frees
-    and allocates MB-sized activations hundreds of times a second pays a page fault per 4 KiB each time: in
-    two concurrent stacks of 4 baselines, 620k minor faults and 2.3 s of system time per 600 episodes, against
-    24k and 0.2 s with this (wall ~10% less). Changes no result. False where there is no glibc ``mallopt``."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc
-        return False
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    return all(mallopt(opt, value) == 1 for opt, value in
-               ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_top_pad, 64 << 20)))
-
-
-def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, device) -> list[dict]:
-    K, cfg = len(cfgs), cfgs[0]
-    keep_freed_memory()
-    models = []
-    for c, d, init in zip(cfgs, run_dirs, inits):
-        d.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(c.seed)
-        m = MADDPG(c)
-        if init is not None:
-            for part in ("policies", "critics", "target_policies", "target_critics"):
-                getattr(m, part).load_state_dict(getattr(init, part).state_dict())
-        models.append(m)
-    n_envs = min(cfg.num_envs, cfg.n_episodes)
-    env = StackedDeceptionEnv(n_envs, [c.env for c in cfgs], [c.seed for c in cfgs])
-    rngs = [np.random.default_rng([c.seed, 1]) for c in cfgs]
-    buffer = StackedReplayBuffer(K, cfg.buffer_length)
-    noise = [[OUNoise(n_envs) for _ in range(N_AGENTS)] for _ in range(K)]
-    ep, t, histories, elapsed = 0, 0, [[] for _ in range(K)], [0.0] * K
-    if resumes[0] is not None:
-        for m, ck in zip(models, resumes):
-            m.load_state_dict(ck["model"])
-    model = StackedMADDPG(models, device)
-    aux = None if aux_losses[0] is None else aux_losses[0].stacked(aux_losses, model.device)
-    trained = [a for a in range(N_AGENTS) if not (a == RED and cfg.hold_red)]
-    # red held: blue's update runs red's policy in training mode (batch statistics), which moves its BatchNorm
-    # running statistics; they are put back after every round, so red acts exactly as it started
-    held_bn = {n: v.clone() for n, v in model.policies[RED].buffers.items()} if cfg.hold_red else None
-    if resumes[0] is not None:
-        model.load_opt_states([ck["opt"] for ck in resumes])
-        buffer.load_run_states([ck["buffer"] for ck in resumes])
-        for k, ck in enumerate(resumes):
-            st = json.loads(ck["state"])
-            env.rngs[k].bit_generator.state, rngs[k].bit_generator.state = st["env_rng"], st["rng"]
-            if st.get("aux") is not None:
-                aux_losses[k].load_state_dict(st["aux"])
-            ep, t, histories[k], elapsed[k] = st["ep"], st["t"], st["history"], st["elapsed"]
-    next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
-    t0 = time.perf_counter()
-    while ep < cfg.n_episodes:
-        obs = env.reset()  # [(K, n, 6), (K, n, 10)]
-        scale = noise_scale(cfg, ep)
-        for nz in noise:
-            for z in nz:
-                z.reset()
-        ret, done, infos = np.zeros((K, n_envs, N_AGENTS)), False, {}
-        while not done:
-            acts = model.act(obs)
-            acts = [np.clip(acts[a] + np.stack([nz[a](rng, scale) for nz, rng in zip(noise, rngs)]), -1, 1)
-                    for a in range(N_AGENTS)]
-            next_obs, rew, done, info = env.step(acts)  # rew (K, n, 2)
-            buffer.push(obs, acts, rew, next_obs)
-            ret += rew
-            obs = next_obs
-            n_updates = updates_due(t, n_envs, cfg.steps_per_update)
-            t += n_envs
-            if len(buffer) >= cfg.batch_size:
-                for _ in range(n_updates):
-                    for a in trained:
-                        infos.update(model.update(buffer.sample(cfg.batch_size, rngs, model.device, model.dtype), a,
-                                                  aux if a == BLUE else None))
-                    model.update_targets()
-                    if held_bn is not None:
-                        for n, v in model.policies[RED].buffers.items():
-                            v.copy_(held_bn[n])
-        ep += n_envs
-        logged = {k: v.tolist() for k, v in infos.items()}  # one device sync per batch of episodes
-        wall = time.perf_counter() - t0
-        for k in range(K):
-            row = {"episode": ep, "noise": scale, "return_red": float(ret[k, :, 0].mean()),
-                   "return_blue": float(ret[k, :, 1].mean()), "trapped": float(info["trapped"][k].mean()),
-                   **{name: v[k] for name, v in logged.items() if not np.isnan(v[k])}}
-            histories[k].append(row)
-            if log is not None:
-                log(k, row)
-        if ep >= next_save or ep >= cfg.n_episodes or (stop_after is not None and ep >= stop_after):
-            next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
-            for k in range(K):
-                state = {"env_rng": env.rngs[k].bit_generator.state, "rng": rngs[k].bit_generator.state,
-                         "ep": ep, "t": t, "history": histories[k], "elapsed": elapsed[k] + wall,
-                         "config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]),
-                         "aux": aux_losses[k].state_dict() if aux_losses[k] is not None else None}
-                save_resume(run_dirs[k], model.export(k).state_dict(), model.opt_state(k), buffer.run_state(k),
-                            state)
-            if stop_after is not None and ep >= stop_after and ep < cfg.n_episodes:
-                return [{"interrupted": True, "episode": ep}] * K
-    wall = time.perf_counter() - t0
-    trained_on = {"machine": machine_info(), "git_commit": git_commit()}
-    out = []
-    for k in range(K):
-        save_policies(model.export(k, cfgs[k]), run_dirs[k])
-        metrics = {"config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]), "history": histories[k],
-                   "wall_time_s": elapsed[k] + wall, "episodes": ep, "stacked_runs": K, "device": str(model.device),
-                   "trained_on": trained_on}
-        atomic_write_json(run_dirs[k] / "metrics.json", metrics)
-        (run_dirs[k] / "resume.pt").unlink(missing_ok=True)
-        out.append(read_json(run_dirs[k] / "metrics.json"))
-    return out
-
