@@ -28,8 +28,8 @@ from .env import MODES
 from .maddpg import BLUE
 from .metrics import (behavioural_difference, classification_accuracy, deceptive_moves, mean_soo_curve, per_episode,
                       rollout, summary, threshold_grid, truncated_surfaces)
-from .runs import _digest, agent_dir, protocol_runs, rl_dir
-from .training import load_policies
+from .runs import agent_dir, protocol_runs, rl_dir
+from .training import load_policies, weights_digest
 
 EVAL_THREADS = 1
 """Torch threads of the evaluation rollouts: the policies are tiny, and on a 2-core machine two threads made the
@@ -59,7 +59,7 @@ def trained_settings(out_dir, scale, kind: str, seed: int) -> dict:
     evaluated again even when its settings did not change."""
     d = _trained_dir(out_dir, scale, kind, seed)
     m = read_json(d / "metrics.json")
-    return {"config": m["config"], "settings_key": m.get("settings_key"), "weights": _digest(d / "model.pt")}
+    return {"config": m["config"], "settings_key": m.get("settings_key"), "weights": weights_digest(d / "model.pt")}
 
 
 def evaluate_agent(scfg: ScaleConfig, out_dir, kind: str, seed: int) -> dict:

@@ -36,7 +36,7 @@ from .auxiliary import make_aux_loss
 from .config import AGENT_KINDS, FINETUNE_KINDS, SETTINGS, RLConfig, ScaleConfig
 from .env import MODES
 from .maddpg import MADDPG
-from .training import (TRAINING_FINGERPRINT, TRAINING_VERSION, is_finished, load_policies, save_policies,
+from .training import (TRAINING_FINGERPRINT, TRAINING_VERSION, hold_weights, is_finished, load_policies,
                        settings_key, train_stacked)
 
 TRAIN_THREADS = 1
@@ -134,10 +134,6 @@ def cpu_stacks(runs: list, size: int) -> list[list]:
     return [runs[i * len(runs) // n:(i + 1) * len(runs) // n] for i in range(n)]
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
 def weights_sha256(path: Path) -> str:
     """The sha256 (hex) of a kept run's ``model.safetensors``: its manifest's ``weights_sha256``."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -158,41 +154,15 @@ def _kept_source(run: Run, kept_dir: Path | None) -> Path | None:
     return src
 
 
-def _kept_weights(src: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(src / "model.safetensors")
-
-
-def _up_to_date(run: Run, run_dir: Path, kept_dir: Path | None) -> bool:
-    """Finished in ``run_dir`` with the run's settings and, where a kept copy with the same settings key exists,
-    holding that copy's weights: a new ``make rl-full`` with the same settings replaces the weights, not the key,
-    and the kept runs are what the book shows at ``scale="full"``."""
-    if not is_finished(run_dir, run.cfg):
-        return False
-    src = _kept_source(run, kept_dir)
-    if src is None or read_json(run_dir / "metrics.json").get("kept_digest") == _digest(src / "model.safetensors"):
-        return True
-    kept, local = _kept_weights(src), load_policies(run_dir)
-    if all(torch.equal(v, kept[f"{part}.{k}"]) for part in ("policies", "critics")
-           for k, v in getattr(local, part).state_dict().items()):
-        return True
-    print(f"{run_dir}: not the kept run {src} (made since by `make rl-full`): restoring the kept run", flush=True)
-    return False
-
-
-def _restore_kept(run: Run, run_dir: Path, kept_dir: Path | None) -> bool:
-    """Copy a kept run with this run's settings key into ``run_dir``; False if there is none."""
+def _finished(run: Run, run_dir: Path, kept_dir: Path | None) -> bool:
+    """Does ``run_dir`` hold ``run`` finished? Where a kept copy with the run's settings key exists, it does, with
+    that copy's weights (:func:`soo.rl.training.hold_weights` restores them where they are not there): a new
+    ``make rl-full`` with the same settings replaces the weights, not the key, and the kept runs are what the book
+    shows at ``scale="full"``. Otherwise it does when the run finished there with its settings."""
     src = _kept_source(run, kept_dir)
     if src is None:
-        return False
-    model = MADDPG(run.cfg)
-    flat = _kept_weights(src)
-    for part in ("policies", "critics"):
-        getattr(model, part).load_state_dict({k[len(part) + 1:]: v for k, v in flat.items() if k.startswith(part + ".")})
-    save_policies(model, run_dir)
-    atomic_write_json(run_dir / "metrics.json", {**read_json(src / "metrics.json"),
-                                                 "kept_digest": _digest(src / "model.safetensors")})
+        return is_finished(run_dir, run.cfg)
+    hold_weights(run.cfg, run_dir, src / "model.safetensors", src / "metrics.json")
     return True
 
 
@@ -207,7 +177,7 @@ def run_all(runs: list[Run], out_dir, scale: str, workers: int = 2, device: str 
     inits = {r.init for r in runs if r.init is not None} - set(runs)
     if inits:
         run_all(sorted(inits, key=lambda r: r.seed), out_dir, scale, workers, device, kept_dir, cpu_stack)
-    todo = [r for r in runs if not _up_to_date(r, dirs[r], kept_dir) and not _restore_kept(r, dirs[r], kept_dir)]
+    todo = [r for r in runs if not _finished(r, dirs[r], kept_dir)]
 
     def job(r: Run):  # what a worker needs: the config, the run's folder, its baseline's folder
         init_dir = None if r.init is None else str(agent_dir(out_dir, scale, "deceptive", r.seed))

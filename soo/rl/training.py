@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..utils import atomic_file, atomic_write_json, git_commit, machine_info, read_json, written_with
+from ..utils import atomic_file, atomic_write_json, git_commit, machine_info, read_json
 from .config import RLConfig
 from .env import StackedDeceptionEnv
 from .maddpg import BLUE, MADDPG, N_AGENTS, RED, OUNoise, noise_scale, updates_due
@@ -91,18 +91,15 @@ def settings_key(cfg: RLConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _same_config(stored: dict | None, cfg: RLConfig) -> bool:
-    return stored is not None and _result_settings(stored) == _result_settings(
-        json.loads(json.dumps(cfg.to_dict(), default=float)))
-
-
 def is_finished(run_dir: str | Path, cfg: RLConfig) -> bool:
-    """True if ``run_dir`` holds a finished run trained with exactly ``cfg`` by this training code."""
+    """True if ``run_dir`` holds a finished run trained with exactly ``cfg`` by this training code: its training log
+    records ``cfg``'s settings key and settings."""
     run_dir = Path(run_dir)
+    key, settings = settings_key(cfg), _result_settings(json.loads(json.dumps(cfg.to_dict(), default=float)))
     if not ((run_dir / "metrics.json").exists() and (run_dir / "model.pt").exists()):
         return False
-    return (written_with(run_dir / "metrics.json", settings_key(cfg), field="settings_key")
-            and _same_config(read_json(run_dir / "metrics.json").get("config"), cfg))
+    stored = read_json(run_dir / "metrics.json")
+    return stored.get("settings_key") == key and _result_settings(stored.get("config") or {}) == settings
 
 
 def resume_state(run_dir: Path, cfg: RLConfig) -> dict | None:
@@ -128,6 +125,35 @@ def discard_other_settings(run_dir: Path, cfg: RLConfig) -> None:
         print(f"{run_dir}: found a run with other settings; training again with the current ones")
         for f in stale:
             f.unlink()
+
+
+def weights_digest(path: Path) -> str:
+    """A short digest (16 hex digits of sha256) of a weights file: which weights a run or an evaluation was made with."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def hold_weights(cfg: RLConfig, run_dir: Path, weights_file: Path, metrics_file: Path) -> None:
+    """Make ``run_dir`` hold a finished run of ``cfg`` with the weights of ``weights_file`` (policies and critics in one
+    flat safetensors file, ``policies.*`` and ``critics.*``, as runs are kept with the book) and the training log of
+    ``metrics_file``. Left as it is where it holds them already (finished with ``cfg`` and the file's digest recorded,
+    or the same tensors); else written, the digest recorded as ``kept_digest``."""
+    from safetensors.torch import load_file
+
+    digest = weights_digest(weights_file)
+    if is_finished(run_dir, cfg):
+        if read_json(run_dir / "metrics.json").get("kept_digest") == digest:
+            return
+        kept, local = load_file(weights_file), load_policies(run_dir)
+        if all(torch.equal(v, kept[f"{part}.{k}"]) for part in ("policies", "critics")
+               for k, v in getattr(local, part).state_dict().items()):
+            return
+        print(f"{run_dir}: not the kept run {weights_file.parent} (made since by `make rl-full`): restoring the kept "
+              "run", flush=True)
+    model, flat = MADDPG(cfg), load_file(weights_file)
+    for part in ("policies", "critics"):
+        getattr(model, part).load_state_dict({k[len(part) + 1:]: v for k, v in flat.items() if k.startswith(part + ".")})
+    save_policies(model, run_dir)
+    atomic_write_json(run_dir / "metrics.json", {**read_json(metrics_file), "kept_digest": digest})
 
 
 def save_resume(run_dir: Path, model: dict, opt: dict, buffer: dict, state: dict) -> None:
@@ -299,8 +325,8 @@ def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, de
                          "ep": ep, "t": t, "history": histories[k], "elapsed": elapsed[k] + wall,
                          "config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]),
                          "aux": aux_losses[k].state_dict() if aux_losses[k] is not None else None}
-                save_resume(run_dirs[k], model.export(k).state_dict(), model.opt_state(k), buffer.run_state(k),
-                            state)
+                weights, opt, rows = model.export(k).state_dict(), model.opt_state(k), buffer.run_state(k)
+                save_resume(run_dirs[k], weights, opt, rows, state)
             if stop_after is not None and ep >= stop_after and ep < cfg.n_episodes:
                 return [{"interrupted": True, "episode": ep}] * K
     wall = time.perf_counter() - t0
