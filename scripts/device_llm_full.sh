@@ -10,7 +10,7 @@
 # llm_baseline $BASELINE_LIMIT (200), llm_soo $SOO_LIMIT (230).
 #
 # What `run` runs (the paper's protocol at scale=full; llm_soo on the released embedded model, start_from=None,
-# and only the paper's loss with one seed, to fit the device time; everything else as `make book SCALE=full`):
+# and only the paper's loss with one seed: the run is sized for about 5 GPU minutes; everything else as `make book SCALE=full`):
 #   llm_baseline -p scale full
 #   llm_soo      -p scale full -p start_from None -p seeds "[0]" -p conditions '["soo_mse"]' -p sweep_layers "[]" -p sweep_lrs "[]"
 # Notebooks run with scripts/run_notebook.py (the machine has no Jupyter kernel). Back in $OUT (8 files):

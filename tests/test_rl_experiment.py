@@ -14,6 +14,7 @@ import soo.rl.experiment
 import soo.rl.runs
 import soo.rl.screen
 import soo.rl.verdicts
+import soo.stats
 from soo.rl.config import AGENT_KINDS, AGENTS, FINETUNE_KINDS, scale_config
 from soo.rl.env import MODES
 from soo.utils import project_root, read_json
@@ -72,7 +73,7 @@ PAGE_GLUED = {**GLUED, "rl_baselines": GLUED["rl_baselines"] | PREMISE | SCREEN2
               "rl_soo": GLUED["rl_soo"] | {"rl_soo_traj_note"},
               "rl_classification": GLUED["rl_classification"] | LOTTERY}
 assert set(PAGE_GLUED) == set(GLUED)
-VERDICTS = {"yes", "no", "not resolved", "partly"}
+VERDICTS = {*soo.stats.VERDICTS, "partly"}  # "partly": the classifier perfect in some seeds, above chance overall
 
 
 def _book_names() -> dict[str, set]:

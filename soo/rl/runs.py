@@ -233,7 +233,8 @@ def record_weight_digests(kept_dir: Path) -> int:
 
 def kept_status(scfg: ScaleConfig, kept_dir: Path | None = None) -> dict:
     """``{run name: "ok" | "missing" | "stale"}`` for every run of ``scfg`` against the kept runs (default:
-    those of its setting)."""
+    those of its setting): the staleness check of ``tests/test_rl_kept.py``, which is its only caller (a reader asks
+    it the same question about a setting of their own)."""
     kept_dir = kept_dir_of(scfg.setting) if kept_dir is None else Path(kept_dir)
     out = {}
     for r in protocol_runs(scfg):
