@@ -51,7 +51,9 @@ from soo.llm import models  # noqa: E402
 from soo.llm.scenarios import burglar, soo_pairs  # noqa: E402
 from soo.llm.config import LLMTrainConfig  # noqa: E402
 from soo.llm.train import lora_model, objective_loss, tokenize_pairs  # noqa: E402
-from soo.utils import atomic_write_json, manifest, project_root  # noqa: E402
+from soo.files import atomic_write_json  # noqa: E402
+from soo.provenance import manifest  # noqa: E402
+from soo.utils import project_root  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -127,7 +127,7 @@ def profile(scale: str, precision: str) -> dict:
 
     from soo.llm import experiment as X
     from soo.llm import models
-    from soo.utils import manifest
+    from soo.provenance import manifest
 
     torch.set_num_threads(1)  # as each of the notebook's workers
     clock = PhaseClock()

@@ -38,7 +38,9 @@ from soo.rl.env import BatchedDeceptionEnv, DeceptionParallelEnv  # noqa: E402
 from soo.rl.maddpg import MADDPG, ReplayBuffer  # noqa: E402
 from soo.rl.stacked import StackedMADDPG, StackedReplayBuffer  # noqa: E402
 from soo.rl.training import train, train_stacked  # noqa: E402
-from soo.utils import atomic_write_json, manifest, project_root  # noqa: E402
+from soo.files import atomic_write_json  # noqa: E402
+from soo.provenance import manifest  # noqa: E402
+from soo.utils import project_root  # noqa: E402
 
 
 def mpe2_steps_per_s(n_steps=20_000, seed=0):

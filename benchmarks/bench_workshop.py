@@ -22,7 +22,8 @@ from pathlib import Path
 from soo import notebooks
 from soo.llm import models
 from soo.llm.config import llm_config
-from soo.utils import atomic_write_json, project_root
+from soo.files import atomic_write_json
+from soo.utils import project_root
 
 
 def exercises(root: Path) -> dict[str, tuple[str, dict]]:

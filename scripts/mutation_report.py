@@ -4,7 +4,7 @@ The tool is mutmut, pinned in ``requirements-mutate.txt``; its set-up is the ``[
 ``pyproject.toml`` (the five files it may mutate and the tests it runs). :data:`FUNCTIONS` picks, in each module, the
 functions whose mutants are tested: the whole of ``soo/losses.py``, and elsewhere the parts the record is about
 (the first-mention classifier and the rates of ``soo/llm/scoring.py``, the verdicts of ``soo/rl/metrics.py`` and the
-measures they decide on, the reward and trap rules of ``soo/rl/env.py``, the atomic writers of ``soo/utils.py``).
+measures they decide on, the reward and trap rules of ``soo/rl/env.py``, the atomic writers of ``soo/files.py``).
 A mutant is killed when a test fails (or runs past mutmut's time limit) with it in place.
 
     python scripts/mutation_report.py --run    # a fresh run (mutants/ emptied, one mutmut run per module), the record
@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from soo.utils import atomic_write_json, machine_info  # noqa: E402
+from soo.files import atomic_write_json  # noqa: E402
+from soo.provenance import machine_info  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "mutation.json"
 MUTANTS = ROOT / "mutants"
@@ -46,11 +47,11 @@ FUNCTIONS = {
     "soo/rl/env.py": ("soo.rl.env", [
         "trapped_at", "_rewards",  # the rules
         "BatchedDeceptionEnv.reset", "BatchedDeceptionEnv.step"]),  # where they are applied (trap at reset, freeze)
-    "soo/utils.py": ("soo.utils", [
+    "soo/files.py": ("soo.files", [
         "atomic_write_text", "atomic_write_json", "_json_default", "_aside_of", "_recover_aside"]),
 }
 NOT_MUTATED = {
-    "soo/utils.py": {
+    "soo/files.py": {
         "atomic_file": "decorated (@contextmanager): mutmut 3 mutates no decorated function",
         "atomic_directory": "decorated (@contextmanager): mutmut 3 mutates no decorated function (its helpers "
                             "_aside_of and _recover_aside are mutated)"},

@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from soo.utils import package_versions
+    from soo.provenance import package_versions
 
     cuda = torch.cuda.is_available()
     glued: dict = {}

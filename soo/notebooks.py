@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from .utils import SCALES, atomic_write_text, check_choice, project_root, read_json
+from .files import atomic_write_text, read_json
+from .utils import SCALES, check_choice, project_root
 
 # Order matters: later notebooks read what earlier ones wrote (the organism, baselines).
 NOTEBOOKS = (

@@ -18,6 +18,7 @@ bootstrapped from the same items: hard scenarios are hard for both and cancel ou
 * :func:`wilson_interval`: Wilson score interval for ``k`` successes in ``n`` trials.
 * :func:`two_level_bootstrap` / :func:`rate_intervals` / :func:`difference` / :func:`verdict_word`.
 * :func:`paired_t_verdict` and :data:`VERDICTS`: "is ``better`` lower than ``worse``, seed by seed?".
+* :func:`seed_table`: mean and population SD over seeds, per group.
 """
 from __future__ import annotations
 
@@ -161,6 +162,17 @@ def difference(df: pd.DataFrame, a, b, n_boot: int = 2000, level: float = 0.95, 
     arrays, _, _ = _arrays(df)
     lo, hi = _interval((boot[a] - boot[b]).to_numpy(), level)
     return {"diff": float(arrays[a].mean() - arrays[b].mean()), "lo": lo, "hi": hi, "verdict": verdict_word(lo, hi)}
+
+
+def seed_table(df, by: str, columns=None):
+    """Mean and population SD (ddof=0, the convention of the paper and of this project) over the rows
+    (seeds) of each ``by`` group of a DataFrame: columns ``"<col> mean"`` and ``"<col> sd"`` for each of
+    ``columns`` (default: every other numeric column), groups in their order of appearance."""
+    g = df.groupby(by, sort=False)
+    columns = list(columns) if columns is not None else [c for c in df.select_dtypes("number").columns if c != by]
+    mean, sd = g[columns].mean(), g[columns].std(ddof=0)
+    out = mean.add_suffix(" mean").join(sd.add_suffix(" sd"))
+    return out[[f"{c} {k}" for c in columns for k in ("mean", "sd")]]
 
 
 def paired_t_verdict(better, worse) -> dict:

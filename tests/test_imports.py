@@ -74,13 +74,13 @@ def test_the_walk_sees_the_package():
 @pytest.mark.parametrize("module, init, source, expected", [
     ("soo.rl.experiment", False, "from .config import RLConfig", {"soo.rl.config", "soo.rl.config.RLConfig"}),
     ("soo.rl.experiment", False, "from . import figures", {"soo.rl", "soo.rl.figures"}),
-    ("soo.rl.experiment", False, "from ..utils import cached", {"soo.utils", "soo.utils.cached"}),
+    ("soo.rl.experiment", False, "from ..utils import check_choice", {"soo.utils", "soo.utils.check_choice"}),
     ("soo.rl.experiment", False, "from .. import style", {"soo", "soo.style"}),
     ("soo.rl.experiment", False, "def f():\n    from ..llm.models import load", {"soo.llm.models", "soo.llm.models.load"}),
     ("soo.rl", True, "from .config import AGENTS", {"soo.rl.config", "soo.rl.config.AGENTS"}),
     ("soo.rl", True, "from . import env", {"soo.rl", "soo.rl.env"}),
     ("soo.rl", True, "from ..utils import seed_everything", {"soo.utils", "soo.utils.seed_everything"}),
-    ("soo", True, "from .utils import cached", {"soo.utils", "soo.utils.cached"}),
+    ("soo", True, "from .utils import check_choice", {"soo.utils", "soo.utils.check_choice"}),
     ("soo.utils", False, "from .llm import train", {"soo.llm", "soo.llm.train"}),
     ("soo.rl.overlap", False, "import numpy as np\nfrom numpy import pi\nimport soo.llm.models", {"soo.llm.models"}),
 ])

@@ -10,7 +10,8 @@ from soo.llm import plan as P
 from soo.llm.config import (MODEL_PRESETS, PRESETS, SWEEP_LR_MULTIPLES, llm_config, n_layers_of, preset_name,
                             sweep_layers_for)
 from soo.llm.config import CONDITIONS
-from soo.utils import as_choices, as_ints, as_positive_floats, read_value
+from soo.files import read_value
+from soo.utils import as_choices, as_ints, as_positive_floats
 
 PAPER = {  # PAPER_SPEC §3.1 and §4.1
     "mistral-7b-instruct-v0.2": dict(layer=19, lora_r=8, lora_alpha=32, lora_dropout=0.2, lr=1e-4, epochs=15,
@@ -192,7 +193,8 @@ def test_paper_path_end_to_end_on_a_tiny_mistral(tmp_path):
     import json as _json
 
     from soo import notebooks
-    from soo.utils import project_root, read_json
+    from soo.files import read_json
+    from soo.utils import project_root
 
     root = project_root()
     (tmp_path / "notebooks").mkdir()

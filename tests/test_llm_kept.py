@@ -6,7 +6,7 @@ import pytest
 
 from soo.llm import full as F
 from soo.llm import config as C
-from soo.utils import read_json
+from soo.files import read_json
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import soo
-from soo.utils import atomic_directory, atomic_write_json, atomic_write_text
+from soo.files import atomic_directory, atomic_write_json, atomic_write_text
 
 PACKAGE_PARENT = str(Path(soo.__file__).resolve().parents[1])  # the soo these tests import, for child processes
 
@@ -32,7 +32,7 @@ def test_atomic_write_text_creates_missing_folders(tmp_path):
 
 _KILLED_WRITE = r"""
 import os, signal, sys
-from soo.utils import atomic_write_text
+from soo.files import atomic_write_text
 
 os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)  # killed once the new text is written, before the swap
 atomic_write_text(sys.argv[1], "v2")
@@ -67,7 +67,7 @@ def test_a_failed_text_write_raises_its_error_and_leaves_nothing_but_the_old_fil
 
 _WRITE_TEXT = r"""
 import locale, sys
-from soo.utils import atomic_write_text
+from soo.files import atomic_write_text
 
 assert locale.getpreferredencoding(False).upper() in ("ANSI_X3.4-1968", "ASCII", "US-ASCII"), locale.getpreferredencoding(False)
 atomic_write_text(sys.argv[1], "caf\u00e9 \u00b1 5 \u00b0C")

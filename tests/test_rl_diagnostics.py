@@ -8,7 +8,7 @@ from soo.rl import screen
 from soo.rl.config import RLConfig
 from soo.rl.env import BatchedDeceptionEnv, EnvConfig
 from soo.rl.maddpg import MADDPG
-from soo.utils import read_json
+from soo.files import read_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -17,7 +17,8 @@ import soo.rl.verdicts
 import soo.stats
 from soo.rl.config import AGENT_KINDS, AGENTS, FINETUNE_KINDS, scale_config
 from soo.rl.env import MODES
-from soo.utils import project_root, read_json
+from soo.files import read_json
+from soo.utils import project_root
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread is much faster on a busy machine
 

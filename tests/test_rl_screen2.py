@@ -6,7 +6,7 @@ import pytest
 
 from soo.rl import book, screen
 from soo.rl.config import SETTING_LABELS
-from soo.utils import read_json
+from soo.files import read_json
 
 
 def test_the_committed_declaration_is_the_one_the_code_runs():

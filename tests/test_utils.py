@@ -19,7 +19,7 @@ def test_seeds_at_the_ends_of_the_range_pass():
 
 
 def test_written_with_is_the_one_settings_test(tmp_path):
-    from soo.utils import atomic_write_json, cached, is_cached, written_with
+    from soo.files import atomic_write_json, cached, is_cached, written_with
 
     f = tmp_path / "r.json"
     assert not written_with(f, {"a": 1})  # nothing there
@@ -42,7 +42,7 @@ def test_run_parallel_gives_each_job_its_threads_and_restores_ours():
 
 
 def test_atomic_file_replaces_whole_or_leaves_the_old_file(tmp_path):
-    from soo.utils import atomic_file
+    from soo.files import atomic_file
 
     f = tmp_path / "a.bin"
     with atomic_file(f) as tmp:
@@ -73,7 +73,7 @@ def _whole(tag) -> dict:
 
 
 def test_atomic_directory_replaces_whole_or_leaves_the_old_folder(tmp_path):
-    from soo.utils import atomic_directory
+    from soo.files import atomic_directory
 
     dst = tmp_path / "run"
     with atomic_directory(dst) as tmp:
@@ -99,7 +99,7 @@ def test_atomic_directory_leaves_a_whole_folder_when_a_commit_step_fails(tmp_pat
     import os
     import shutil
 
-    from soo.utils import atomic_directory
+    from soo.files import atomic_directory
 
     dst = tmp_path / "run"
     with atomic_directory(dst) as tmp:
@@ -143,7 +143,7 @@ def test_atomic_directory_leaves_a_whole_folder_when_a_commit_step_fails(tmp_pat
 _KILLED_CHILD = r"""
 import os, signal, sys
 from pathlib import Path
-from soo.utils import atomic_directory, atomic_file
+from soo.files import atomic_directory, atomic_file
 
 what, where, dst = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 if where == "commit":  # killed between moving the old folder aside and renaming the new one in
@@ -174,7 +174,7 @@ def test_atomic_writers_survive_a_killed_process(tmp_path, what, where):
     import subprocess
     import sys
 
-    from soo.utils import atomic_directory
+    from soo.files import atomic_directory
 
     dst = tmp_path / "out"
     if what == "file":

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..stats import paired_t_verdict
-from ..utils import seed_table
+from ..stats import seed_table
 from .config import AGENT_KINDS, AGENTS, SETTING_LABELS, ScaleConfig
 from .diagnostics import REFERENCE_BLUES, lure_verdict
 from .env import MODES

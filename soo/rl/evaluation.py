@@ -8,7 +8,7 @@ Files under ``{out_dir}/{tag}/rl/eval/``::
     classification.json       mean-SOO curves and accuracies
     reference_blues.json      every baseline red against the learned and the scripted reference blues
 
-They are :func:`soo.utils.cached` results (``{"_key": settings, "value": result}``): the key holds the evaluation
+They are :func:`soo.files.cached` results (``{"_key": settings, "value": result}``): the key holds the evaluation
 settings and the trained settings of every agent evaluated, with a digest of its weights, so retraining an agent
 (or changing the evaluation) recomputes them.
 """
@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..utils import cached, manifest, read_json, torch_threads
+from ..files import cached, read_json
+from ..provenance import manifest
+from ..utils import torch_threads
 from .config import AGENT_KINDS, FINETUNE_KINDS, ScaleConfig
 from .diagnostics import REFERENCE_BLUES, reference_table
 from .env import MODES

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..style import save_figure, style
-from ..utils import atomic_write_json, check_choice, figure_dir, machine_info, manifest
+from ..files import atomic_write_json
+from ..provenance import machine_info, manifest
+from ..utils import check_choice, figure_dir
 from .config import FINETUNE_KINDS, SETTINGS, ScaleConfig, scale_config
 from .env import MODES
 from .runs import (baseline_runs, finetune_runs, keep_runs, kept_dir_of, protocol_runs, record_training_fingerprint,

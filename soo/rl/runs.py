@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..utils import (atomic_directory, atomic_write_json, check_choice, machine_info, manifest, project_root, read_json,
-                     run_parallel, torch_threads, written_with)
+from ..files import atomic_directory, atomic_write_json, read_json, written_with
+from ..provenance import machine_info, manifest
+from ..utils import check_choice, project_root, run_parallel, torch_threads
 from .auxiliary import make_aux_loss
 from .config import AGENT_KINDS, FINETUNE_KINDS, SETTINGS, RLConfig, ScaleConfig
 from .env import MODES

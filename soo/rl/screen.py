@@ -30,7 +30,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..stats import paired_t_verdict
-from ..utils import atomic_write_json, check_choice, machine_info, manifest, project_root, read_json
+from ..files import atomic_write_json, read_json
+from ..provenance import machine_info, manifest
+from ..utils import check_choice, project_root
 from .config import PAPER_SEEDS, SETTING_LABELS, SETTINGS, scale_config
 from .env import MODES
 from .evaluation import reference_blues, summary_table

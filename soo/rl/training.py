@@ -23,7 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..utils import atomic_file, atomic_write_json, git_commit, machine_info, read_json
+from ..files import atomic_file, atomic_write_json, read_json
+from ..provenance import git_commit, machine_info
 from .config import RLConfig
 from .env import StackedDeceptionEnv
 from .maddpg import BLUE, MADDPG, N_AGENTS, RED, OUNoise, noise_scale, updates_due
