@@ -19,18 +19,18 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from soo import notebooks
+from soo import notebooks, pages
+from soo.files import atomic_write_json
 from soo.llm import models
 from soo.llm.config import llm_config
-from soo.files import atomic_write_json
 from soo.utils import project_root
 
 
 def exercises(root: Path) -> dict[str, tuple[str, dict]]:
     """``{name: (notebook, parameters)}`` of every papermill command on the workshop page."""
     out = {}
-    for argv in notebooks.page_commands(root / "book" / "workshop.md"):
-        params = notebooks.papermill_parameters(argv)
+    for argv in pages.page_commands(root / "book" / "workshop.md"):
+        params = pages.papermill_parameters(argv)
         out[Path(params["out_dir"]).name] = (Path(argv[1]).stem, params)
     return out
 
@@ -65,8 +65,8 @@ def main(argv=None) -> int:
         times[name] = {"notebook": nb, "wall_s": round(dt, 1), "precision": precision, "date": run[:10],
                        "run": run, "machine": machine, "parameters": params}
         print(f"{name:<22s} {nb:<18s} {precision:<5s} {dt:7.1f} s", flush=True)
-    atomic_write_json(root / notebooks.WORKSHOP_TIMES, times)
-    notebooks.write_workshop_times(root)
+    atomic_write_json(root / pages.WORKSHOP_TIMES, times)
+    pages.write_workshop_times(root)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Every ``papermill`` command printed in README.md and book/*.md runs as written, and none writes under ``book/``.
 
 Each command is read from the page's ``bash`` blocks and parsed by papermill's own command line
-(:func:`soo.notebooks.page_commands`, :func:`soo.notebooks.papermill_parameters`: ``-p seeds "[0]"`` reaches the
+(:func:`soo.pages.page_commands`, :func:`soo.pages.papermill_parameters`: ``-p seeds "[0]"`` reaches the
 notebook as the string papermill makes of it). Every LLM command then runs its notebook's parameter cell and
 validation exactly as papermill would, with ``dry_run True`` added, from a checkout-like scratch folder (the
 commands' relative paths land there): the plan must be written and, for the paper's models, carry the paper's
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from soo.llm import models
-from soo.notebooks import page_commands, papermill_parameters
+from soo.pages import page_commands, papermill_parameters
 from soo.utils import project_root
 
 ROOT = project_root()
@@ -189,7 +189,7 @@ def test_book_untouched_check_fails_on_a_planted_write(scratch):
 def test_workshop_times_table_is_made_from_its_record():
     """The workshop page's table is the rendering of ``benchmarks/workshop_times.json``, which holds one time per
     exercise on the page (every command, measured in one run), each with its machine, precision and date."""
-    from soo.notebooks import WORKSHOP_TABLE, WORKSHOP_TIMES, workshop_times_table
+    from soo.pages import WORKSHOP_TABLE, WORKSHOP_TIMES, workshop_times_table
 
     times = json.loads((ROOT / WORKSHOP_TIMES).read_text())
     names = {Path(parameters_of(a)["out_dir"]).name for d, a in COMMANDS if d == "workshop.md"}
