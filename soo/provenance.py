@@ -6,14 +6,13 @@ import os
 import subprocess
 import sys
 from importlib import metadata
-
-from .utils import project_root
+from pathlib import Path
 
 
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10
         )
         return out.stdout.strip() or None
     except Exception:  # no git, not a checkout
