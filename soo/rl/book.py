@@ -1,9 +1,10 @@
 """What the RL pages show, computed from the cached evaluation steps (``soo.rl.evaluation``) and the claims' verdicts
-(``soo.rl.verdicts``): the tables, and one function per page that returns every value the page glues (:func:`glue_rl_baselines` with :func:`glue_rl_premise`, :func:`glue_rl_soo`,
-:func:`glue_rl_classification` with :func:`glue_rl_lottery`). The convention of every function here: pass what the
-notebook has already computed (``table=``, ``beh=``, ``ref=``, ...), and it computes the rest through the cached
-steps (the steps the docstrings name, :func:`summary_table`, :func:`behaviour`, :func:`classify`, ..., are
-``soo.rl.evaluation``'s). No training, no evaluation of its own and no figures (``soo.rl.figures``).
+(``soo.rl.verdicts``): the tables, and one function per page that returns every value the page glues
+(:func:`glue_rl_baselines` with :func:`glue_rl_premise`, :func:`glue_rl_soo`, :func:`glue_rl_classification` with
+:func:`glue_rl_lottery`). The convention of every function here: pass what the notebook has already computed
+(``table=``, ``beh=``, ``ref=``, ...), and it computes the rest through the cached steps (the steps the docstrings
+name, :func:`summary_table`, :func:`behaviour`, :func:`classify`, ..., are ``soo.rl.evaluation``'s). No training, no
+evaluation of its own and no figures (``soo.rl.figures``).
 """
 from __future__ import annotations
 
