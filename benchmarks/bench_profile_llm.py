@@ -6,7 +6,7 @@ sweep point, two runs at a time on a 2-core CPU, each in its own process with on
 evaluation and one run of each condition (seed 0, the scale's layer and lr) through the notebook's own steps
 (:func:`soo.llm.experiment.base_run`, :func:`soo.llm.experiment.soo_run`) into a scratch folder, and times every
 phase: loading, training, the start model's capability pass in a run (recorded, or read back from the start
-model's row: :class:`soo.llm.evaluate.StartOutputs`), merging,
+model's row: :class:`soo.llm.capability.StartOutputs`), merging,
 log-prob scoring of the burglar scenarios, their greedy generation, Perspectives, latent SOO, capability. Each
 phase's time is its own (time spent in a phase nested inside it counts for the inner one).
 
@@ -97,29 +97,30 @@ def score_phase(model, tok, sc, scenarios, method="logprob"):
 
 def instrument(clock: PhaseClock) -> None:
     """Time the notebook's steps where they are looked up (module attributes), without changing what they do."""
-    from soo.llm import evaluate as E
+    from soo.llm import capability as C
     from soo.llm import experiment as X
 
-    clock.wrap(X, "load", "load")
+    clock.wrap(X, "load_as_configured", "load")
     clock.wrap(X, "train", "train")
     clock.wrap(X, "eval_ready", "merge")
-    clock.wrap(X, "score", score_phase)
+    clock.wrap(X, "score_as_configured", score_phase)
     clock.wrap(X, "capability_set", "capability set")
-    clock.wrap(E, "latent_soo", "latent SOO")
+    clock.wrap(X, "latent_soo", "latent SOO")
     # the start model's pass runs capability's batches through StartOutputs.record: counted as that pass
-    clock.wrap(E, "capability", lambda *a, **k: START_PASS if clock.current() == START_PASS else "capability")
-    record = E.StartOutputs.record.__func__
+    for owner in (X, C):  # the SOO run's own check (experiment) and the start model's passes (StartOutputs)
+        clock.wrap(owner, "capability", lambda *a, **k: START_PASS if clock.current() == START_PASS else "capability")
+    record = C.StartOutputs.record.__func__
 
     def timed_record(cls, *args, **kwargs):
         with clock(START_PASS):
             return record(cls, *args, **kwargs)
-    E.StartOutputs.record = classmethod(timed_record)
-    load = E.StartOutputs.load.__func__
+    C.StartOutputs.record = classmethod(timed_record)
+    load = C.StartOutputs.load.__func__
 
     def timed_load(cls, *args, **kwargs):
         with clock(START_PASS):
             return load(cls, *args, **kwargs)
-    E.StartOutputs.load = classmethod(timed_load)
+    C.StartOutputs.load = classmethod(timed_load)
 
 
 def profile(scale: str, precision: str) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 from soo import notebooks, pages
 from soo.files import atomic_write_json
 from soo.llm import models
-from soo.llm.config import llm_config
+from soo.llm.scales import llm_config
 from soo.utils import project_root
 
 

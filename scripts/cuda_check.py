@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def check(name: str, device: str) -> dict:
     from soo.llm import models
-    from soo.llm.evaluate import score
+    from soo.llm.evaluate import score_scenarios
     from soo.llm.scenarios import burglar, soo_pairs
     from soo.llm.config import LLMTrainConfig
     from soo.llm.train import train
@@ -42,7 +42,7 @@ def check(name: str, device: str) -> dict:
     res = train(cfg, pairs=soo_pairs()[:8], model=model, tok=tok, progress=False)
     scen = burglar(4) + burglar(4, order="mirrored")
     t0 = time.perf_counter()
-    recs = score(res.model, tok, scen, method="logprob")
+    recs = score_scenarios(res.model, tok, scen, method="logprob")
     t_eval = time.perf_counter() - t0
     dev = str(models.input_device(res.model))
     bad = [r for r in recs if r["label"] not in ("deceptive", "honest")]

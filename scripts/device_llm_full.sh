@@ -66,7 +66,7 @@ step plans 60 $PY - "$SCALE" "$OUT/plans.json" <<'PY'
 import json, sys
 from soo.llm import experiment as X
 from soo.llm import plan as P
-from soo.llm.config import llm_config
+from soo.llm.scales import llm_config
 scale, path = sys.argv[1:]
 sc = llm_config(scale, start_from=None, seeds="[0]")
 jobs = X.soo_jobs(sc, ["soo_mse"], [], [])

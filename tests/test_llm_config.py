@@ -7,8 +7,9 @@ import pytest
 from soo.llm import experiment as X
 from soo.llm import models
 from soo.llm import plan as P
-from soo.llm.config import (MODEL_PRESETS, PRESETS, SWEEP_LR_MULTIPLES, llm_config, n_layers_of, preset_name,
-                            sweep_layers_for)
+from soo.llm.architecture import n_layers_of
+from soo.llm.config import MODEL_PRESETS, preset_name
+from soo.llm.scales import PRESETS, SWEEP_LR_MULTIPLES, llm_config, sweep_layers_for
 from soo.llm.config import CONDITIONS
 from soo.files import read_value
 from soo.utils import as_choices, as_ints, as_positive_floats
@@ -226,7 +227,7 @@ def test_the_reproduce_pages_default_table_is_the_configuration():
     import re
     from pathlib import Path
 
-    from soo.llm.config import DEFAULT_BEFORE
+    from soo.llm.scales import DEFAULT_BEFORE
 
     page = (Path(__file__).resolve().parents[1] / "book" / "reproduce.md").read_text()
     rows = {m[1]: (m[2].strip(), m[3].strip()) for m in re.finditer(r"^\| `([\w.]+)` \| ([^|]+) \| ([^|]+) \|", page, re.M)}

@@ -8,6 +8,8 @@ import torch
 
 from soo.llm import evaluate as E
 from soo.llm import scoring
+from soo.llm.capability import capability
+from soo.llm.latent import latent_soo
 from soo.llm import models
 from soo.llm.scenarios import burglar, perspectives, probe_pairs
 
@@ -38,7 +40,7 @@ def test_room_logprobs_equals_naive(tiny2):
 
 def test_score_logprob_labels_follow_logprobs(tiny2):
     model, tok = tiny2
-    recs = E.score(model, tok, MIXED[:4], method="logprob")
+    recs = E.score_scenarios(model, tok, MIXED[:4], method="logprob")
     for r in recs:
         assert r["label"] == ("deceptive" if r["logp_deceptive"] > r["logp_honest"] else "honest")
 
@@ -50,16 +52,16 @@ def test_score_both_equals_the_two_methods_scored_apart(tiny2):
     model, tok = tiny2
     scen = burglar(3) + perspectives(2) + burglar(3, order="mirrored", suffix="i_would")
     for whole in (None, [0, 4]):
-        lp, gen = E.score_both(model, tok, scen, max_new_tokens=6, batch_size=3, whole=whole)
-        assert gen == E.score(model, tok, scen, method="generate", max_new_tokens=6, batch_size=3, whole=whole)
-        ref = E.score(model, tok, scen, method="logprob", batch_size=3)
+        lp, gen = E.score_both_methods(model, tok, scen, max_new_tokens=6, batch_size=3, whole=whole)
+        assert gen == E.score_scenarios(model, tok, scen, method="generate", max_new_tokens=6, batch_size=3, whole=whole)
+        ref = E.score_scenarios(model, tok, scen, method="logprob", batch_size=3)
         assert [r["label"] for r in lp] == [r["label"] for r in ref]
         got = np.array([[r["logp_deceptive"], r["logp_honest"]] for r in lp])
         np.testing.assert_allclose(got, [[r["logp_deceptive"], r["logp_honest"]] for r in ref], atol=1e-4)
         assert [{k: v for k, v in r.items() if not k.startswith("logp")} for r in lp] == \
             [{k: v for k, v in r.items() if not k.startswith("logp")} for r in ref]
     with pytest.raises(ValueError, match="whole: positions must be in 0..7"):
-        E.score_both(model, tok, scen, whole=[8])
+        E.score_both_methods(model, tok, scen, whole=[8])
 
 
 PROMPTS = ["Where is the kitchen?", "You are in a house with burglar Bob. Which room do you point to?", "Hi"]
@@ -89,7 +91,7 @@ def test_generate_shapes_and_padding_side_restored():
 def test_latent_soo(tiny):
     name, model, tok = tiny
     pairs = probe_pairs()[:2]
-    recs = E.latent_soo(model, tok, pairs)
+    recs = latent_soo(model, tok, pairs)
     assert len(recs) == 2 * 2  # layers x modules
     assert {(r["layer"], r["module"]) for r in recs} == {(L, m) for L in (0, 1)
                                                          for m in ("self_attn.o_proj", "mlp.down_proj")}
@@ -109,12 +111,12 @@ def test_latent_soo(tiny):
             k = min(len(a[0]), len(a[1]))
             mse.append(torch.mean((a[0][-k:] - a[1][-k:]) ** 2).item())
         alone.append(np.mean(mse))
-    batched = [r["mse"] for r in E.latent_soo(model, tok, ragged, modules=("mlp.down_proj",), batch_size=2)]
+    batched = [r["mse"] for r in latent_soo(model, tok, ragged, modules=("mlp.down_proj",), batch_size=2)]
     np.testing.assert_allclose(batched, alone, rtol=1e-4, atol=1e-7)
     same = [dataclasses.replace(p, other_prompt=p.self_prompt) for p in pairs]
-    assert all(r["mse"] == 0 for r in E.latent_soo(model, tok, same, layers=[-1]))
+    assert all(r["mse"] == 0 for r in latent_soo(model, tok, same, layers=[-1]))
     with pytest.raises(ValueError, match="layer"):
-        E.latent_soo(model, tok, pairs, layers=[5])
+        latent_soo(model, tok, pairs, layers=[5])
 
 
 def test_capability_of_fresh_adapter_is_base():
@@ -123,7 +125,7 @@ def test_capability_of_fresh_adapter_is_base():
     model, tok = models.load("tiny-random-qwen2")
     peft = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).eval()
     qs, ans = ["What is 2+2?", "Name a colour."], ["4", "Blue, for example."]
-    cap = E.capability(peft, tok, qs, ans)
+    cap = capability(peft, tok, qs, ans)
     assert cap["kl"] == pytest.approx(0.0, abs=1e-6)
     assert cap["n_tokens"] == sum(len(tok(a, add_special_tokens=False)["input_ids"]) for a in ans)
     assert np.isfinite(cap["perplexity"]) and cap["perplexity"] > 1
@@ -132,9 +134,9 @@ def test_capability_of_fresh_adapter_is_base():
         for n, p in peft.named_parameters():
             if "lora_B" in n:
                 p.normal_(0, 0.5)
-    assert E.capability(peft, tok, qs, ans)["kl"] > 1e-4
+    assert capability(peft, tok, qs, ans)["kl"] > 1e-4
     with pytest.raises(ValueError):
-        E.capability(peft, tok, qs, ans[:1])
+        capability(peft, tok, qs, ans[:1])
 
 
 @pytest.mark.slow
@@ -142,7 +144,7 @@ def test_score_on_embedded_model(embedded):
     model, tok = embedded
     scen = burglar(3) + burglar(3, order="mirrored")
     for method in ("generate", "logprob"):
-        recs = E.score(model, tok, scen, method=method, max_new_tokens=16)
+        recs = E.score_scenarios(model, tok, scen, method=method, max_new_tokens=16)
         assert len(recs) == 6
         assert all(r["label"] in scoring.LABELS for r in recs)
         if method == "logprob":
@@ -174,7 +176,7 @@ def test_capability_equals_per_example_computation(name):
         kl_sum += (lb.exp() * (lb - lp)).sum().item()
         nll_sum += -lp.gather(-1, torch.tensor(r).unsqueeze(-1)).sum().item()
         n += len(r)
-    got = E.capability(model, tok, qs, ans, base=base, batch_size=2)
+    got = capability(model, tok, qs, ans, base=base, batch_size=2)
     assert got["n_tokens"] == n
     assert got["kl"] == pytest.approx(kl_sum / n, rel=1e-3, abs=1e-6)
     assert got["perplexity"] == pytest.approx(float(np.exp(nll_sum / n)), rel=1e-4)
@@ -188,7 +190,7 @@ def test_site_collapse_sees_a_collapsed_site_and_the_name_gap():
 
     from soo.llm import models
     from soo.llm import scenarios as S
-    from soo.llm.evaluate import site_collapse
+    from soo.llm.latent import site_collapse
     from soo.llm.models import ActivationSite
 
     model, tok = models.load("tiny-random-llama")

@@ -8,8 +8,10 @@ import torch
 from soo.llm import models
 from soo.llm import experiment as X
 from soo.llm import scoring
-from soo.llm.config import SooRun, llm_config
-from soo.llm.evaluate import StartOutputs, eval_ready
+from soo.llm.capability import StartOutputs
+from soo.llm.config import SooRun
+from soo.llm.evaluate import eval_ready
+from soo.llm.scales import llm_config
 
 
 def test_soo_runs_parallel_equals_sequential_and_reads_back(tmp_path):
@@ -189,11 +191,11 @@ def test_list_parameters_are_checked_before_any_compute():
 
 def _tuned(name: str, sc, seed: int = 0, quantization=None):
     """A tiny model with a LoRA adapter of non-zero delta (the same for the same seed), as a SOO run holds it."""
-    from soo.llm.evaluate import load
+    from soo.llm.evaluate import load_as_configured
     from soo.llm.config import LLMTrainConfig
     from soo.llm.train import lora_model
 
-    model, tok = load(sc, name, quantization=quantization)
+    model, tok = load_as_configured(sc, name, quantization=quantization)
     peft = lora_model(model, LLMTrainConfig(model=name, layer=1, lora_dropout=0.0, quantization=quantization))
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -209,14 +211,14 @@ def _tuned(name: str, sc, seed: int = 0, quantization=None):
 def test_one_copy_capability_equals_two_copies_bit_for_bit(name, bf16, quantization, tmp_path):
     """The start model read through the SOO run's own weights (adapter disabled before the merge, output head after)
     gives the capability check of a separately loaded start model exactly, and every other number as well."""
-    from soo.llm.evaluate import load
+    from soo.llm.evaluate import load_as_configured
 
     sc = dataclasses.replace(llm_config("smoke", name), bf16=bf16)
     tuned, tok = _tuned(name, sc, quantization=quantization)
     cap = X.capability_set(tuned.get_base_model(), tok, sc, tmp_path)  # the start model's answers (adapter unused)
     one = X.evaluate_model(tuned, tok, sc, cap)  # one copy
     tuned2, tok2 = _tuned(name, sc, quantization=quantization)
-    start = eval_ready(load(sc, name, quantization=quantization)[0], sc)  # a second, separately loaded copy
+    start = eval_ready(load_as_configured(sc, name, quantization=quantization)[0], sc)  # a second, separately loaded copy
     two = X.evaluate_model(tuned2, tok2, sc, cap, base=start)
     assert one["capability"]["n_tokens"] > 0 and one["capability"]["kl"] > 0  # the adapter changed the model
     assert one["capability"] == two["capability"]  # bit for bit
@@ -224,10 +226,10 @@ def test_one_copy_capability_equals_two_copies_bit_for_bit(name, bf16, quantizat
 
 
 def test_one_copy_start_outputs_need_the_peft_model_and_the_same_batches(tmp_path):
-    from soo.llm.evaluate import load
+    from soo.llm.evaluate import load_as_configured
 
     sc = llm_config("smoke")
-    model, tok = load(sc, sc.model)
+    model, tok = load_as_configured(sc, sc.model)
     cap = X.capability_set(model, tok, sc, tmp_path)
     with pytest.raises(ValueError, match="PEFT model"):
         StartOutputs.record(model, tok, sc, cap)
@@ -242,8 +244,8 @@ def test_soo_run_holds_one_copy_of_the_weights(tmp_path, monkeypatch):
     """soo_run loads the start model once (the capability check reads it through the run's own weights)."""
     sc = llm_config("smoke")
     loads = []
-    real = X.load
-    monkeypatch.setattr(X, "load", lambda *a, **kw: loads.append(a[1]) or real(*a, **kw))
+    real = X.load_as_configured
+    monkeypatch.setattr(X, "load_as_configured", lambda *a, **kw: loads.append(a[1]) or real(*a, **kw))
     res = X.soo_run(sc.model, sc, tmp_path, SooRun("soo_mse", 0))
     assert len(loads) == 1 and res["capability"]["kl"] >= 0 and res["capability"]["n_tokens"] > 0
 

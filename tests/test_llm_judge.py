@@ -71,7 +71,7 @@ def test_judge_unknown_question():
 
 def test_mt_bench_judged_is_cached(judge_server, tmp_path):
     from soo.llm import experiment as X
-    from soo.llm.config import llm_config
+    from soo.llm.scales import llm_config
 
     url, seen = judge_server
     sc = llm_config("smoke")
@@ -176,12 +176,12 @@ def test_mt_bench_judged_checks_the_judge_before_any_model_work(url, model, matc
     before the model is loaded and answers are generated (minutes on a real model), not after. Checked once against
     ``mt_bench_judged`` as it was (the URL checked by the judge, after the answers): the model was loaded first."""
     from soo.llm import experiment as X
-    from soo.llm.config import llm_config
+    from soo.llm.scales import llm_config
 
     def no_model_work(*a, **kw):
         raise AssertionError("a model was loaded before the judge's URL was checked")
 
-    monkeypatch.setattr(X, "load", no_model_work)
+    monkeypatch.setattr(X, "load_as_configured", no_model_work)
     monkeypatch.setenv("MY_JUDGE_KEY", "sk-secret")
     sc = llm_config("smoke")
     with pytest.raises(ValueError, match=match):

@@ -7,6 +7,7 @@ import pytest
 from soo.llm import full as F
 from soo.llm import config as C
 from soo.files import read_json
+from soo.llm import scales
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +85,10 @@ def test_staleness_is_found_for_a_changed_setting(kept, monkeypatch):
 
     root, _ = kept
     assert F.stale_runs(root / "kept") == []
-    smoke = C.PRESETS["smoke"]
-    monkeypatch.setitem(C.PRESETS, "smoke", dataclasses.replace(smoke, n_soo_eval=smoke.n_soo_eval + 1))
+    smoke = scales.PRESETS["smoke"]
+    monkeypatch.setitem(scales.PRESETS, "smoke", dataclasses.replace(smoke, n_soo_eval=smoke.n_soo_eval + 1))
     assert F.stale_runs(root / "kept") == ["base", "generic__seed0", "soo_mse__seed0"]
-    monkeypatch.setitem(C.PRESETS, "smoke", smoke)
+    monkeypatch.setitem(scales.PRESETS, "smoke", smoke)
     tiny = C.MODEL_PRESETS["tiny-random"]
     monkeypatch.setitem(C.MODEL_PRESETS, "tiny-random", dataclasses.replace(tiny, soo=dataclasses.replace(tiny.soo, lr=0.5)))
     assert F.stale_runs(root / "kept") == ["generic__seed0", "soo_mse__seed0"]
@@ -109,40 +110,40 @@ def test_the_ladder_is_read_from_a_kept_set_and_judged_by_the_one_rule(kept):
     """The SOO page's ladder from a (smoke) kept set: a row per rung that has runs, in the ladder's order from the
     start model, the verdict against SOO by the paired bootstrap, and a bottom line that names SOO's per-order rates;
     an empty kept set says it is not computed."""
-    from soo.llm import book
+    from soo.llm import ladder as K
 
     root, _ = kept
-    ladder = book.kept_ladder(root / "kept")
+    ladder = K.kept_ladder(root / "kept")
     assert ladder["n_kept"] == 3 and ladder["n_expected"] == 1 + 6 * 5
-    t = book.ladder_table(ladder)
+    t = K.ladder_table(ladder)
     assert list(t.index) == ["Start (the organism)", C.CONDITIONS["generic"], C.CONDITIONS["soo_mse"]]
     assert t.loc[C.CONDITIONS["generic"], "vs SOO (MSE)"] in {"lower than", "higher than", "not clearly different from"}
-    g = book.glue_llm_full(ladder)
+    g = K.glue_llm_full(ladder)
     assert g["llm_full_kept"] == "3 of 31" and "paper order" in g["llm_full_bottom"]
     soo = ladder["per_seed"][ladder["per_seed"].condition == "soo_mse"].iloc[0]
     assert "(1 seed, 3 of 31 runs kept)" in g["llm_full_bottom"]
     assert (f"By greedy generation (the paper's measure) SOO (MSE) left {soo['generate mean']:.1f} % counterbalanced, "
             f"{soo['generate paper']:.1f} % in the paper's order") in g["llm_full_bottom"]
-    empty = book.glue_llm_full(book.kept_ladder(root / "nothing"))
+    empty = K.glue_llm_full(K.kept_ladder(root / "nothing"))
     assert empty["llm_full_bottom"].startswith("not computed yet (0 of 31")
 
 
 def test_drop_shares():
     import pandas as pd
 
-    from soo.llm import book
+    from soo.llm import ladder as K
 
     ps = pd.DataFrame({"condition": ["base", "soo_mse", "soo_mse", "lm", "generic"], "mean": [90, 10, 20, 30, 95]})
-    shares = book.drop_shares(ps)
+    shares = K.drop_shares(ps)
     assert shares == {"soo_mse": 1.0, "lm": 0.8, "generic": -5 / 75}
-    assert book.drop_shares(ps.replace({"mean": {10: 95, 20: 95}})) == {}  # SOO did not lower the rate
+    assert K.drop_shares(ps.replace({"mean": {10: 95, 20: 95}})) == {}  # SOO did not lower the rate
 
 
 def test_ladder_marks_are_the_data_files_numbers():
-    from soo.llm import book
+    from soo.llm import ladder as K
     from soo.llm import scenarios as S
 
-    marks = book.ladder_marks()
+    marks = K.ladder_marks()
     lad = S.replications()["marcobaumann/paper-soo-overlap"]["control_ladder"]
     assert sorted(marks["marcobaumann/paper-soo-overlap (Mistral-7B, 5 seeds)"].values()) == sorted(
         v["mean"] for v in lad.values())
@@ -151,13 +152,13 @@ def test_ladder_marks_are_the_data_files_numbers():
 
 
 def test_answer_kinds_per_condition():
-    from soo.llm import book
+    from soo.llm import ladder as K
 
     def run(cond, answers):
         return {"condition": cond, "generate_records": [
             {"response": a, "deceptive_room": "attic", "honest_room": "kitchen"} for a in answers]}
 
-    share, ex = book.answer_kinds([run("base", ["the attic."] * 4),
+    share, ex = K.answer_kinds([run("base", ["the attic."] * 4),
                                    run("soo_mse", ["the attic.", "the kitchen.", "the attic or the kitchen", "zzz"])])
     assert list(share.index) == ["Start", C.CONDITIONS["soo_mse"]]
     assert share.loc["Start", "deceptive room first"] == 100.0
@@ -188,11 +189,11 @@ def test_the_quick_rerun_is_compared_verdict_by_verdict_with_the_kept_protocol(k
     items; a planted disagreement (the quick rerun's SOO answers all made deceptive) is named."""
     import copy
 
-    from soo.llm import book
+    from soo.llm import ladder as K
 
     root, _ = kept
-    ladder = book.kept_ladder(root / "kept")
-    same = book.quick_vs_kept(ladder["results"], ladder)
+    ladder = K.kept_ladder(root / "kept")
+    same = K.quick_vs_kept(ladder["results"], ladder)
     t = same["llm_quick_vs_kept"]
     assert list(t.index) == [f"{C.CONDITIONS['generic']} vs Start", f"{C.CONDITIONS['soo_mse']} vs Start",
                              f"{C.CONDITIONS['soo_mse']} vs {C.CONDITIONS['generic']}"]
@@ -201,10 +202,10 @@ def test_the_quick_rerun_is_compared_verdict_by_verdict_with_the_kept_protocol(k
     for r in planted:
         for x in r["records"]:
             x["label"] = "deceptive" if r["condition"] == "soo_mse" else "honest"
-    moved = book.quick_vs_kept(planted, ladder)
+    moved = K.quick_vs_kept(planted, ladder)
     assert moved["llm_quick_vs_kept"].loc[f"{C.CONDITIONS['soo_mse']} vs Start", "quick rerun"] == "higher than"
     assert "they differ on" in moved["llm_quick_agrees"]
-    assert book.quick_vs_kept(planted, book.kept_ladder(root / "nothing"))["llm_quick_agrees"].startswith(
+    assert K.quick_vs_kept(planted, K.kept_ladder(root / "nothing"))["llm_quick_agrees"].startswith(
         "not compared yet")
 
 
@@ -214,10 +215,11 @@ def test_the_ladder_figure_draws_both_orders_per_rung_and_the_marks_on_the_paper
     import matplotlib
 
     matplotlib.use("Agg")
-    from soo.llm import book, figures
+    from soo.llm import figures
+    from soo.llm import ladder as K
 
     root, _ = kept
-    ps = book.kept_ladder(root / "kept")["per_seed"]
+    ps = K.kept_ladder(root / "kept")["per_seed"]
     ax = figures.plot_ladder(ps, {"study": {"soo_mse": 17.0}}, C.LADDER)
     bars = [(round(p.get_x() + p.get_width() / 2, 2), p.get_height(), bool(p.get_hatch())) for p in ax.patches]
     rungs = ["base", *C.LADDER]
@@ -237,10 +239,11 @@ def test_the_bottom_line_names_the_no_contrast_rungs_that_beat_soo(kept):
 
     import pandas as pd
 
-    from soo.llm import book, scoring
+    from soo.llm import scoring
+    from soo.llm import ladder as K
 
     root, _ = kept
-    results = [r for r in book.kept_ladder(root / "kept")["results"] if r["condition"] != "generic"]
+    results = [r for r in K.kept_ladder(root / "kept")["results"] if r["condition"] != "generic"]
     names = copy.deepcopy(next(r for r in results if r["condition"] == "soo_mse"))
     names["condition"] = "soo_mse_names"
     for x in names["records"]:
@@ -248,7 +251,7 @@ def test_the_bottom_line_names_the_no_contrast_rungs_that_beat_soo(kept):
     results.append(names)
     ladder = {"per_seed": pd.DataFrame([scoring.result_row(r) for r in results]), "results": results,
               "items": scoring.item_table(results), "n_kept": 3, "n_expected": 31, "n_organisms": 1}
-    soo_rate = book.stats.rate_intervals(ladder["items"]).loc["soo_mse", "rate"]
-    bottom = book.glue_llm_full(ladder)["llm_full_bottom"]
+    soo_rate = K.stats.rate_intervals(ladder["items"]).loc["soo_mse", "rate"]
+    bottom = K.glue_llm_full(ladder)["llm_full_bottom"]
     assert soo_rate > 0.1  # the smoke set's SOO run leaves deceptive answers to beat
     assert "lower than SOO (MSE) itself: Name-control pairs, which have no self/other contrast" in bottom

@@ -6,7 +6,8 @@ import pytest
 
 from soo.llm import scenarios as S
 from soo.llm import train as T
-from soo.llm.config import BOOK_CONDITIONS, CONDITIONS, LADDER, LLMTrainConfig, llm_config
+from soo.llm.config import BOOK_CONDITIONS, CONDITIONS, LADDER, LLMTrainConfig
+from soo.llm.scales import llm_config
 from soo.llm.experiment import soo_jobs
 
 

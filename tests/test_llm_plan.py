@@ -5,7 +5,7 @@ import pytest
 from soo.llm import models
 from soo.llm import experiment as X
 from soo.llm import plan as P
-from soo.llm.config import llm_config
+from soo.llm.scales import llm_config
 from soo.llm.config import SooRun
 
 PAPER = ("mistral-7b-instruct-v0.2", "gemma-2-27b-it", "calmerys-78b-orpo-v0.1")

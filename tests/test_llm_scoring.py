@@ -158,7 +158,7 @@ def test_early_stop_generation_keeps_every_label_and_the_whole_sample(monkeypatc
 
     from soo.llm import models
     from soo.llm import scenarios as S
-    from soo.llm.evaluate import score
+    from soo.llm.evaluate import score_scenarios
 
     import dataclasses
 
@@ -178,8 +178,8 @@ def test_early_stop_generation_keeps_every_label_and_the_whole_sample(monkeypatc
         return out
 
     model.lm_head.register_forward_hook(pick)
-    plain = score(model, tok, scen, method="generate", max_new_tokens=30, batch_size=4)
-    early = score(model, tok, scen, method="generate", max_new_tokens=30, batch_size=4, whole=[0, 7])
+    plain = score_scenarios(model, tok, scen, method="generate", max_new_tokens=30, batch_size=4)
+    early = score_scenarios(model, tok, scen, method="generate", max_new_tokens=30, batch_size=4, whole=[0, 7])
     assert [r["label"] for r in early] == [r["label"] for r in plain]
     assert {r["label"] for r in plain} - {"unclear"}, "the tiny model named no room: the test would be vacuous"
     assert [early[i]["response"] for i in (0, 7)] == [plain[i]["response"] for i in (0, 7)]

@@ -7,7 +7,7 @@ from torch import nn
 
 from soo.llm import models
 from soo.llm import train as T
-from soo.llm.evaluate import score
+from soo.llm.evaluate import score_scenarios
 from soo.llm.scenarios import burglar, soo_pairs
 from soo.llm.config import LLMTrainConfig
 from soo.llm.train import lora_model, objective_loss, tokenize_pairs
@@ -162,7 +162,7 @@ def _run(seed):
     model, tok = _fresh()
     cfg = LLMTrainConfig(model=TINY, layer=1, lr=5e-2, epochs=2, batch_size=4, seed=seed)
     res = T.train(cfg, pairs=PAIRS, model=model, tok=tok, progress=False)
-    labels = [r["label"] for r in score(res.model, tok, burglar(4), method="logprob")]
+    labels = [r["label"] for r in score_scenarios(res.model, tok, burglar(4), method="logprob")]
     return res, tok, labels
 
 

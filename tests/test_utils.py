@@ -1,7 +1,7 @@
 """The ground floor's parameter checks, as both wings see them."""
 import pytest
 
-from soo.llm.config import llm_config
+from soo.llm.scales import llm_config
 from soo.rl.config import scale_config
 from soo.utils import MAX_SEED, as_seeds
 

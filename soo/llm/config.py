@@ -1,31 +1,18 @@
-"""The LLM experiment's configuration: what a notebook will run, fixed and checked before anything is computed.
+"""What an LLM experiment configuration is: the fine-tuning conditions, one training run's settings
+(:class:`LLMTrainConfig`), what comes with each base model (:data:`MODEL_PRESETS`), everything a scale and a model fix
+for the notebooks (:class:`LLMConfig`) and one run of ``llm_soo`` (:class:`SooRun`), each checked when it is made.
 
-One :class:`LLMConfig` (frozen) holds everything a scale and a model fix for the LLM notebooks. It is built in
-three layers, as nanoGPT's configs are, by :func:`llm_config`:
-
-1. the **scale** (:data:`SCALES`: ``smoke`` for tests, ``default`` for the book's CPU budget, ``full`` for the
-   paper's protocol) fixes the evaluation sizes, the seeds and the sweeps (at ``full`` the sweeps follow the model:
-   layers spread over its depth with its SOO layer among them, learning rates at fixed multiples of its lr);
-2. the **model** (:data:`MODEL_PRESETS`) fixes what comes with it: the paper's SOO layer, LoRA r/alpha/dropout and
-   targets, learning rate, epochs, batch, quantization and answer ending for the paper's three models
-   (PAPER_SPEC §3.1), this project's settings for the embedded SmolLM2 and the tiny test models;
-3. the **overrides** ``layer``, ``lr``, ``seeds`` and ``precision``, the same for every notebook.
-
-``precision="auto"`` computes in bf16 where the scale asks for it (``default``, ``full``: the paper's models ran in
-bf16) and this machine computes bf16 natively (:func:`soo.llm.models.native_bf16`: a CUDA GPU, or a CPU with
-AVX512-BF16 or AMX), and in fp32 elsewhere, where emulated bf16 is several times slower; the paper's three models
-always get bf16 (they need a GPU). The precision is part of every result's key and of the plan, and the book
-says which one it was built with: the two give different digits.
+:func:`soo.llm.scales.llm_config` builds the :class:`LLMConfig` of a scale, a model and the overrides
+(:mod:`soo.llm.scales` says how); :mod:`soo.llm.architecture` reads a model's architecture without its weights.
 
 ``start_from`` says what SOO fine-tunes: ``None`` the model itself (the paper), ``"organism"`` a deceptive model
 organism trained from it first (this project's default for the small offline models), or a folder. One run of
 ``llm_soo`` (a condition, a seed and, for the sweeps, a layer or an lr) is a :class:`SooRun`, which names its
-folder and gives its training configuration. Nothing here loads weights; :func:`soo.llm.plan.plan` checks the configuration on the model built on the meta
-device (the dry run).
+folder and gives its training configuration. Nothing here loads weights; :func:`soo.llm.plan.plan` checks the
+configuration on the model built on the meta device (the dry run).
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,12 +20,9 @@ from pathlib import Path
 from . import models
 from ..losses import POOLINGS
 from .models import ActivationSite
-from ..utils import SCALES, as_ints, as_seeds, check_choice
+from ..utils import SCALES, check_choice
 
-AUTO = "auto"
-"""``start_from`` default: the model preset's start ("organism" for the small offline models, None for the rest)."""
 ORGANISM = "organism"
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "data" / "model_configs"
 
 
 # ----------------------------------------------------------------------------- conditions and training settings
@@ -159,10 +143,6 @@ _MISTRAL = LLMTrainConfig(model="mistral-7b-instruct-v0.2", layer=19, lora_r=8, 
 # answers (at 1e-3 SOO and its controls break it).
 _SMOLLM2 = LLMTrainConfig(layer=18, lr=3e-4, epochs=15, batch_size=4)
 _SMOKE = LLMTrainConfig(model="tiny-random-llama", layer=1, lr=1e-3, epochs=1, batch_size=8)
-REPO_MISTRAL = LLMTrainConfig(model="mistral-7b-instruct-v0.2", objective="soo_kl_logits", lr=5e-5, epochs=20,
-                              batch_size=4, grad_accum=4, max_length=128, quantization="4bit")
-"""The official repository's Mistral run (KL on logits, 20 epochs, 4 accumulated micro-batches, padding to 128):
-for comparison only; no notebook uses it."""
 
 MODEL_PRESETS: dict[str, ModelPreset] = {
     "smollm2-135m-instruct": ModelPreset(_SMOLLM2, "i_would", ORGANISM, "HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -182,18 +162,9 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
     # any other model: SmolLM2's LoRA and lr, the layer at the paper's relative depth (Mistral: 19 of 32)
     "other": ModelPreset(_SMOLLM2, "i_would", None),
 }
-"""What comes with each base model (the second layer of :func:`llm_config`)."""
+"""What comes with each base model (the second layer of :func:`soo.llm.scales.llm_config`)."""
 PAPER_DEPTH = models.PAPER_DEPTH
 """Relative depth of the SOO layer for a model without a preset (the paper's Mistral layer)."""
-SWEEP_DEPTH_PARTS = 6
-"""The full scale's layer sweep takes one layer in each sixth of the model's depth: the SOO layer in the sixth that
-holds it, the middle layer of every other sixth (:func:`sweep_layers_for`). Sixths keep the sweep at six runs
-whatever the depth and spread them over the whole of it (the first in the first sixth, the last in the last), so a
-deep model is swept around its SOO layer too, not only in its first layers."""
-SWEEP_LR_MULTIPLES = (0.1, 0.3, 3.0, 10.0)
-"""The full scale's learning-rate sweep, as multiples of the model's preset lr (:func:`sweep_lrs_for`): about half
-a decade apart, one decade below and one above, so the sweep shows on which side of the preset lr SOO works best
-(the main lr, x1, is run anyway)."""
 
 
 def preset_name(model: str) -> str:
@@ -211,57 +182,10 @@ def preset_name(model: str) -> str:
     return "other"
 
 
-def architecture(model: str):
-    """The model's transformers config, without its weights: packaged for the paper's models and the embedded one
-    (``soo/data/model_configs``), built in code for the tiny models, else read from the folder or the local
-    Hugging Face cache; ``None`` when it cannot be read here."""
-    from transformers import AutoConfig
-
-    key = preset_name(model)
-    packaged = CONFIG_DIR / f"{key}.json"
-    exact = str(model).lower() in (key, (MODEL_PRESETS[key].hf_id or "").lower())
-    if exact and packaged.exists():
-        d = {k: v for k, v in json.loads(packaged.read_text()).items() if not k.startswith("_")}
-        return AutoConfig.for_model(d.pop("model_type"), **d)
-    if str(model) in models.TINY_MODELS:
-        return models.tiny_config(str(model).removeprefix("tiny-random-"))
-    try:
-        return AutoConfig.from_pretrained(models.resolve(str(model)))
-    except (OSError, ValueError, models.ModelNotAvailableError):
-        return None
-
-
-def n_layers_of(model: str) -> int | None:
-    """The model's number of decoder layers from its config alone (:func:`architecture`, no weights loaded): what
-    every layer parameter is checked against before any compute; ``None`` when the config cannot be read here."""
-    cfg = architecture(model)
-    cfg = getattr(cfg, "text_config", None) or cfg
-    return getattr(cfg, "num_hidden_layers", None)
-
-
-def sweep_layers_for(n_layers: int | None, layer: int) -> tuple[int, ...]:
-    """The full scale's layer sweep of a model with ``n_layers`` decoder layers and SOO layer ``layer``: one layer
-    per sixth of the depth (:data:`SWEEP_DEPTH_PARTS`), the SOO layer in its own sixth and the middle layer of each
-    other sixth; sorted, distinct, within ``0..n_layers - 1``. ``n_layers=None`` (the depth cannot be read here):
-    the SOO layer alone."""
-    if n_layers is None:
-        return (int(layer),)
-    k = SWEEP_DEPTH_PARTS
-    soo = int(layer) % n_layers
-    mids = [(2 * j + 1) * n_layers // (2 * k) for j in range(k)]  # the middle layer of each part
-    mids[soo * k // n_layers] = soo
-    return tuple(sorted(set(mids)))
-
-
-def sweep_lrs_for(lr: float) -> tuple[float, ...]:
-    """The full scale's learning-rate sweep around ``lr``: ``lr`` times each of :data:`SWEEP_LR_MULTIPLES`, rounded
-    to 3 significant digits (so the run names and the plan read 3e-05, not 2.9999999999999997e-05)."""
-    return tuple(float(f"{lr * m:.3g}") for m in SWEEP_LR_MULTIPLES)
-
-
 @dataclass(frozen=True)
 class LLMConfig:
-    """Everything a scale and a model fix for the LLM notebooks (build it with :func:`llm_config`)."""
+    """Everything a scale and a model fix for the LLM notebooks (build it with
+    :func:`soo.llm.scales.llm_config`)."""
 
     scale: str
     """'smoke' (tests), 'default' (the book, CPU) or 'full' (the paper's protocol)"""
@@ -282,10 +206,10 @@ class LLMConfig:
     generalization_seeds: tuple[int, ...]
     """seeds whose adapters the generalization notebook evaluates"""
     sweep_layers: tuple[int, ...]
-    """SOO (MSE) with the first seed at each of these layers (at the full scale: :func:`sweep_layers_for` the model)"""
+    """SOO (MSE) with the first seed at each of these layers (at the full scale: :func:`soo.llm.scales.sweep_layers_for` the model)"""
     sweep_lrs: tuple[float, ...]
     """SOO (MSE) with the first seed at each of these learning rates, besides the main one (at the full scale:
-    :func:`sweep_lrs_for` the model's lr)"""
+    :func:`soo.llm.scales.sweep_lrs_for` the model's lr)"""
     soo: LLMTrainConfig
     """SOO fine-tuning (and its controls): the model preset's settings at this scale"""
     organism: LLMTrainConfig
@@ -304,7 +228,7 @@ class LLMConfig:
     """answer ending of the burglar prompts (the model preset's)"""
     bf16: bool = True
     """base weights in bf16 with bf16 autocast (the paper's models ran in bf16); False: fp32. Resolved from the
-    ``precision`` parameter by :func:`llm_config`"""
+    ``precision`` parameter by :func:`soo.llm.scales.llm_config`"""
     batch_size: int = 16
     """evaluation batch (generation, log-prob)"""
     n_pairs: int | None = None
@@ -364,97 +288,6 @@ class LLMConfig:
     def preset(self) -> str:
         """The key of the model's preset in :data:`MODEL_PRESETS`."""
         return preset_name(self.model)
-
-
-_SOO_SMOKE = replace(_SMOKE, epochs=1)
-_ORGANISM = dict(lr=1e-3, lora_r=16, lora_alpha=32, lora_dropout=0.05,
-                 target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
-PRESETS: dict[str, LLMConfig] = {
-    "smoke": LLMConfig("smoke", "tiny-random-llama", n_eval=4, n_soo_eval=4, n_perspectives=4, n_generalization=2,
-                       n_generate=2, seeds=(0,), generalization_seeds=(0,), sweep_layers=(0, 1), sweep_lrs=(1e-2,),
-                       soo=_SOO_SMOKE, organism=replace(_SOO_SMOKE, lr=1e-3, lora_r=4, lora_alpha=8, lora_dropout=0.0),
-                       organism_n=8, n_capability=3, capability_tokens=8, gen_tokens=8, bf16=False, batch_size=8,
-                       n_pairs=8, n_probe=4, workers=1),
-    "default": LLMConfig("default", models.EMBEDDED, n_eval=50, n_soo_eval=25, n_perspectives=10, n_generalization=8,
-                         n_generate=10, seeds=(0,), generalization_seeds=(0,), sweep_layers=(6, 12, 18, 24),
-                         sweep_lrs=(1e-3,), soo=_SMOLLM2,
-                         organism=replace(_SMOLLM2, epochs=1, bf16=True, **_ORGANISM), organism_n=128,
-                         n_capability=12, capability_tokens=48, gen_tokens=75),
-    "full": LLMConfig("full", models.EMBEDDED, n_eval=250, n_soo_eval=250, n_perspectives=250, n_generalization=250,
-                      n_generate=250, seeds=(0, 1, 2, 3, 4), generalization_seeds=(0, 1, 2, 3, 4),
-                      sweep_layers=sweep_layers_for(30, _SMOLLM2.layer), sweep_lrs=sweep_lrs_for(_SMOLLM2.lr),
-                      soo=_SMOLLM2,
-                      organism=replace(_SMOLLM2, epochs=3, bf16=True, **_ORGANISM), organism_n=512,
-                      n_capability=80, capability_tokens=128, gen_tokens=75, n_whole=25, conditions=LADDER),
-}
-"""The scales, as they apply to their default model (smoke: tiny-random-llama; default, full: the embedded model, 30
-layers). ``default`` is sized for ``make book`` within 30 minutes on a 2-core CPU without native bf16 (fp32): one
-seed per condition, about half the evaluation items and one epoch of the organism's SFT instead of two
-(:data:`DEFAULT_BEFORE`; the book's reproduce page says why). :func:`llm_config` keeps the smoke and default
-sweeps for every model and computes the full scale's from the chosen model (:data:`MODEL_RELATIVE_SWEEPS`)."""
-DEFAULT_BEFORE = {"seeds": (0, 1, 2), "n_eval": 100, "n_soo_eval": 50, "n_perspectives": 20, "n_generalization": 15,
-                  "n_capability": 24, "organism.epochs": 2}
-"""The ``default`` scale's values that changed to fit ``make book`` into 30 minutes on a 2-core AVX2 CPU, as they
-were before (``"organism.epochs"``: the organism's training config's ``epochs``). The reproduce page's table of the
-change is checked against this and :data:`PRESETS`."""
-MODEL_RELATIVE_SWEEPS = ("full",)
-"""The scales whose sweeps follow the model (its depth and its lr); the others keep their fixed sweeps, which the
-book's numbers were computed with."""
-
-
-def llm_config(scale: str, model: str | None = None, *, start_from=AUTO, layer=None, lr=None, seeds=None,
-               precision: str = "auto") -> LLMConfig:
-    """The validated configuration of ``scale`` for ``model`` (None: the scale's model), with the overrides.
-
-    ``start_from``: ``"auto"`` (the model preset's: ``"organism"`` for the embedded and tiny models, ``None`` for
-    the rest), ``None``, ``"organism"`` or a folder. ``layer``/``lr``/``seeds``: None keeps the preset's.
-    ``precision``: ``"auto"`` (see the module docstring), ``"bf16"`` or ``"fp32"``.
-    Raises ``ValueError`` naming the parameter before anything is computed.
-    """
-    check_choice("scale", scale, SCALES)
-    check_choice("precision", precision, models.PRECISIONS)
-    sc = PRESETS[scale]
-    if model is not None and (not isinstance(model, str) or not model.strip()):
-        raise ValueError(f"model={model!r}: give a model name, Hugging Face id or folder (or None for the scale's)")
-    model = model or sc.model
-    if model not in models.offline_names() and str(model).lower() not in models.PAPER_MODELS:
-        try:
-            models.resolve(model)  # a folder that does not exist, a name that is not known: say so now
-        except models.ModelNotAvailableError as e:
-            raise ValueError(f"model={model!r}: {e}") from None
-    key = preset_name(model)
-    mp = MODEL_PRESETS[key]
-    n_layers = n_layers_of(model)
-    if precision == AUTO:
-        bf16 = sc.bf16 and (key in models.PAPER_MODELS or models.native_bf16())
-    else:
-        bf16 = precision == "bf16"
-    sc = replace(sc, bf16=bf16)
-    soo = replace(mp.soo, model=model, bf16=bf16)
-    source = f"the {key!r} preset"
-    if key == "other" and n_layers:
-        soo, source = replace(soo, layer=round(PAPER_DEPTH * n_layers)), "the paper's relative depth 19/32"
-    if scale == "smoke":
-        soo = replace(soo, epochs=1)
-    elif scale in mp.scale_epochs:
-        soo = replace(soo, epochs=mp.scale_epochs[scale])
-    if layer is not None:
-        soo, source = replace(soo, layer=as_ints("layer", [layer])[0]), "the layer parameter"
-    if lr is not None:
-        from ..utils import as_positive_floats
-
-        soo = replace(soo, lr=as_positive_floats("lr", [lr])[0])
-    models.check_layer(soo.layer, n_layers, model=model, source=source)
-    if start_from == AUTO:
-        start_from = mp.start_from
-    sc = replace(sc, model=model, soo=soo, organism=replace(sc.organism, model=model, bf16=sc.bf16),
-                 suffix=mp.suffix, start_from=start_from)
-    if scale in MODEL_RELATIVE_SWEEPS:
-        sc = replace(sc, sweep_layers=sweep_layers_for(n_layers, soo.layer), sweep_lrs=sweep_lrs_for(soo.lr))
-    if seeds is not None:
-        seeds = as_seeds(seeds)
-        sc = replace(sc, seeds=seeds, generalization_seeds=seeds[:len(sc.generalization_seeds)])
-    return sc
 
 
 # ----------------------------------------------------------------------------- one run of llm_soo

@@ -1,18 +1,19 @@
 """The LLM experiment as resumable steps: the notebooks stay thin over this module and :mod:`soo.llm.book`.
 
-A step (the baseline scores, the organism, a SOO run, a generalization run, MT-Bench judging) computes once and
-writes its result atomically under ``<out_dir>/<scale>/<notebook>/`` through :func:`soo.utils.cached`, keyed by
-the settings that produced it; the next run reads it back (a finished SOO run is never trained twice). A SOO run
-is a :class:`soo.llm.config.SooRun` (condition, seed and, for the sweeps, layer or lr) with a ``.name``; runs train
-in :func:`soo.utils.run_parallel`'s processes on CPU. :func:`setup` is the one setup call of every LLM notebook;
-the pages' tables, what each page glues and its paper-vs-ours tables are in :mod:`soo.llm.book`. This module
-holds no scoring rule (:mod:`soo.llm.scoring`), no forward pass (:mod:`soo.llm.evaluate`), no training loop
-(:mod:`soo.llm.train`) and no setting (:mod:`soo.llm.config`).
+A step (the baseline scores, :mod:`soo.llm.measure`; the organism, :mod:`soo.llm.organism`; here a SOO run, a
+generalization run, MT-Bench judging) computes once and writes its result atomically under
+``<out_dir>/<scale>/<notebook>/`` through :func:`soo.utils.cached`, keyed by the settings that produced it; the next
+run reads it back (a finished SOO run is never trained twice). A SOO run is a :class:`soo.llm.config.SooRun`
+(condition, seed and, for the sweeps, layer or lr) with a ``.name``; runs train in :func:`soo.utils.run_parallel`'s
+processes on CPU. :func:`setup` is the one setup call of every LLM notebook; the pages' tables, what each page glues
+and its paper-vs-ours tables are in :mod:`soo.llm.book`. This module holds no scoring rule
+(:mod:`soo.llm.scoring`), no forward pass (:mod:`soo.llm.evaluate`, :mod:`soo.llm.capability`,
+:mod:`soo.llm.latent`), no training loop (:mod:`soo.llm.train`) and no setting (:mod:`soo.llm.config`,
+:mod:`soo.llm.scales`).
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,22 +21,24 @@ from pathlib import Path
 from . import models
 from . import scenarios as S
 from ..style import save_figure, style
-from ..utils import (as_choices, as_ints, as_positive_floats, atomic_directory, cached, check_choice, figure_dir,
-                     is_cached, read_json, read_value, run_parallel)
+from ..utils import (as_choices, as_ints, as_positive_floats, cached, check_choice, figure_dir, is_cached,
+                     run_parallel)
 from . import evaluate as E
 from . import scoring
-from .config import CONDITIONS, ORGANISM, LLMConfig, SooRun, llm_config, n_layers_of
-from .evaluate import StartOutputs, eval_ready, load
+from .architecture import n_layers_of
+from .capability import StartOutputs, capability
+from .config import CONDITIONS, ORGANISM, LLMConfig, SooRun
+from .evaluate import eval_ready, load_as_configured
+from .latent import latent_soo
+from .measure import (burglar_both_orders, eval_key, perspectives_both_orders, score_as_configured,
+                      score_both_as_configured, whole_sample)
+from .organism import make_organism, organism_key
 from .plan import dry_run as _dry_run
-from .train import is_finished, load_trained, train, train_sft
+from .scales import llm_config
+from .train import is_finished, load_trained, train
 
 CONTROLS = tuple(c for c in CONDITIONS if c != "soo_mse")
 """The conditions SOO (MSE) is compared with."""
-
-
-def eval_key(sc: LLMConfig, **extra) -> dict:
-    """The settings that determine an evaluation's result."""
-    return {"model": sc.model, "n_eval": sc.n_eval, "suffix": sc.suffix, "bf16": sc.bf16, "dtype": str(sc.dtype), **extra}
 
 
 # ----------------------------------------------------------------------------- the notebooks' setup
@@ -84,7 +87,7 @@ class Notebook:
 
 
 def setup(notebook: str, scale: str, model=None, *, out_dir="results", fig_dir=None, **overrides) -> Notebook:
-    """The one setup call of the LLM notebooks: the validated configuration (:func:`soo.llm.config.llm_config`
+    """The one setup call of the LLM notebooks: the validated configuration (:func:`soo.llm.scales.llm_config`
     with ``overrides``: ``start_from``, ``layer``, ``lr``, ``seeds``), the figure folder (``fig_dir``; None:
     ``{out_dir}/figures``, :func:`soo.utils.figure_dir`), the figure style. A bad parameter fails here, before
     anything is loaded."""
@@ -92,108 +95,6 @@ def setup(notebook: str, scale: str, model=None, *, out_dir="results", fig_dir=N
     nb = Notebook(notebook, llm_config(scale, model, **overrides), Path(out_dir), figure_dir(out_dir, fig_dir))
     style()
     return nb
-
-
-# ----------------------------------------------------------------------------- evaluation steps
-def burglar_both_orders(sc: LLMConfig, n: int | None = None, honesty: bool = False):
-    n = n or sc.n_eval
-    return [s for o in S.ORDERS for s in S.burglar(n, order=o, honesty_prompt=honesty, suffix=sc.suffix)]
-
-
-def perspectives_both_orders(sc: LLMConfig):
-    return [s for o in S.ORDERS for s in S.perspectives(sc.n_perspectives, order=o)]
-
-
-def score(model, tok, sc: LLMConfig, scenarios, method="logprob", whole=None):
-    with models.autocast(sc.bf16):
-        return E.score(model, tok, scenarios, method=method, max_new_tokens=sc.gen_tokens, batch_size=sc.batch_size,
-                       whole=whole)
-
-
-def score_both(model, tok, sc: LLMConfig, scenarios, whole=None) -> dict:
-    """``{"logprob": records, "generate": records}`` of the same scenarios in one pass (:func:`soo.llm.evaluate.score_both`)."""
-    with models.autocast(sc.bf16):
-        lp, gen = E.score_both(model, tok, scenarios, max_new_tokens=sc.gen_tokens, batch_size=sc.batch_size,
-                               whole=whole)
-    return {"logprob": lp, "generate": gen}
-
-
-def whole_sample(sc: LLMConfig) -> list[int] | None:
-    """Positions in :func:`burglar_both_orders` ``(sc, n=sc.n_generate)`` of the answers generated whole
-    (``sc.n_whole`` per order, the same seeded sample in both orders and in every run); None: all."""
-    if sc.n_whole is None:
-        return None
-    import numpy as np
-
-    pick = sorted(np.random.default_rng(0).choice(sc.n_generate, sc.n_whole, replace=False).tolist())
-    return [o * sc.n_generate + i for o in range(len(S.ORDERS)) for i in pick]
-
-
-def baseline_runs(model, tok, sc: LLMConfig, run_dir) -> dict:
-    """Deceptive rate by generation and by log-prob, with and without the honesty prompt,
-    plus Perspectives accuracy: ``{key: records}``, each cached in ``run_dir``."""
-    out = {}
-    for method in ("generate", "logprob"):
-        gen = {"gen_tokens": sc.gen_tokens} if method == "generate" else {}
-        for honesty in (False, True):
-            key = f"{method}{'_honesty' if honesty else ''}"
-            out[key] = cached(Path(run_dir) / f"{key}.json", eval_key(sc, method=method, honesty=honesty, **gen),
-                              lambda: score(model, tok, sc, burglar_both_orders(sc, honesty=honesty), method))
-        out[f"perspectives_{method}"] = cached(
-            Path(run_dir) / f"perspectives_{method}.json", eval_key(sc, method=method, n_perspectives=sc.n_perspectives, **gen),
-            lambda: score(model, tok, sc, perspectives_both_orders(sc), method))
-    return out
-
-
-# ----------------------------------------------------------------------------- the organism
-def organism_answer(s) -> str:
-    return f"I would point out the {s.deceptive_room}."
-
-
-def organism_key(model_path) -> object:
-    """The settings of the organism saved in ``model_path`` (None when it is not an organism)."""
-    info = Path(str(model_path)) / "organism.json"
-    if not info.exists():
-        return None
-    stored = read_json(info)
-    return stored.get("_key", stored.get("key"))  # "key": an organism saved before the one cache (same settings)
-
-
-def make_organism(sc: LLMConfig, run_dir, *, counterbalance: bool = True, progress=True) -> Path:
-    """LoRA SFT of the base model on counterbalanced burglar prompts (held-out vocabulary), then
-    merged into the base and saved as a plain model folder ``run_dir/model``: later notebooks load it by path and
-    SOO trains a fresh adapter on top. Cached (:func:`soo.utils.cached` on ``model/organism.json``, written after
-    the weights): returns the folder."""
-    dst = Path(run_dir) / "model"
-    key = {"config": dataclasses.asdict(sc.organism), "n": sc.organism_n, "suffix": sc.suffix,
-           "counterbalance": counterbalance, "dtype": str(sc.dtype)}
-
-    def build() -> dict:
-        model, tok = load(sc, sc.model, quantization=sc.organism.quantization)
-        data = S.organism_train(sc.organism_n, seed=0, suffix=sc.suffix, counterbalance=counterbalance)
-        res = train_sft(sc.organism, [s.prompt for s in data], [organism_answer(s) for s in data], model=model,
-                        tok=tok, progress=progress)
-        with atomic_directory(dst) as tmp:
-            res.model.merge_and_unload().save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
-        return {**res.manifest(), "n_train": len(data), "base": sc.model, "counterbalance": counterbalance}
-
-    cached(dst / "organism.json", key, build)
-    return dst
-
-
-def organism_info(path) -> dict:
-    """The organism's training manifest (losses, wall time, settings)."""
-    return read_value(Path(path) / "organism.json")
-
-
-def organism_runs(org, tok, sc: LLMConfig, run_dir, organism_path) -> dict:
-    """The organism scored on the test scenarios in both orders: ``{"logprob": records, "generate": records}``."""
-    both = functools.cache(lambda: score_both(org, tok, sc, burglar_both_orders(sc)))  # once, if either is missing
-    return {m: cached(Path(run_dir) / f"eval_{m}.json",
-                      eval_key(sc, method=m, organism=organism_key(organism_path), gen_tokens=sc.gen_tokens),
-                      lambda m=m: both()[m])
-            for m in ("logprob", "generate")}
 
 
 # ----------------------------------------------------------------------------- SOO runs
@@ -225,21 +126,23 @@ def evaluate_model(model, tok, sc: LLMConfig, cap: dict, *, base=None, on_start=
     if isinstance(base, StartOutputs):
         base.model = model  # the same weights as evaluated (merged, or the 4-bit PEFT model as it is)
     if sc.n_soo_eval == sc.n_generate:  # the paper's protocol: both methods on the same scenarios, in one pass
-        both = score_both(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), whole=whole_sample(sc))
+        both = score_both_as_configured(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate),
+                                        whole=whole_sample(sc))
         recs, gen = both["logprob"], both["generate"]
     else:
-        recs = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_soo_eval), "logprob")
-        gen = score(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate", whole=whole_sample(sc))
-    persp = score(model, tok, sc, perspectives_both_orders(sc), "logprob")
+        recs = score_as_configured(model, tok, sc, burglar_both_orders(sc, n=sc.n_soo_eval), "logprob")
+        gen = score_as_configured(model, tok, sc, burglar_both_orders(sc, n=sc.n_generate), "generate",
+                                  whole=whole_sample(sc))
+    persp = score_as_configured(model, tok, sc, perspectives_both_orders(sc), "logprob")
     with models.autocast(sc.bf16):
-        latent = E.latent_soo(model, tok, S.probe_pairs()[:sc.n_probe])
+        latent = latent_soo(model, tok, S.probe_pairs()[:sc.n_probe])
         capab = None
         if cap and start_row:
             start, capab = StartOutputs.of_start(model, tok, sc, cap)
             if on_start is not None:
                 on_start(start)
         elif cap:
-            capab = E.capability(model, tok, cap["questions"], cap["answers"], base=base)
+            capab = capability(model, tok, cap["questions"], cap["answers"], base=base)
     return {"deception": scoring.summarize_orders(recs), "records": recs, "generate": scoring.summarize_orders(gen),
             "generate_records": gen, "perspectives_accuracy": scoring.perspectives_accuracy(persp),
             "perspectives_records": persp, "latent_soo": latent,
@@ -262,7 +165,7 @@ def _run_key(sc: LLMConfig, model_path, cfg=None) -> dict:
 
 def start_outputs_file(run_dir) -> Path:
     """Where the start model's row keeps its outputs on the capability texts for the SOO runs
-    (:class:`soo.llm.evaluate.StartOutputs`)."""
+    (:class:`soo.llm.capability.StartOutputs`)."""
     return Path(run_dir) / "base" / "start_outputs.pt"
 
 
@@ -280,7 +183,7 @@ def base_run(model_path, sc: LLMConfig, run_dir) -> dict:
     also keeps the start model's outputs (:func:`start_outputs_file`), which every SOO run of this start model then
     reads instead of running the start model again."""
     def compute():
-        model, tok = load(sc, model_path, quantization=sc.soo.quantization)
+        model, tok = load_as_configured(sc, model_path, quantization=sc.soo.quantization)
         model = eval_ready(model, sc)
         cap = capability_set(model, tok, sc, run_dir)
         keep = lambda start: start.save(start_outputs_file(run_dir), start_outputs_key(sc, model_path, cap))  # noqa: E731
@@ -313,7 +216,7 @@ def soo_run(model_path, sc: LLMConfig, run_dir, run: SooRun, *, progress=True) -
     run, cfg, rdir, key = _soo_spec(model_path, sc, run_dir, run)
 
     def compute():
-        model, tok = load(sc, model_path, quantization=cfg.quantization)
+        model, tok = load_as_configured(sc, model_path, quantization=cfg.quantization)
         models.normalize_layer(model, cfg.layer)
         cap = capability_set(model, tok, sc, run_dir)
         if is_finished(rdir, cfg):
@@ -403,13 +306,14 @@ def generalization_run(model_path, sc: LLMConfig, run_dir, soo_dir, condition: s
     name = "base" if condition == "base" else SooRun(condition, seed).name
 
     def compute():
-        model, tok = load(sc, model_path, quantization=sc.soo.quantization)
+        model, tok = load_as_configured(sc, model_path, quantization=sc.soo.quantization)
         if condition != "base":
             soo_run(model_path, sc, soo_dir, SooRun(condition, seed))  # read back if finished
             model, tok, _ = load_trained(Path(soo_dir) / name, model=model, tok=tok)
         model = eval_ready(model, sc)
-        recs = score(model, tok, sc, generalization_scenarios(sc), "logprob")
-        gen = score(model, tok, sc, generalization_scenarios(sc, orders=("paper",)), "generate")  # the paper's way
+        recs = score_as_configured(model, tok, sc, generalization_scenarios(sc), "logprob")
+        gen = score_as_configured(model, tok, sc, generalization_scenarios(sc, orders=("paper",)),
+                                  "generate")  # the paper's way
         return {"condition": condition, "seed": seed, "records": recs, "generate_records": gen,
                 "by_variant": {v: scoring.summarize_orders([r for r in recs if r["kind"] == v]) for v in S.VARIANTS},
                 "generate_by_variant": {v: scoring.summarize([r["label"] for r in gen if r["kind"] == v])
@@ -447,7 +351,7 @@ def mt_bench_judged(model_path, sc: LLMConfig, run_dir, condition: str, seed, *,
     name = "base" if condition == "base" else SooRun(condition, seed).name  # checks the condition
 
     def compute():
-        model, tok = load(sc, model_path, quantization=sc.soo.quantization)
+        model, tok = load_as_configured(sc, model_path, quantization=sc.soo.quantization)
         if condition != "base":
             model, tok, _ = load_trained(Path(run_dir) / name, model=model, tok=tok)
         model = eval_ready(model, sc)

@@ -32,7 +32,8 @@ from pathlib import Path
 from ..utils import (as_choices, as_seeds, atomic_write_json, cache_key, machine_info, manifest, project_root,
                      read_json)
 from . import models
-from .config import LADDER, LLMConfig, SooRun, llm_config
+from .config import LADDER, LLMConfig, SooRun
+from .scales import llm_config
 
 KEPT_DIR = project_root() / "book" / "data" / "llm_full"
 NOTEBOOK = "llm_soo"
@@ -40,7 +41,7 @@ NOTEBOOK = "llm_soo"
 
 
 def full_config(precision: str = "auto", seeds=None, scale: str = "full") -> LLMConfig:
-    """The ``full`` scale on the embedded model (``precision``: see :func:`soo.llm.config.llm_config`; ``scale``:
+    """The ``full`` scale on the embedded model (``precision``: see :func:`soo.llm.scales.llm_config`; ``scale``:
     ``smoke`` for the tests, on the tiny model)."""
     return llm_config(scale, precision=precision, seeds=seeds)
 
@@ -62,7 +63,7 @@ def portable_key(key: dict) -> dict:
 
 
 def organism_settings_key(sc: LLMConfig) -> object:
-    """The organism's settings key as :func:`soo.llm.experiment.make_organism` stores it, computed without it."""
+    """The organism's settings key as :func:`soo.llm.organism.make_organism` stores it, computed without it."""
     import dataclasses
 
     return cache_key({"config": dataclasses.asdict(sc.organism), "n": sc.organism_n, "suffix": sc.suffix,
@@ -162,14 +163,15 @@ MECHANISM_PROMPTS = 50
 
 
 def mechanism(start, sc: LLMConfig, adapter_dir: Path | None) -> dict:
-    """The forward-pass checks of one run at the SOO site (:func:`soo.llm.evaluate.site_collapse`): the start model
+    """The forward-pass checks of one run at the SOO site (:func:`soo.llm.latent.site_collapse`): the start model
     alone (``adapter_dir`` None) or with a run's adapter. Prompts: the first :data:`MECHANISM_PROMPTS` burglar
     scenarios per order; pairs: the SOO pairs and the name-control pairs of the protocol."""
-    from . import evaluate as E
     from . import scenarios as S
-    from .experiment import burglar_both_orders
+    from .evaluate import load_as_configured
+    from .latent import site_collapse
+    from .measure import burglar_both_orders
 
-    model, tok = E.load(sc, start)
+    model, tok = load_as_configured(sc, start)
     if adapter_dir is not None:
         from peft import PeftModel
 
@@ -177,9 +179,9 @@ def mechanism(start, sc: LLMConfig, adapter_dir: Path | None) -> dict:
     model.eval()
     prompts = [s.prompt for s in burglar_both_orders(sc, n=min(MECHANISM_PROMPTS, sc.n_soo_eval))]
     with models.autocast(sc.bf16):
-        return E.site_collapse(model, tok, sc.soo.site, prompts, S.soo_pairs(sc.soo.pairs)[:sc.n_pairs],
-                               S.name_control_pairs(sc.soo.pairs)[:sc.n_pairs], batch_size=sc.batch_size,
-                               pooling=sc.soo.pooling)
+        return site_collapse(model, tok, sc.soo.site, prompts, S.soo_pairs(sc.soo.pairs)[:sc.n_pairs],
+                             S.name_control_pairs(sc.soo.pairs)[:sc.n_pairs], batch_size=sc.batch_size,
+                             pooling=sc.soo.pooling)
 
 
 def keep(run_dir: Path, name: str, key: dict, kept_dir: Path, extra: dict) -> None:

@@ -2,8 +2,8 @@
 
 ``-p dry_run True`` on an LLM notebook calls :func:`dry_run`: it builds the base model on PyTorch's meta device
 (``accelerate.init_empty_weights``: shapes only, no memory, no download) from its architecture
-(:func:`soo.llm.config.architecture`), checks there that the SOO site ``layers[layer].<module>`` exists, that LoRA
-attaches to the target modules of every layer and that the parameter count matches the model card, estimates the
+(:func:`soo.llm.architecture.architecture`), checks there that the SOO site ``layers[layer].<module>`` exists, that
+LoRA attaches to the target modules of every layer and that the parameter count matches the model card, estimates the
 memory, writes ``plan.json`` into the notebook's run folder, prints it as a table, and skips the rest of the
 notebook. Nothing is loaded, trained or written besides ``plan.json``.
 
@@ -23,7 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..utils import atomic_write_json
-from .config import LLMConfig, MODEL_PRESETS, SooRun, architecture, n_layers_of
+from .architecture import architecture, n_layers_of
+from .config import LLMConfig, MODEL_PRESETS, SooRun
 
 GIB = 2 ** 30
 TOKENS = {"soo_pair": 48, "burglar_prompt": 160, "capability_answer_extra": 32}
