@@ -184,7 +184,7 @@ class StartOutputs:
 
     def save(self, path, key) -> None:
         """Write the recorded outputs to ``path`` (atomically) with the settings ``key`` they were made with."""
-        from ..utils import atomic_file, cache_key
+        from ..files import atomic_file, cache_key
 
         with atomic_file(path) as tmp:
             torch.save({"key": cache_key(key),
@@ -196,7 +196,7 @@ class StartOutputs:
         back to the device it was recorded on); None when there is no such file or it was made with other settings."""
         from pathlib import Path
 
-        from ..utils import cache_key
+        from ..files import cache_key
 
         if not Path(path).exists():
             return None

@@ -2,7 +2,7 @@
 
 A step (the baseline scores, :mod:`soo.llm.measure`; the organism, :mod:`soo.llm.organism`; here a SOO run, a
 generalization run, MT-Bench judging) computes once and writes its result atomically under
-``<out_dir>/<scale>/<notebook>/`` through :func:`soo.utils.cached`, keyed by the settings that produced it; the next
+``<out_dir>/<scale>/<notebook>/`` through :func:`soo.files.cached`, keyed by the settings that produced it; the next
 run reads it back (a finished SOO run is never trained twice). A SOO run is a :class:`soo.llm.config.SooRun`
 (condition, seed and, for the sweeps, layer or lr) with a ``.name``; runs train in :func:`soo.utils.run_parallel`'s
 processes on CPU. :func:`setup` is the one setup call of every LLM notebook; the pages' tables, what each page glues
@@ -21,8 +21,8 @@ from pathlib import Path
 from . import models
 from . import scenarios as S
 from ..style import save_figure, style
-from ..utils import (as_choices, as_ints, as_positive_floats, cached, check_choice, figure_dir, is_cached,
-                     run_parallel)
+from ..files import cached, is_cached
+from ..utils import as_choices, as_ints, as_positive_floats, check_choice, figure_dir, run_parallel
 from . import evaluate as E
 from . import scoring
 from .architecture import n_layers_of

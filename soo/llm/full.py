@@ -29,8 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..utils import (as_choices, as_seeds, atomic_write_json, cache_key, machine_info, manifest, project_root,
-                     read_json)
+from ..files import atomic_write_json, cache_key, read_json
+from ..provenance import machine_info, manifest
+from ..utils import as_choices, as_seeds, project_root
 from . import models
 from .config import LADDER, LLMConfig, SooRun
 from .scales import llm_config
@@ -148,7 +149,7 @@ def keep_adapter(src: Path, dst: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from ..utils import atomic_directory
+    from ..files import atomic_directory
 
     with atomic_directory(dst) as tmp:
         for f in src.iterdir():

@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import scenarios as S
 from .. import stats
-from ..utils import read_json
+from ..files import read_json
 from . import scoring
 from .config import CONDITIONS, LADDER
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from . import evaluate as E
 from . import models
 from . import scenarios as S
-from ..utils import cached
+from ..files import cached
 from .config import LLMConfig
 
 

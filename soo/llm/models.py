@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..utils import atomic_directory, check_choice
+from ..files import atomic_directory
+from ..utils import check_choice
 
 EMBEDDED = "smollm2-135m-instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -9,7 +9,7 @@ import functools
 from pathlib import Path
 
 from . import scenarios as S
-from ..utils import atomic_directory, cached, read_json, read_value
+from ..files import atomic_directory, cached, read_json, read_value
 from .config import LLMConfig
 from .evaluate import load_as_configured
 from .measure import burglar_both_orders, eval_key, score_both_as_configured
@@ -32,7 +32,7 @@ def organism_key(model_path) -> object:
 def make_organism(sc: LLMConfig, run_dir, *, counterbalance: bool = True, progress=True) -> Path:
     """LoRA SFT of the base model on counterbalanced burglar prompts (held-out vocabulary), then
     merged into the base and saved as a plain model folder ``run_dir/model``: later notebooks load it by path and
-    SOO trains a fresh adapter on top. Cached (:func:`soo.utils.cached` on ``model/organism.json``, written after
+    SOO trains a fresh adapter on top. Cached (:func:`soo.files.cached` on ``model/organism.json``, written after
     the weights): returns the folder."""
     dst = Path(run_dir) / "model"
     key = {"config": dataclasses.asdict(sc.organism), "n": sc.organism_n, "suffix": sc.suffix,

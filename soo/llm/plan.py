@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..utils import atomic_write_json
+from ..files import atomic_write_json
 from .architecture import architecture, n_layers_of
 from .config import LLMConfig, MODEL_PRESETS, SooRun
 

@@ -28,7 +28,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from ..utils import check_choice, read_json
+from ..files import read_json
+from ..utils import check_choice
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 Combo = tuple[str, str, str, str]  # (cheap_room, expensive_room, cheap_object, expensive_object)

@@ -23,7 +23,8 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
-from ..utils import check_choice, seed_table
+from ..stats import seed_table
+from ..utils import check_choice
 
 Label = Literal["deceptive", "honest", "unclear"]
 LABELS: tuple[str, ...] = ("deceptive", "honest", "unclear")

@@ -33,7 +33,9 @@ from tqdm.auto import tqdm
 
 from . import models
 from ..losses import soo_kl_logits, soo_mse
-from ..utils import atomic_write_json, manifest, read_json, seed_everything, written_with
+from ..files import atomic_write_json, read_json, written_with
+from ..provenance import manifest
+from ..utils import seed_everything
 from .config import LLMTrainConfig
 
 # ----------------------------------------------------------------------------- data
