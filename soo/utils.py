@@ -187,11 +187,3 @@ def figure_dir(out_dir, fig_dir=None) -> Path:
     d = Path(out_dir) / "figures" if fig_dir is None else Path(fig_dir)
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-# The LLM wing still imports these from here while its modules move (removed once they import soo.files,
-# soo.provenance and soo.stats).
-from .files import (atomic_directory, atomic_file, atomic_write_json, atomic_write_text, cache_key,  # noqa: E402,F401
-                    cached, is_cached, read_json, read_value, written_with)
-from .provenance import git_commit, machine_info, manifest, package_versions  # noqa: E402,F401
-from .stats import seed_table  # noqa: E402,F401
