@@ -89,10 +89,17 @@ class PhaseClock:
 START_PASS = "start model's capability pass"
 
 
-def score_phase(model, tok, sc, scenarios, method="logprob"):
-    kind = scenarios[0].kind if scenarios else "?"
-    what = "perspectives" if kind == "perspectives" else "burglar"
-    return f"{what} {'generation' if method == 'generate' else 'log-prob'}"
+def _scenario_kind(scenarios) -> str:
+    return "perspectives" if scenarios and scenarios[0].kind == "perspectives" else "burglar"
+
+
+def score_phase(model, tok, sc, scenarios, method="logprob", whole=None):
+    return f"{_scenario_kind(scenarios)} {'generation' if method == 'generate' else 'log-prob'}"
+
+
+def score_both_phase(model, tok, sc, scenarios, whole=None):
+    """Generation and log-prob of the same scenarios in one pass (the log-probs read from generation's cache)."""
+    return f"{_scenario_kind(scenarios)} generation + log-prob"
 
 
 def instrument(clock: PhaseClock) -> None:
@@ -104,6 +111,7 @@ def instrument(clock: PhaseClock) -> None:
     clock.wrap(X, "train", "train")
     clock.wrap(X, "eval_ready", "merge")
     clock.wrap(X, "score_as_configured", score_phase)
+    clock.wrap(X, "score_both_as_configured", score_both_phase)
     clock.wrap(X, "capability_set", "capability set")
     clock.wrap(X, "latent_soo", "latent SOO")
     # the start model's pass runs capability's batches through StartOutputs.record: counted as that pass
