@@ -1,5 +1,5 @@
 r"""SOO losses of the LLM experiments: pure functions of activations or logits (no model, no device logic). The RL
-experiment's log-MSE terms live with its fine-tuning (``soo.rl.soo``).
+experiment's log-MSE terms are ``soo.rl.overlap`` (the SOO measure) and ``soo.rl.auxiliary`` (its fine-tuning loss).
 
 The paper's loss (arXiv 2412.16325, LLM experiments) is the mean squared error between the
 activations :math:`A_\text{self}` and :math:`A_\text{other}` at one site (the output of

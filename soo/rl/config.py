@@ -22,7 +22,7 @@ FINETUNES = {"soo": ("soo", False), "capability": ("capability", False), "random
              "plain": (None, False), "soo_held": ("soo", True), "plain_held": (None, True)}
 """Each fine-tuning kind as ``(auxiliary term, red held)``. Every fine-tuning continues MADDPG for
 ``soo_episodes`` from the seed's deceptive baseline in the deceptive environment; the auxiliary term
-(:mod:`soo.rl.soo`: SOO + capability, capability only, random + capability, or none) is one extra step on blue's
+(:mod:`soo.rl.auxiliary`: SOO + capability, capability only, random + capability, or none) is one extra step on blue's
 policy before each of its updates. "Red held": red's policy, critic and BatchNorm statistics stay those of the
 baseline (no update of red), so a change in trapping cannot come from red adapting. The controls tell the SOO
 term's effect from continued training (``plain``), from the capability term (``capability``, ``random``) and
@@ -31,7 +31,7 @@ AGENT_KINDS = tuple(AGENTS)
 FINETUNE_KINDS = tuple(FINETUNES)
 """The fine-tuning kinds (the agent kinds that are not baselines)."""
 AUX_TERMS = ("soo", "capability", "random")
-"""The auxiliary terms of :mod:`soo.rl.soo` (``RLConfig.soo_condition``)."""
+"""The auxiliary terms of :mod:`soo.rl.auxiliary` (``RLConfig.soo_condition``)."""
 assert AGENT_KINDS == MODES + FINETUNE_KINDS, "AGENTS: the baselines (in the order of env.MODES), then FINETUNES"
 
 SETTINGS = {"official": {}, "gamma099": {"gamma": 0.99}, "single_env": {"num_envs": 1},

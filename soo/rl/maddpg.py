@@ -1,8 +1,8 @@
 """MADDPG as in maddpg-pytorch (the fork the official code used), one run, written plainly: the networks, the
 update, the exploration noise, the replay buffer and the training loop, top to bottom. This is the reference
-algorithm; what the experiment runs is the same update on K runs at once (``soo.rl.stacked``, tested equal to this
-file's update and loop in ``tests/test_rl_equivalence.py``), with the runs' folders, keys and checkpoints in
-``soo.rl.runs``. The SOO loss comes in as ``aux_loss`` (``soo.rl.soo``).
+algorithm; what the experiment runs is the same update on K runs at once (the engine ``soo.rl.stacked`` and its loop
+``soo.rl.training``, tested equal to this file's update and loop in ``tests/test_rl_equivalence.py``), with the runs'
+folders, keys and checkpoints in ``soo.rl.training``. The SOO loss comes in as ``aux_loss`` (``soo.rl.auxiliary``).
 
 Networks: ``BatchNorm1d(in) -> Linear(in, 64) -> leaky_relu -> Linear(64, 64) -> leaky_relu -> Linear(64, out)``;
 the policy ends in tanh with its last weights ~ U(-3e-3, 3e-3); the centralised critic sees all
