@@ -84,6 +84,24 @@ def test_interrupted_training_resumes_exactly(tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def test_a_run_is_written_finished_at_its_last_episode_and_a_resume_checkpoint_there_is_not_reused(tmp_path):
+    """The last save point writes the finished run (weights, training log) and leaves no resume checkpoint; a resume
+    checkpoint that claims the last episode (never written so) is discarded and the run trained from the start, with
+    the same result as a fresh run. Checked once with the episode test left out of ``resume_state``: the run was
+    "resumed" at its end and ``train`` failed reading a training log that was never written."""
+    import json as _json
+
+    cfg = RLConfig(seed=5, **TINY)
+    full = train(cfg, tmp_path / "full")
+    assert not (tmp_path / "full" / "resume.pt").exists() and (tmp_path / "full" / "model.pt").exists()
+    train(cfg, tmp_path / "part", stop_after=20)
+    ck = torch.load(tmp_path / "part" / "resume.pt", weights_only=True)
+    ck["state"] = _json.dumps({**_json.loads(ck["state"]), "ep": cfg.n_episodes})
+    torch.save(ck, tmp_path / "part" / "resume.pt")
+    again = train(cfg, tmp_path / "part")
+    assert again["history"] == full["history"] and not (tmp_path / "part" / "resume.pt").exists()
+
+
 def test_checkpoint_reload_and_read_back(tmp_path):
     cfg = RLConfig(seed=1, **TINY)
     m1 = train(cfg, tmp_path)

@@ -44,10 +44,15 @@ while the version is the recorded one: bump the version (the kept runs then read
 
 def save_policies(model: MADDPG, run_dir: Path) -> None:
     """``model.pt`` (policies' and critics' state dicts) + ``config.json``; atomic."""
+    _write_weights(run_dir, {"policies": model.policies.state_dict(), "critics": model.critics.state_dict()}, model.cfg)
+
+
+def _write_weights(run_dir: Path, weights: dict, cfg: RLConfig) -> None:
+    """``model.pt`` (``weights``: ``{"policies": state dict, "critics": state dict}``) + ``config.json``; atomic."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_file(run_dir / "model.pt") as tmp:
-        torch.save({"policies": model.policies.state_dict(), "critics": model.critics.state_dict()}, tmp)
-    atomic_write_json(run_dir / "config.json", model.cfg.to_dict())
+        torch.save(weights, tmp)
+    atomic_write_json(run_dir / "config.json", cfg.to_dict())
 
 
 def load_policies(run_dir: Path, cfg: RLConfig | None = None) -> MADDPG:
@@ -104,13 +109,14 @@ def is_finished(run_dir: str | Path, cfg: RLConfig) -> bool:
 
 
 def resume_state(run_dir: Path, cfg: RLConfig) -> dict | None:
-    """The run's resume checkpoint if it was made with ``cfg`` by this training code, else ``None``."""
+    """The run's resume checkpoint if it was made with ``cfg`` by this training code in the middle of training (a run
+    at its last episode is written finished, never as a resume checkpoint), else ``None``."""
     resume = run_dir / "resume.pt"
     if not resume.exists():
         return None
     ck = torch.load(resume, map_location="cpu", weights_only=True)
     st = json.loads(ck["state"])
-    return ck if st.get("settings_key") == settings_key(cfg) else None
+    return ck if st.get("settings_key") == settings_key(cfg) and st["ep"] < cfg.n_episodes else None
 
 
 def discard_other_settings(run_dir: Path, cfg: RLConfig) -> None:
@@ -140,29 +146,36 @@ def hold_weights(cfg: RLConfig, run_dir: Path, weights_file: Path, metrics_file:
     or the same tensors); else written, the digest recorded as ``kept_digest``."""
     from safetensors.torch import load_file
 
-    digest = weights_digest(weights_file)
+    digest, flat = weights_digest(weights_file), load_file(weights_file)
+    kept = {part: {k[len(part) + 1:]: v for k, v in flat.items() if k.startswith(part + ".")}
+            for part in ("policies", "critics")}
     if is_finished(run_dir, cfg):
         if read_json(run_dir / "metrics.json").get("kept_digest") == digest:
             return
-        kept, local = load_file(weights_file), load_policies(run_dir)
-        if all(torch.equal(v, kept[f"{part}.{k}"]) for part in ("policies", "critics")
-               for k, v in getattr(local, part).state_dict().items()):
+        local = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+        if all(local[part].keys() == kept[part].keys() and all(torch.equal(v, kept[part][k])
+                                                                 for k, v in local[part].items()) for part in kept):
             return
         print(f"{run_dir}: not the kept run {weights_file.parent} (made since by `make rl-full`): restoring the kept "
               "run", flush=True)
-    model, flat = MADDPG(cfg), load_file(weights_file)
-    for part in ("policies", "critics"):
-        getattr(model, part).load_state_dict({k[len(part) + 1:]: v for k, v in flat.items() if k.startswith(part + ".")})
-    save_policies(model, run_dir)
+    _write_weights(run_dir, kept, cfg)
     atomic_write_json(run_dir / "metrics.json", {**read_json(metrics_file), "kept_digest": digest})
 
 
-def save_resume(run_dir: Path, model: dict, opt: dict, buffer: dict, state: dict) -> None:
-    """``resume.pt``: one run's state in the middle of training (weights, Adam states, replay rows, and the loop's
-    ``state``: random generators, episode, log, settings key); atomic."""
-    path = run_dir / "resume.pt"
-    with atomic_file(path) as tmp:
-        torch.save({"model": model, "opt": opt, "buffer": buffer, "state": json.dumps(state, default=float)}, tmp)
+def save_point(run_dir: Path, run: MADDPG, state: dict, opt: dict | None = None, buffer: dict | None = None,
+               metrics: dict | None = None) -> None:
+    """One run at a save point of the training loop, atomic. Finished (``metrics``: its training log): its weights
+    (:func:`save_policies`) and ``metrics.json``, and the resume checkpoint removed. Else ``resume.pt``: its state in
+    the middle of training (weights, Adam states ``opt``, replay rows ``buffer``, and the loop's ``state``: random
+    generators, episode, log, settings key)."""
+    if metrics is not None:
+        save_policies(run, run_dir)
+        atomic_write_json(run_dir / "metrics.json", metrics)
+        (run_dir / "resume.pt").unlink(missing_ok=True)
+        return
+    with atomic_file(run_dir / "resume.pt") as tmp:
+        torch.save({"model": run.state_dict(), "opt": opt, "buffer": buffer, "state": json.dumps(state, default=float)},
+                   tmp)
 
 
 _SAME = ("n_episodes", "episode_length", "num_envs", "hidden_dim", "lr", "gamma", "tau", "batch_size",
@@ -321,24 +334,20 @@ def _train_group(cfgs, run_dirs, inits, aux_losses, resumes, stop_after, log, de
                 log(k, row)
         if ep >= next_save or ep >= cfg.n_episodes or (stop_after is not None and ep >= stop_after):
             next_save = (ep // cfg.save_interval + 1) * cfg.save_interval
+            finished = ep >= cfg.n_episodes
+            trained_on = {"machine": machine_info(), "git_commit": git_commit()} if finished else None
             for k in range(K):
                 state = {"env_rng": env.rngs[k].bit_generator.state, "rng": rngs[k].bit_generator.state,
                          "ep": ep, "t": t, "history": histories[k], "elapsed": elapsed[k] + wall,
                          "config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]),
                          "aux": aux_losses[k].state_dict() if aux_losses[k] is not None else None}
-                weights, opt, rows = model.export(k).state_dict(), model.opt_state(k), buffer.run_state(k)
-                save_resume(run_dirs[k], weights, opt, rows, state)
+                metrics = None if not finished else {
+                    "config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]), "history": histories[k],
+                    "wall_time_s": elapsed[k] + wall, "episodes": ep, "stacked_runs": K, "device": str(model.device),
+                    "trained_on": trained_on}
+                run = model.export(k, cfgs[k]) if finished else model.export(k)
+                opt, rows = (None, None) if finished else (model.opt_state(k), buffer.run_state(k))
+                save_point(run_dirs[k], run, state, opt, rows, metrics)
             if stop_after is not None and ep >= stop_after and ep < cfg.n_episodes:
                 return [{"interrupted": True, "episode": ep}] * K
-    wall = time.perf_counter() - t0
-    trained_on = {"machine": machine_info(), "git_commit": git_commit()}
-    out = []
-    for k in range(K):
-        save_policies(model.export(k, cfgs[k]), run_dirs[k])
-        metrics = {"config": cfgs[k].to_dict(), "settings_key": settings_key(cfgs[k]), "history": histories[k],
-                   "wall_time_s": elapsed[k] + wall, "episodes": ep, "stacked_runs": K, "device": str(model.device),
-                   "trained_on": trained_on}
-        atomic_write_json(run_dirs[k] / "metrics.json", metrics)
-        (run_dirs[k] / "resume.pt").unlink(missing_ok=True)
-        out.append(read_json(run_dirs[k] / "metrics.json"))
-    return out
+    return [read_json(d / "metrics.json") for d in run_dirs]
