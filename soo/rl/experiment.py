@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..style import save_figure, style
 from ..files import atomic_write_json
 from ..provenance import machine_info, manifest
+from ..style import save_figure, style
 from ..utils import check_choice, figure_dir
 from .config import FINETUNE_KINDS, SETTINGS, ScaleConfig, scale_config
 from .env import MODES
