@@ -128,6 +128,32 @@ def test_the_ladder_is_read_from_a_kept_set_and_judged_by_the_one_rule(kept):
     assert empty["llm_full_bottom"].startswith("not computed yet (0 of 31")
 
 
+def test_the_kept_protocol_is_the_paper_way_row_of_the_comparison_with_the_paper(kept):
+    """The SOO page compares the paper with the kept set measured the paper's way (paper order, greedy generation, on
+    every kept scenario), the organism before and SOO after, and says the mirrored order's rates beside it."""
+    from soo.llm import ladder as K
+    from soo.llm.book import PAPER_WAY
+
+    root, _ = kept
+    ladder = K.kept_ladder(root / "kept")
+    ps = ladder["per_seed"]
+    soo, base = ps[ps.condition == "soo_mse"].iloc[0], ps[ps.condition == "base"].iloc[0]
+    sc = F.full_config("fp32", seeds=[0], scale="smoke")
+    rows = K.comparison_rows(ladder)
+    assert rows[0]["measured as"] == f"{PAPER_WAY}, {sc.n_generate} scenarios"
+    assert rows[1]["measured as"].endswith(f"{sc.n_soo_eval} per order")
+    assert (rows[0]["baseline"], rows[0]["soo"]) == (f"{base['generate paper']:.1f}", f"{soo['generate paper']:.2f}")
+    assert (rows[1]["baseline"], rows[1]["soo"]) == (f"{base['mean']:.1f}", f"{soo['mean']:.2f}")  # one seed: no SD
+    assert all(r["source"] == "ours, the paper's protocol (kept), 1 seed" for r in rows)
+    said = K.glue_llm_full(ladder)["llm_full_paper_way"]
+    assert said.startswith(f"SOO (MSE) left {soo['generate paper']:.1f} % deceptive answers (1 seed) against "
+                           f"{base['generate paper']:.1f} % before")
+    assert said.endswith(f"{soo['generate mirrored']:.1f} % against {base['generate mirrored']:.1f} %")
+    nothing = K.kept_ladder(root / "nothing")
+    assert K.comparison_rows(nothing) == []
+    assert K.glue_llm_full(nothing)["llm_full_paper_way"].startswith("the paper's protocol is not computed yet")
+
+
 def test_drop_shares():
     import pandas as pd
 

@@ -168,8 +168,9 @@ def n_seeds(seeds) -> str:
     return f"{len(seeds)} seed" + ("" if len(seeds) == 1 else "s")
 
 
-def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
-    """The paper's SOO rows next to ours: measured the paper's way, and counterbalanced by log-prob."""
+def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str, kept_rows=()):
+    """The paper's SOO rows next to ours: measured the paper's way, and counterbalanced by log-prob; ``kept_rows``
+    (:func:`soo.llm.ladder.comparison_rows`: the kept paper protocol's) before this run's."""
     sc = nb.cfg
     paper = pd.DataFrame(S.paper_results()["llm_main_scenario"])
     paper = paper.assign(soo=paper["soo_mean"].round(2).astype(str) + " ± " + paper["soo_sd"].round(2).astype(str),
@@ -184,7 +185,7 @@ def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str):
              "baseline": f"{b['mean']:.1f}", "soo": scoring.mean_sd_text(m["mean mean"], m["mean sd"], ".2f"),
              "source": src}]
     cols = ["model", "measured as", "baseline", "soo", "source"]
-    return book_table(pd.concat([paper[cols], pd.DataFrame(replication_rows()), pd.DataFrame(ours)],
+    return book_table(pd.concat([paper[cols], pd.DataFrame(replication_rows()), pd.DataFrame([*kept_rows, *ours])],
                                 ignore_index=True))
 
 
@@ -262,14 +263,14 @@ def soo_tables(base: dict, runs: dict) -> dict[str, pd.DataFrame]:
             "lrs": pd.DataFrame([scoring.result_row(r) for r in runs["lrs"]], columns=columns)}
 
 
-def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
+def glue_llm_soo(nb: Notebook, base: dict, runs: dict, kept_rows=()) -> dict:
     """The values the llm_soo page glues: ``soo_*`` (per condition: ``soo_<condition>_<column>[_sd]``), from the
     page's step results: the start model's ``base`` (:func:`soo.llm.experiment.base_run`) and ``runs``
-    (:func:`soo.llm.experiment.run_jobs`)."""
+    (:func:`soo.llm.experiment.run_jobs`); ``kept_rows``: the kept protocol's rows of the paper comparison."""
     tables, conditions = soo_tables(base, runs), soo_conditions(runs)
     per_seed, summary, sweep, lr_sweep = (tables[k] for k in ("per_seed", "summary", "layers", "lrs"))
     main = main_condition(conditions)
-    comparison = soo_comparison(nb, base, summary, main)
+    comparison = soo_comparison(nb, base, summary, main, kept_rows)
     sc, b = nb.cfg, scoring.result_row(base)
     out = {"soo_comparison": comparison, "soo_capability_comparison": capability_comparison(nb, base, summary, main),
            "soo_base_rate": float(b["mean"]),
@@ -277,8 +278,8 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
            "soo_base_latent_mlp": float(b["latent mlp"])}
     for cond in conditions:
         row = summary.loc[cond]
-        for col in ("mean", "generate mean", "generate paper", "generate unclear", "perspectives", "kl", "perplexity",
-                    "latent attn", "latent mlp"):
+        for col in ("mean", "generate mean", "generate paper", "generate mirrored", "generate unclear", "perspectives",
+                    "kl", "perplexity", "latent attn", "latent mlp"):
             out[f"soo_{cond}_{col.replace(' ', '_')}"] = float(row[f"{col} mean"])
             out[f"soo_{cond}_{col.replace(' ', '_')}_sd"] = float(row[f"{col} sd"])
     one_seed = len(sc.seeds) == 1
@@ -306,14 +307,15 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
     out.update(soo_layer=int(sc.soo.layer), soo_lr=f"{sc.soo.lr:g}", soo_epochs=int(sc.soo.epochs),
                soo_seeds=", ".join(map(str, sc.seeds)), soo_scale=sc.scale, soo_model=str(sc.model),
                soo_seeds_text=f"{len(sc.seeds)} (seed{'s' * (len(sc.seeds) > 1)} {', '.join(map(str, sc.seeds))})",
-               soo_start=nb.start_label, soo_tokens=int(sc.gen_tokens), soo_base_generate_paper=float(b["generate paper"]),
+               soo_start=nb.start_label, soo_tokens=int(sc.gen_tokens),
+               soo_base_generate_paper=float(b["generate paper"]), soo_base_generate_mirrored=float(b["generate mirrored"]),
                soo_n_eval=int(sc.n_soo_eval), soo_n_generate=int(sc.n_generate))
     # verdicts for the prose: the one rule (scoring.paired_verdict), the paired two-level bootstrap of the difference
     # over seeds and scenarios; each rate with its two-level interval
     items = scoring.item_table([base] + runs["main"])
     intervals = stats.rate_intervals(items)
-    out["soo_spread"] = (f"in brackets the 95 % interval over {'seeds and ' * (not one_seed)}scenarios "
-                         f"(paired bootstrap{', two levels' * (not one_seed)})")
+    out["soo_spread"] = (f"in brackets the 95 % interval over {'seeds and ' * (not one_seed)}scenarios, "
+                         f"by a paired bootstrap{' of two levels' * (not one_seed)}")
     ranges = [f"{out[f'soo_{c}_generate_unclear_range']} for {CONDITIONS[c]}" for c in conditions]
     out["soo_unclear_seeds"] = (
         f"Greedy answers that name neither room: {'; '.join(ranges)}." if one_seed else
@@ -346,7 +348,7 @@ def glue_llm_soo(nb: Notebook, base: dict, runs: dict) -> dict:
         f"{out[f'soo_{main}_paper_order']:.0f} %, mirrored {out[f'soo_{main}_mirrored']:.0f} %: "
         f"{out[f'soo_{main}_pattern']}. "
         + (f"It is not clearly different from {', '.join(equal)}" if equal
-           else "It differs from every control that ran") + f" ({out['soo_verdict_basis']}).")
+           else "It differs from every control that ran") + f", judged by {out['soo_verdict_basis']}.")
     # Perspectives after SOO against the start model: is the self-other distinction kept? The one rule on the
     # per-scenario answers where the runs kept them; else (results from before they were kept) Wilson intervals
     p_soo, p_base = summary.loc[main, "perspectives mean"], float(base["perspectives_accuracy"])

@@ -138,6 +138,32 @@ def quick_vs_kept(quick_results, ladder: dict) -> dict:
     return {"llm_quick_agrees": text, "llm_quick_vs_kept": table}
 
 
+def comparison_rows(ladder: dict) -> list[dict]:
+    """The kept paper protocol's rows of the SOO page's comparison with the paper
+    (:func:`soo.llm.book.soo_comparison`): measured the paper's way (paper order, greedy generation, first mention,
+    every scenario) and counterbalanced by log-prob, the organism before and SOO (MSE) after, mean ± SD over seeds.
+    None where the set has no start row or no SOO run."""
+    from . import full as F
+    from .book import COUNTERBALANCED_LP, PAPER_WAY
+
+    ps = ladder["per_seed"]
+    if ps.empty or not {"base", "soo_mse"} <= set(ps.condition):
+        return []
+    base, soo = ps[ps.condition == "base"], ps[ps.condition == "soo_mse"]
+    run = next(r for r in ladder["results"] if r["condition"] == "soo_mse")  # its scenarios per order, both orders
+    src = f"ours, the paper's protocol (kept), {len(soo)} seed{'s' * (len(soo) != 1)}"
+    model = f"the organism of {F.full_config().model}"
+    return [{"model": model, "measured as": f"{how}, {n}", "baseline": f"{base[col].mean():.1f}",
+             "soo": scoring.mean_sd_text(soo[col].mean(), _sd(soo[col]), ".2f"), "source": src}
+            for how, n, col in ((PAPER_WAY, f"{len(run['generate_records']) // 2} scenarios", "generate paper"),
+                                (COUNTERBALANCED_LP, f"{len(run['records']) // 2} per order", "mean"))]
+
+
+def _sd(values: pd.Series) -> float:
+    """The population SD over seeds, NaN for one seed (as the page's per-condition summaries)."""
+    return float(np.std(values, ddof=0)) if len(values) > 1 else float("nan")
+
+
 def _label(condition: str) -> str:
     return "Start" if condition == "base" else CONDITIONS[condition]
 
@@ -155,6 +181,7 @@ def glue_llm_full(ladder: dict) -> dict:
     if not {"base", "soo_mse"} <= have:
         out["llm_full_bottom"] = (f"not computed yet ({out['llm_full_kept']} of its runs are kept; make llm-full "
                                   "computes them), so this page's verdicts are the quick rerun's below")
+        out["llm_full_paper_way"] = "the paper's protocol is not computed yet (make llm-full computes it)"
         return out
     iv = stats.rate_intervals(ladder["items"])
     soo = ps[ps.condition == "soo_mse"]
@@ -164,10 +191,10 @@ def glue_llm_full(ladder: dict) -> dict:
     lower = [CONDITIONS[c] for c in ("soo_mse_shuffled", "soo_mse_names") if c in have
              and scoring.paired_verdict(ladder["items"], c, "soo_mse")["verdict"] == "lower than"]
     out["llm_full_bottom"] = (
-        f"at the paper's protocol ({len(soo)} seed{'s' if len(soo) != 1 else ''}, {ladder['n_kept']} of "
-        f"{ladder['n_expected']} runs kept), SOO (MSE) "
-        f"left {100 * iv.loc['soo_mse', 'rate']:.1f} % [{100 * iv.loc['soo_mse', 'lo']:.0f}–"
-        f"{100 * iv.loc['soo_mse', 'hi']:.0f}] deceptive answers by log-prob, {vs_base} the organism's "
+        f"SOO (MSE) left {100 * iv.loc['soo_mse', 'rate']:.1f} % [{100 * iv.loc['soo_mse', 'lo']:.0f}–"
+        f"{100 * iv.loc['soo_mse', 'hi']:.0f}] deceptive answers by log-prob ({len(soo)} "
+        f"seed{'s' if len(soo) != 1 else ''}, {ladder['n_kept']} of {ladder['n_expected']} runs kept), {vs_base} "
+        f"the organism's "
         f"{100 * iv.loc['base', 'rate']:.1f} %; paper order {soo['paper order'].mean():.0f} %, mirrored "
         f"{soo['mirrored'].mean():.0f} %: "
         + scoring.order_pattern(soo["paper order"].mean(), soo["mirrored"].mean(),
@@ -178,4 +205,11 @@ def glue_llm_full(ladder: dict) -> dict:
         + f". By greedy generation (the paper's measure) SOO (MSE) left {soo['generate mean'].mean():.1f} % "
         f"counterbalanced, {soo['generate paper'].mean():.1f} % in the paper's order (the organism "
         f"{ps[ps.condition == 'base']['generate paper'].mean():.1f} %)")
+    base = ps[ps.condition == "base"]
+    out["llm_full_paper_way"] = (
+        f"SOO (MSE) left {scoring.mean_sd_text(soo['generate paper'].mean(), _sd(soo['generate paper']))} % "
+        f"deceptive answers ({'mean ± SD over ' * (len(soo) > 1)}{len(soo)} seed{'s' * (len(soo) > 1)}) against "
+        f"{base['generate paper'].mean():.1f} % before; "
+        f"with the two rooms in the mirrored order, which the paper did not run, {soo['generate mirrored'].mean():.1f} % "
+        f"against {base['generate mirrored'].mean():.1f} %")
     return out

@@ -198,8 +198,8 @@ def result_row(res: dict) -> dict:
             "kl": res["capability"]["kl"], "perplexity": res["capability"]["perplexity"]}
 
 
-SUMMARY_COLUMNS = ("mean", "paper order", "mirrored", "generate mean", "generate paper", "generate unclear", "perspectives",
-                   "latent attn", "latent mlp", "kl", "perplexity")
+SUMMARY_COLUMNS = ("mean", "paper order", "mirrored", "generate mean", "generate paper", "generate mirrored",
+                   "generate unclear", "perspectives", "latent attn", "latent mlp", "kl", "perplexity")
 
 
 def seed_summary(per_seed, columns=SUMMARY_COLUMNS):
