@@ -142,7 +142,7 @@ def comparison_rows(ladder: dict) -> list[dict]:
     """The kept paper protocol's rows of the SOO page's comparison with the paper
     (:func:`soo.llm.book.soo_comparison`): measured the paper's way (paper order, greedy generation, first mention,
     every scenario) and counterbalanced by log-prob, the organism before and SOO (MSE) after, mean ± SD over seeds.
-    None where the set has no start row or no SOO run."""
+    Empty where the set has no start row or no SOO run."""
     from . import full as F
     from .book import COUNTERBALANCED_LP, PAPER_WAY
 
