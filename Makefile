@@ -23,8 +23,10 @@ $(VENV)/.setup-done: requirements.txt requirements-nodeps.txt pyproject.toml
 notebooks: setup
 	$(PY) -m soo.notebooks --scale $(SCALE)
 
+# --all: every page again (a few seconds), since a page that only glues values (the discussion) does not change when
+# the notebook it glues from is re-run, and Sphinx would keep its old HTML
 html: setup
-	$(VENV)/bin/jupyter-book build . --path-output book -W --keep-going
+	$(VENV)/bin/jupyter-book build . --path-output book -W --keep-going --all
 	@echo "book: $(CURDIR)/book/_build/html/index.html"
 
 book: notebooks

@@ -102,13 +102,36 @@ def test_nbval_and_resume(smoke_book):
     assert not rewritten, f"finished runs were recomputed instead of read back: {rewritten[:5]}"
 
 
-def test_book_builds_without_warnings(smoke_book):
-    root, _ = smoke_book
+def _html_build(root: Path) -> subprocess.CompletedProcess:
+    """``make html``'s own ``jupyter-book build`` command (read from the Makefile), run in ``root``."""
+    recipe = next(line for line in (ROOT / "Makefile").read_text().splitlines() if "jupyter-book build" in line)
+    args = recipe.split("jupyter-book", 1)[1].split()
     jb = Path(sys.executable).parent / "jupyter-book"
-    proc = subprocess.run([str(jb), "build", str(root), "--path-output", str(root / "book"), "-W", "--keep-going"],
-                          cwd=root, capture_output=True, text=True, timeout=900)
+    return subprocess.run([str(jb), *args], cwd=root, capture_output=True, text=True, timeout=900)
+
+
+def test_book_builds_without_warnings_and_a_rerun_notebook_reaches_every_page(smoke_book):
+    """The book builds ``-W`` clean with ``make html``'s command; and built again after a notebook ran again with a
+    new result, a page that only glues from it (the discussion, unchanged itself) shows the new value, not the old."""
+    root, _ = smoke_book
+    proc = _html_build(root)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert (root / "book" / "_build" / "html" / "index.html").exists()
+    page = root / "book" / "_build" / "html" / "book" / "discussion.html"
+    assert page.exists() and "STALE-CHECK" not in page.read_text()
+    executed = root / "book" / "executed" / "llm_soo.ipynb"
+    original = executed.read_text()
+    nb = json.loads(original)
+    glued = [o for c in nb["cells"] for o in c.get("outputs", [])
+             if o.get("metadata", {}).get("scrapbook", {}).get("name") == "llm_full_bottom"]
+    assert len(glued) == 1 and "llm_full_bottom" in (root / "book" / "discussion.md").read_text()
+    glued[0]["data"] = {"application/papermill.record/text/plain": "'STALE-CHECK a new result'"}
+    try:
+        executed.write_text(json.dumps(nb))
+        proc = _html_build(root)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        assert "STALE-CHECK a new result" in page.read_text()
+    finally:
+        executed.write_text(original)
 
 
 def test_bad_scale_and_notebook_fail_before_running(tmp_path):
