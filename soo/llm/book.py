@@ -177,16 +177,21 @@ def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str, k
                          baseline=paper["baseline"].map("{:.1f}".format),
                          **{"measured as": paper["source"].map(MEASURED_AS)})
     b, m = scoring.result_row(base), summary.loc[main]
-    src = f"ours, scale={sc.scale}, {n_seeds(sc.seeds)}"
-    ours = [{"model": nb.start_label, "measured as": f"{PAPER_WAY}, {sc.n_generate} scenarios",
-             "baseline": f"{b['generate paper']:.1f}",
-             "soo": scoring.mean_sd_text(m["generate paper mean"], m["generate paper sd"], ".2f"), "source": src},
-            {"model": nb.start_label, "measured as": f"{COUNTERBALANCED_LP}, {sc.n_soo_eval} per order",
-             "baseline": f"{b['mean']:.1f}", "soo": scoring.mean_sd_text(m["mean mean"], m["mean sd"], ".2f"),
-             "source": src}]
+    cols = ("generate paper", "mean")
+    ours = our_rows(nb.start_label, f"ours, scale={sc.scale}, {n_seeds(sc.seeds)}", sc.n_generate, sc.n_soo_eval,
+                    {c: b[c] for c in cols}, {c: m[f"{c} mean"] for c in cols}, {c: m[f"{c} sd"] for c in cols})
     cols = ["model", "measured as", "baseline", "soo", "source"]
     return book_table(pd.concat([paper[cols], pd.DataFrame(replication_rows()), pd.DataFrame([*kept_rows, *ours])],
                                 ignore_index=True))
+
+
+def our_rows(model: str, source: str, n_generate: int, n_per_order: int, before: dict, mean: dict, sd: dict) -> list:
+    """Our two rows of the SOO comparison with the paper, the paper's way (``"generate paper"``) and counterbalanced
+    by log-prob (``"mean"``); ``before``, ``mean``, ``sd``: ``{column: value}`` (SD NaN for one seed)."""
+    return [{"model": model, "measured as": f"{how}, {n}", "baseline": f"{before[col]:.1f}",
+             "soo": scoring.mean_sd_text(mean[col], sd[col], ".2f"), "source": source}
+            for how, n, col in ((PAPER_WAY, f"{n_generate} scenarios", "generate paper"),
+                                (COUNTERBALANCED_LP, f"{n_per_order} per order", "mean"))]
 
 
 def replication_rows() -> list[dict]:

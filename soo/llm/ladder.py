@@ -144,19 +144,18 @@ def comparison_rows(ladder: dict) -> list[dict]:
     every scenario) and counterbalanced by log-prob, the organism before and SOO (MSE) after, mean ± SD over seeds.
     Empty where the set has no start row or no SOO run."""
     from . import full as F
-    from .book import COUNTERBALANCED_LP, PAPER_WAY
+    from .book import our_rows
 
     ps = ladder["per_seed"]
     if ps.empty or not {"base", "soo_mse"} <= set(ps.condition):
         return []
     base, soo = ps[ps.condition == "base"], ps[ps.condition == "soo_mse"]
     run = next(r for r in ladder["results"] if r["condition"] == "soo_mse")  # its scenarios per order, both orders
-    src = f"ours, the paper's protocol (kept), {len(soo)} seed{'s' * (len(soo) != 1)}"
-    model = f"the organism of {F.full_config().model}"
-    return [{"model": model, "measured as": f"{how}, {n}", "baseline": f"{base[col].mean():.1f}",
-             "soo": scoring.mean_sd_text(soo[col].mean(), _sd(soo[col]), ".2f"), "source": src}
-            for how, n, col in ((PAPER_WAY, f"{len(run['generate_records']) // 2} scenarios", "generate paper"),
-                                (COUNTERBALANCED_LP, f"{len(run['records']) // 2} per order", "mean"))]
+    cols = ("generate paper", "mean")
+    return our_rows(f"the organism of {F.full_config().model}",
+                    f"ours, the paper's protocol (kept), {len(soo)} seed{'s' * (len(soo) != 1)}",
+                    len(run["generate_records"]) // 2, len(run["records"]) // 2, {c: base[c].mean() for c in cols},
+                    {c: soo[c].mean() for c in cols}, {c: _sd(soo[c]) for c in cols})
 
 
 def _sd(values: pd.Series) -> float:
