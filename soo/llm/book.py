@@ -177,9 +177,9 @@ def soo_comparison(nb: Notebook, base: dict, summary: pd.DataFrame, main: str, k
                          baseline=paper["baseline"].map("{:.1f}".format),
                          **{"measured as": paper["source"].map(MEASURED_AS)})
     b, m = scoring.result_row(base), summary.loc[main]
-    cols = ("generate paper", "mean")
+    rates = ("generate paper", "mean")
     ours = our_rows(nb.start_label, f"ours, scale={sc.scale}, {n_seeds(sc.seeds)}", sc.n_generate, sc.n_soo_eval,
-                    {c: b[c] for c in cols}, {c: m[f"{c} mean"] for c in cols}, {c: m[f"{c} sd"] for c in cols})
+                    {c: b[c] for c in rates}, {c: m[f"{c} mean"] for c in rates}, {c: m[f"{c} sd"] for c in rates})
     cols = ["model", "measured as", "baseline", "soo", "source"]
     return book_table(pd.concat([paper[cols], pd.DataFrame(replication_rows()), pd.DataFrame([*kept_rows, *ours])],
                                 ignore_index=True))
