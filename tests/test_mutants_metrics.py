@@ -23,6 +23,30 @@ def test_paired_verdict_without_a_difference_is_not_resolved():
     assert paired_t_verdict([0.1, 0.2, 0.3], [0.1, 0.5, 0.6])["n_better"] == 2  # the first seed is a tie
 
 
+def test_paired_verdict_reports_its_spread_standard_error_and_critical_t_as_documented():
+    """Beside the verdict: the population SD of the differences (``sd_diff``), the standard error from the sample
+    SD (``se``) and Student's 97.5 % quantile with n - 1 degrees of freedom (``t_crit``), under those names."""
+    from scipy.stats import t as student_t
+
+    better, worse = np.array([0.1, 0.3, 0.2, 0.6]), np.array([0.5, 0.4, 0.9, 0.7])
+    d = worse - better
+    v = paired_t_verdict(better, worse)
+    assert set(v) == {"verdict", "mean_diff", "sd_diff", "n", "n_better", "se", "t_crit"}
+    assert v["sd_diff"] == pytest.approx(d.std(ddof=0)) and v["sd_diff"] != pytest.approx(d.std(ddof=1))
+    assert v["se"] == pytest.approx(d.std(ddof=1) / 2) and v["t_crit"] == pytest.approx(student_t.ppf(0.975, 3))
+
+
+def test_paired_verdict_decides_from_two_seeds_and_never_from_one():
+    """Two seeds that agree closely decide (t with one degree of freedom is large, not infinite); one seed has no
+    spread, so its standard error and critical t are infinite (not NaN) and it decides nothing, without a warning."""
+    v = paired_t_verdict([0.1, 0.2], [0.6, 0.71])
+    assert v["verdict"] == "yes" and v["t_crit"] == pytest.approx(12.706, abs=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = paired_t_verdict([0.1], [0.9])
+    assert one["verdict"] == "not resolved" and one["se"] == math.inf and one["t_crit"] == math.inf
+
+
 def test_classification_accuracy_is_per_column_over_seeds_and_ties_are_errors():
     """Rows are evaluation seeds, columns the episode counts of the curve: one accuracy per column; an honest agent
     whose mean SOO equals the deceptive one's is not classified as the honest one."""
